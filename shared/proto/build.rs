@@ -1,0 +1,28 @@
+//! Compiles `proto/` with protox (pure Rust, so no `protoc` is needed on the machine) and
+//! writes the encoded descriptor set beside the generated code for server reflection.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let files = [
+        "custos/common/v1/feed.proto",
+        "custos/intake/v1/report.proto",
+        "custos/intake/v1/events.proto",
+        "custos/intake/v1/intake_service.proto",
+    ];
+    println!("cargo:rerun-if-changed={}", root.display());
+
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(files)?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // tonic-prost-build's `compile_fds` ignores `file_descriptor_set_path`, so write it here.
+    fs::write(out_dir.join("custos_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}
