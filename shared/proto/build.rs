@@ -20,9 +20,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tonic-prost-build's `compile_fds` ignores `file_descriptor_set_path`, so write it here.
     fs::write(out_dir.join("custos_descriptor.bin"), compiler.encode_file_descriptor_set())?;
 
+    // `prost::Name` on every message gives event payloads their type names and URLs.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(compiler.file_descriptor_set())?;
+        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
     Ok(())
 }

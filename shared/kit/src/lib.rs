@@ -1,1 +1,14 @@
+//! The shared service kit: configuration, telemetry, the gRPC server stack, auth, errors,
+//! storage, the transactional outbox and its event feed, and the feed consumer. Every
+//! custos service is built from these pieces and re-implements none of them.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod feed;
+pub mod outbox;
+pub mod propagation;
+pub mod server;
+pub mod shutdown;
+pub mod storage;
+pub mod time_fmt;

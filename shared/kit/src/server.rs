@@ -1,0 +1,286 @@
+//! The gRPC server every service runs: one tower stack, health, reflection, grpc-web,
+//! and graceful shutdown. Services hand over their routes and which calls may come
+//! without a token; everything else here is the same for all of them.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use http::{HeaderName, HeaderValue, Method};
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower_http::{
+    classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier},
+    cors::{AllowOrigin, CorsLayer},
+    trace::{DefaultOnFailure, TraceLayer},
+};
+use tracing::Level;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{auth::{AuthLayer, Verifier}, config::ServerConfig, propagation, storage::Db};
+
+/// What a service contributes to its server.
+pub struct ServiceParts {
+    /// Short name for logs, e.g. `intake`.
+    pub name: &'static str,
+    /// Fully qualified gRPC service names reported by health (besides the overall "").
+    pub health_names: Vec<&'static str>,
+    /// The service's gRPC services (not health or reflection: those are added here).
+    pub routes: Routes,
+    /// Full paths (`/pkg.Service/Method`) that may be called without a bearer token.
+    pub anonymous_paths: &'static [&'static str],
+}
+
+/// A bound server, ready to run. Binding happens first so that tests can listen on port
+/// 0 and read the real address before serving.
+pub struct GrpcServer {
+    incoming: TcpIncoming,
+    local_addr: SocketAddr,
+    config: ServerConfig,
+    verifier: Verifier,
+    db: Db,
+    parts: ServiceParts,
+    shutdown: CancellationToken,
+    health: HealthReporter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("reflection service")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl GrpcServer {
+    /// Binds the listener. `shutdown` is cancelled when the server starts shutting down;
+    /// long-lived work (feed streams, consumers) watches it.
+    pub fn bind(
+        config: &ServerConfig,
+        verifier: Verifier,
+        db: Db,
+        parts: ServiceParts,
+        shutdown: CancellationToken,
+    ) -> Result<Self, ServeError> {
+        let incoming = TcpIncoming::bind(config.listen)
+            .map_err(|source| ServeError::Bind { addr: config.listen, source })?
+            .with_nodelay(Some(true));
+        let local_addr = incoming
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let health = HealthReporter::new();
+        Ok(Self {
+            incoming,
+            local_addr,
+            config: config.clone(),
+            verifier,
+            db,
+            parts,
+            shutdown,
+            health,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The token cancelled when shutdown starts.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully: health reports
+    /// NOT_SERVING, long-lived streams are ended, the listener closes after the grace
+    /// period, and in-flight calls get `drain_timeout_secs` to finish.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let Self { incoming, local_addr, config, verifier, db, parts, shutdown, health } = self;
+        let health_service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(health.clone()),
+        );
+        let names: Arc<[&'static str]> = parts.health_names.clone().into();
+        let monitor = tokio::spawn(monitor_database(
+            db,
+            health.clone(),
+            names.clone(),
+            Duration::from_secs(2),
+            shutdown.clone(),
+        ));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(custos_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(custos_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let mut routes = parts.routes.into_axum_router();
+        routes = Routes::from(routes)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .into_axum_router();
+
+        let stack = tower::ServiceBuilder::new()
+            // CORS first: a browser's preflight OPTIONS is answered here and goes no further.
+            .layer(cors(&config))
+            // grpc-web → gRPC, so that every layer below sees plain gRPC.
+            .layer(tonic_web::GrpcWebLayer::new())
+            // One span per call, parented by the caller's W3C trace context. Client
+            // mistakes (bad argument, not found, denied) are not failures; server-side
+            // ones are logged at WARN. No peer address or identity is recorded here:
+            // anonymous reports must leave no trace of who sent them.
+            .layer(
+                TraceLayer::new(SharedClassifier::new(classifier()))
+                    .make_span_with(|request: &http::Request<_>| {
+                        let span = tracing::info_span!(
+                            "rpc",
+                            otel.kind = "server",
+                            rpc.method = %request.uri().path(),
+                        );
+                        let _ = span.set_parent(propagation::extract(request.headers()));
+                        span
+                    })
+                    .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+            )
+            // Load shedding before any work: past `max_concurrent_requests` calls in
+            // flight, new ones fail fast with RESOURCE_EXHAUSTED instead of queueing.
+            .load_shed()
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests))
+            // Authentication last, right before the handlers, so that shed or
+            // malformed calls cost no signature check.
+            .layer(AuthLayer::new(verifier, parts.anonymous_paths));
+
+        let stop_accepting = {
+            let shutdown = shutdown.clone();
+            let health = health.clone();
+            let grace = Duration::from_secs(config.shutdown_grace_secs);
+            let name = parts.name;
+            async move {
+                signal.await;
+                tracing::info!(service = name, "shutting down: reporting NOT_SERVING");
+                shutdown.cancel();
+                set_all(&health, &names, ServingStatus::NotServing).await;
+                if !grace.is_zero() {
+                    tokio::time::sleep(grace).await;
+                }
+                tracing::info!(service = name, "closing the listener and draining in-flight calls");
+            }
+        };
+
+        let server = Server::builder()
+            // grpc-web from browsers speaks HTTP/1.1.
+            .accept_http1(true)
+            // Request timeout; a client's shorter `grpc-timeout` wins.
+            .timeout(Duration::from_secs(config.request_timeout_secs))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(stack)
+            .add_routes(Routes::from(routes))
+            .serve_with_incoming_shutdown(incoming, stop_accepting);
+        tracing::info!(service = parts.name, address = %local_addr, "serving gRPC");
+
+        let drain = Duration::from_secs(config.drain_timeout_secs);
+        let drained = shutdown.clone();
+        let result = tokio::select! {
+            result = server => result.map_err(ServeError::from),
+            _ = async { drained.cancelled().await; tokio::time::sleep(drain).await } => {
+                tracing::warn!(service = parts.name, timeout_secs = drain.as_secs(), "in-flight calls did not finish in time; stopping anyway");
+                Ok(())
+            }
+        };
+        shutdown.cancel();
+        monitor.abort();
+        tracing::info!(service = parts.name, "stopped");
+        result
+    }
+}
+
+fn classifier() -> GrpcErrorsAsFailures {
+    [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::DeadlineExceeded,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unauthenticated,
+    ]
+    .into_iter()
+    .fold(GrpcErrorsAsFailures::new(), GrpcErrorsAsFailures::with_success)
+}
+
+fn cors(config: &ServerConfig) -> CorsLayer {
+    let origins = &config.cors_allowed_origins;
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("authorization"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("traceparent"),
+            header("tracestate"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+async fn set_all(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in names {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+/// Reports SERVING while the database answers and NOT_SERVING while it does not.
+async fn monitor_database(
+    db: Db,
+    health: HealthReporter,
+    names: Arc<[&'static str]>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut healthy = None;
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let ok = matches!(tokio::time::timeout(every.max(Duration::from_secs(1)), db.ping()).await, Ok(Ok(())));
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if healthy != Some(ok) {
+            if ok {
+                tracing::info!("database reachable: SERVING");
+            } else {
+                tracing::error!("database unreachable: NOT_SERVING");
+            }
+            let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            set_all(&health, &names, status).await;
+            healthy = Some(ok);
+        }
+    }
+}
