@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.open_files(files)?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     // tonic-prost-build's `compile_fds` ignores `file_descriptor_set_path`, so write it here.
-    fs::write(out_dir.join("custos_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    fs::write(
+        out_dir.join("custos_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
 
     // `prost::Name` on every message gives event payloads their type names and URLs.
     let mut config = tonic_prost_build::Config::new();

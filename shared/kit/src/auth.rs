@@ -123,7 +123,10 @@ pub fn require_any<'r, T>(
         Ok(principal)
     } else {
         let needed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(Status::permission_denied(format!("this call needs one of the roles: {}", needed.join(", "))))
+        Err(Status::permission_denied(format!(
+            "this call needs one of the roles: {}",
+            needed.join(", ")
+        )))
     }
 }
 
@@ -244,15 +247,20 @@ impl Verifier {
             return Err(TokenError::NoSubject);
         }
         let roles = match data.claims.rest.get(&inner.roles_claim) {
-            Some(serde_json::Value::Array(items)) => {
-                items.iter().filter_map(|v| v.as_str()?.parse().ok()).collect()
-            }
-            Some(serde_json::Value::String(s)) => {
-                s.split_whitespace().filter_map(|r| r.parse().ok()).collect()
-            }
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str()?.parse().ok())
+                .collect(),
+            Some(serde_json::Value::String(s)) => s
+                .split_whitespace()
+                .filter_map(|r| r.parse().ok())
+                .collect(),
             _ => BTreeSet::new(),
         };
-        Ok(Principal { subject: data.claims.sub, roles })
+        Ok(Principal {
+            subject: data.claims.sub,
+            roles,
+        })
     }
 
     /// Verifies the value of an `authorization` header (`Bearer <jwt>`).
@@ -277,7 +285,9 @@ pub struct TokenMinter {
 
 impl fmt::Debug for TokenMinter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenMinter").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("TokenMinter")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -331,7 +341,10 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     pub fn new(verifier: Verifier, anonymous_paths: &[&'static str]) -> Self {
-        Self { verifier, anonymous_paths: anonymous_paths.into() }
+        Self {
+            verifier,
+            anonymous_paths: anonymous_paths.into(),
+        }
     }
 }
 
@@ -339,7 +352,10 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, layer: self.clone() }
+        AuthService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -413,7 +429,10 @@ mod tests {
             &[Role::Helpdesk, Role::Reporter],
             Duration::from_secs(60),
         );
-        let principal = Verifier::from_config(&config).unwrap().verify(&token).unwrap();
+        let principal = Verifier::from_config(&config)
+            .unwrap()
+            .verify(&token)
+            .unwrap();
         assert_eq!(principal.subject, "alice");
         assert!(principal.has_any(&[Role::Helpdesk]));
         assert!(!principal.has_any(&[Role::Admin]));
@@ -427,7 +446,12 @@ mod tests {
             br#"{"sub":"mallory","iss":"custos","aud":"custos","exp":99999999999,"roles":["admin"]}"#,
         );
         let token = format!("{header}.{claims}.");
-        assert!(Verifier::from_config(&config()).unwrap().verify(&token).is_err());
+        assert!(
+            Verifier::from_config(&config())
+                .unwrap()
+                .verify(&token)
+                .is_err()
+        );
     }
 
     #[test]
@@ -439,7 +463,13 @@ mod tests {
             "exp": jsonwebtoken::get_current_timestamp() + 60,
             "roles": "helpdesk not_a_role security_advisor",
         }));
-        let principal = Verifier::from_config(&config).unwrap().verify(&token).unwrap();
-        assert_eq!(principal.roles, BTreeSet::from([Role::Helpdesk, Role::SecurityAdvisor]));
+        let principal = Verifier::from_config(&config)
+            .unwrap()
+            .verify(&token)
+            .unwrap();
+        assert_eq!(
+            principal.roles,
+            BTreeSet::from([Role::Helpdesk, Role::SecurityAdvisor])
+        );
     }
 }

@@ -22,7 +22,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub fn invalid(key: &str, problem: impl Into<String>) -> Self {
-        Self::Invalid { key: key.to_owned(), problem: problem.into() }
+        Self::Invalid {
+            key: key.to_owned(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -101,16 +104,28 @@ impl Default for ServerConfig {
 impl Validate for ServerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.request_timeout_secs == 0 {
-            return Err(ConfigError::invalid("server.request_timeout_secs", "must be positive"));
+            return Err(ConfigError::invalid(
+                "server.request_timeout_secs",
+                "must be positive",
+            ));
         }
         if self.max_concurrent_requests == 0 {
-            return Err(ConfigError::invalid("server.max_concurrent_requests", "must be positive"));
+            return Err(ConfigError::invalid(
+                "server.max_concurrent_requests",
+                "must be positive",
+            ));
         }
         if self.max_message_bytes < 1024 {
-            return Err(ConfigError::invalid("server.max_message_bytes", "must be at least 1024"));
+            return Err(ConfigError::invalid(
+                "server.max_message_bytes",
+                "must be at least 1024",
+            ));
         }
         if self.feed_heartbeat_secs == 0 {
-            return Err(ConfigError::invalid("server.feed_heartbeat_secs", "must be positive"));
+            return Err(ConfigError::invalid(
+                "server.feed_heartbeat_secs",
+                "must be positive",
+            ));
         }
         for origin in &self.cors_allowed_origins {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
@@ -165,7 +180,9 @@ impl Validate for DatabaseConfig {
         }
         if let Some(schema) = &self.schema
             && (schema.is_empty()
-                || !schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                || !schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
         {
             return Err(ConfigError::invalid(
                 "database.schema",
@@ -173,10 +190,16 @@ impl Validate for DatabaseConfig {
             ));
         }
         if self.max_connections == 0 {
-            return Err(ConfigError::invalid("database.max_connections", "must be positive"));
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be positive",
+            ));
         }
         if self.health_check_secs == 0 {
-            return Err(ConfigError::invalid("database.health_check_secs", "must be positive"));
+            return Err(ConfigError::invalid(
+                "database.health_check_secs",
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -251,7 +274,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { log_format: LogFormat::Plain, log_filter: "info".into() }
+        Self {
+            log_format: LogFormat::Plain,
+            log_filter: "info".into(),
+        }
     }
 }
 

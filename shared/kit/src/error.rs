@@ -53,7 +53,10 @@ impl Violations {
     }
 
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
     }
 
     /// Records the error of a parse, returning its value when it succeeded.
@@ -71,7 +74,11 @@ impl Violations {
 
     /// `Ok(())` when nothing was wrong, else the whole list.
     pub fn finish(self) -> Result<(), Vec<FieldViolation>> {
-        if self.0.is_empty() { Ok(()) } else { Err(self.0) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
     }
 }
 
@@ -135,7 +142,10 @@ pub fn status_violations(status: &Status) -> Vec<FieldViolation> {
         .map(|br| {
             br.field_violations
                 .into_iter()
-                .map(|v| FieldViolation { field: v.field, description: v.description })
+                .map(|v| FieldViolation {
+                    field: v.field,
+                    description: v.description,
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -176,7 +186,10 @@ mod tests {
         let status = into_status(Bad(v.finish().unwrap_err()));
         assert_eq!(status.code(), GrpcCode::InvalidArgument);
         assert!(status.message().contains("details.category"));
-        let fields: Vec<_> = status_violations(&status).into_iter().map(|v| v.field).collect();
+        let fields: Vec<_> = status_violations(&status)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
         assert_eq!(fields, ["details.category", "contact.phone"]);
     }
 

@@ -46,7 +46,13 @@ impl Feed {
         roles: &'static [Role],
         shutdown: CancellationToken,
     ) -> Self {
-        Self { db, source, heartbeat, roles, shutdown }
+        Self {
+            db,
+            source,
+            heartbeat,
+            roles,
+            shutdown,
+        }
     }
 
     pub fn into_server(self) -> EventFeedServiceServer<Self> {
@@ -88,7 +94,11 @@ impl Feed {
             for stored in batch.events {
                 cursor = stored.cursor;
                 let item = Item::Event(self.to_event(stored));
-                if tx.send(Ok(SubscribeResponse { item: Some(item) })).await.is_err() {
+                if tx
+                    .send(Ok(SubscribeResponse { item: Some(item) }))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -123,7 +133,10 @@ impl Feed {
 }
 
 pub fn timestamp(at: time::OffsetDateTime) -> Timestamp {
-    Timestamp { seconds: at.unix_timestamp(), nanos: at.nanosecond() as i32 }
+    Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: at.nanosecond() as i32,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +166,10 @@ impl EventFeedService for Feed {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         auth::require_any(&request, self.roles)?;
         let mut violations = Violations::new();
-        let cursor =
-            violations.check("after_cursor", Cursor::parse(&request.get_ref().after_cursor));
+        let cursor = violations.check(
+            "after_cursor",
+            Cursor::parse(&request.get_ref().after_cursor),
+        );
         if let Err(v) = violations.finish() {
             return Err(into_status(crate::error::InvalidRequest(v)));
         }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod db_time;
 pub mod error;
 pub mod feed;
 pub mod outbox;
@@ -11,4 +12,5 @@ pub mod propagation;
 pub mod server;
 pub mod shutdown;
 pub mod storage;
+pub mod telemetry;
 pub mod time_fmt;

@@ -43,7 +43,11 @@ impl Cursor {
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == Cursor::START { Ok(()) } else { write!(f, "{}.{}", self.txid, self.id) }
+        if *self == Cursor::START {
+            Ok(())
+        } else {
+            write!(f, "{}.{}", self.txid, self.id)
+        }
     }
 }
 
@@ -113,7 +117,7 @@ macro_rules! impl_outbox_writer {
                 sqlx::query(APPEND)
                     .bind(event.event_id)
                     .bind(&event.event_type)
-                    .bind(event.occurred_at)
+                    .bind(crate::db_time::DbTime::new(event.occurred_at))
                     .bind(&event.aggregate_id)
                     .bind(&event.aggregate_reference)
                     .bind(&event.trace_context)
@@ -178,7 +182,7 @@ pub async fn read_after(db: &Db, after: Cursor, limit: i64) -> Result<Batch, Sto
                     cursor: Cursor { txid: row.try_get("txid")?, id: row.try_get("id")? },
                     event_id: row.try_get("event_id")?,
                     event_type: row.try_get("event_type")?,
-                    occurred_at: row.try_get("occurred_at")?,
+                    occurred_at: row.try_get::<crate::db_time::DbTime, _>("occurred_at")?.get(),
                     aggregate_id: row.try_get("aggregate_id")?,
                     aggregate_reference: row.try_get("aggregate_reference")?,
                     trace_context: serde_json::from_str(
@@ -191,7 +195,10 @@ pub async fn read_after(db: &Db, after: Cursor, limit: i64) -> Result<Batch, Sto
         }).collect::<Result<Vec<_>, _>>()?
     });
     let full = rows.len() as i64 == limit;
-    let mut batch = Batch { full, ..Batch::default() };
+    let mut batch = Batch {
+        full,
+        ..Batch::default()
+    };
     for (settled, event) in rows {
         if !settled {
             batch.held_back = true;
@@ -207,7 +214,9 @@ pub async fn read_after(db: &Db, after: Cursor, limit: i64) -> Result<Batch, Sto
 /// outside the write transactions so that commits are not serialised on it) and wakes
 /// local readers when other replicas commit (LISTEN). Runs until `shutdown`.
 pub async fn relay_notifications(db: Db, shutdown: tokio_util::sync::CancellationToken) {
-    let Pool::Postgres(pool) = db.writer() else { return };
+    let Pool::Postgres(pool) = db.writer() else {
+        return;
+    };
     let channel = format!("custos_outbox_{}", db.schema());
     let notifier = {
         let (pool, channel, shutdown) = (pool.clone(), channel.clone(), shutdown.clone());
@@ -218,8 +227,10 @@ pub async fn relay_notifications(db: Db, shutdown: tokio_util::sync::Cancellatio
                     _ = shutdown.cancelled() => return,
                     changed = local.changed() => if changed.is_err() { return },
                 }
-                if let Err(error) =
-                    sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await
+                if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(&channel)
+                    .execute(&pool)
+                    .await
                 {
                     tracing::warn!(%error, "outbox notify failed; other replicas fall back to heartbeat re-reads");
                 }

@@ -58,7 +58,10 @@ pub fn context_from_map(map: &HashMap<String, String>) -> Context {
 pub struct TraceInterceptor;
 
 impl tonic::service::Interceptor for TraceInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         let context = tracing::Span::current().context();
         global::get_text_map_propagator(|p| {
             p.inject_context(&context, &mut MetadataInjector(request.metadata_mut()))
@@ -74,7 +77,9 @@ mod tests {
 
     #[test]
     fn traceparent_survives_extract_and_map_round_trip() {
-        global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
         let mut headers = http::HeaderMap::new();
         let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         headers.insert("traceparent", traceparent.parse().unwrap());
@@ -85,8 +90,14 @@ mod tests {
         );
         let mut map = HashMap::new();
         global::get_text_map_propagator(|p| p.inject_context(&context, &mut map));
-        assert_eq!(map.get("traceparent").map(String::as_str), Some(traceparent));
+        assert_eq!(
+            map.get("traceparent").map(String::as_str),
+            Some(traceparent)
+        );
         let back = context_from_map(&map);
-        assert_eq!(back.span().span_context().trace_id(), context.span().span_context().trace_id());
+        assert_eq!(
+            back.span().span_context().trace_id(),
+            context.span().span_context().trace_id()
+        );
     }
 }

@@ -19,7 +19,12 @@ use tower_http::{
 use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::{auth::{AuthLayer, Verifier}, config::ServerConfig, propagation, storage::Db};
+use crate::{
+    auth::{AuthLayer, Verifier},
+    config::ServerConfig,
+    propagation,
+    storage::Db,
+};
 
 /// What a service contributes to its server.
 pub struct ServiceParts {
@@ -31,6 +36,8 @@ pub struct ServiceParts {
     pub routes: Routes,
     /// Full paths (`/pkg.Service/Method`) that may be called without a bearer token.
     pub anonymous_paths: &'static [&'static str],
+    /// How often the database is probed for health.
+    pub health_check: Duration,
 }
 
 /// A bound server, ready to run. Binding happens first so that tests can listen on port
@@ -49,7 +56,10 @@ pub struct GrpcServer {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed")]
@@ -67,11 +77,15 @@ impl GrpcServer {
         shutdown: CancellationToken,
     ) -> Result<Self, ServeError> {
         let incoming = TcpIncoming::bind(config.listen)
-            .map_err(|source| ServeError::Bind { addr: config.listen, source })?
+            .map_err(|source| ServeError::Bind {
+                addr: config.listen,
+                source,
+            })?
             .with_nodelay(Some(true));
-        let local_addr = incoming
-            .local_addr()
-            .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let local_addr = incoming.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let health = HealthReporter::new();
         Ok(Self {
             incoming,
@@ -97,8 +111,20 @@ impl GrpcServer {
     /// Serves until `signal` completes, then shuts down gracefully: health reports
     /// NOT_SERVING, long-lived streams are ended, the listener closes after the grace
     /// period, and in-flight calls get `drain_timeout_secs` to finish.
-    pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
-        let Self { incoming, local_addr, config, verifier, db, parts, shutdown, health } = self;
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let Self {
+            incoming,
+            local_addr,
+            config,
+            verifier,
+            db,
+            parts,
+            shutdown,
+            health,
+        } = self;
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
         );
@@ -107,7 +133,7 @@ impl GrpcServer {
             db,
             health.clone(),
             names.clone(),
-            Duration::from_secs(2),
+            parts.health_check,
             shutdown.clone(),
         ));
 
@@ -151,7 +177,9 @@ impl GrpcServer {
             // Load shedding before any work: past `max_concurrent_requests` calls in
             // flight, new ones fail fast with RESOURCE_EXHAUSTED instead of queueing.
             .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                config.max_concurrent_requests,
+            ))
             // Authentication last, right before the handlers, so that shed or
             // malformed calls cost no signature check.
             .layer(AuthLayer::new(verifier, parts.anonymous_paths));
@@ -169,7 +197,10 @@ impl GrpcServer {
                 if !grace.is_zero() {
                     tokio::time::sleep(grace).await;
                 }
-                tracing::info!(service = name, "closing the listener and draining in-flight calls");
+                tracing::info!(
+                    service = name,
+                    "closing the listener and draining in-flight calls"
+                );
             }
         };
 
@@ -214,7 +245,10 @@ fn classifier() -> GrpcErrorsAsFailures {
         GrpcCode::Unauthenticated,
     ]
     .into_iter()
-    .fold(GrpcErrorsAsFailures::new(), GrpcErrorsAsFailures::with_success)
+    .fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    )
 }
 
 fn cors(config: &ServerConfig) -> CorsLayer {
@@ -268,7 +302,10 @@ async fn monitor_database(
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let ok = matches!(tokio::time::timeout(every.max(Duration::from_secs(1)), db.ping()).await, Ok(Ok(())));
+        let ok = matches!(
+            tokio::time::timeout(every.max(Duration::from_secs(1)), db.ping()).await,
+            Ok(Ok(()))
+        );
         if shutdown.is_cancelled() {
             return;
         }
@@ -278,7 +315,11 @@ async fn monitor_database(
             } else {
                 tracing::error!("database unreachable: NOT_SERVING");
             }
-            let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             set_all(&health, &names, status).await;
             healthy = Some(ok);
         }

@@ -99,7 +99,10 @@ struct DbInner {
 enum Pools {
     Postgres(PgPool),
     /// SQLite has one writer at a time: one connection writes, several read (WAL).
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
 }
 
 impl Db {
@@ -111,7 +114,10 @@ impl Db {
         migrations: Migrations,
     ) -> Result<Self, StorageError> {
         let url = config.url.expose_secret();
-        let schema = config.schema.clone().unwrap_or_else(|| default_schema.to_owned());
+        let schema = config
+            .schema
+            .clone()
+            .unwrap_or_else(|| default_schema.to_owned());
         let pools = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(StorageError::Connect)?
@@ -155,7 +161,14 @@ impl Db {
         };
         let (outbox_changes, _) = watch::channel(0);
         let (local_commits, _) = watch::channel(0);
-        Ok(Self { inner: Arc::new(DbInner { pools, schema, outbox_changes, local_commits }) })
+        Ok(Self {
+            inner: Arc::new(DbInner {
+                pools,
+                schema,
+                outbox_changes,
+                local_commits,
+            }),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -197,13 +210,17 @@ impl Db {
 
     /// Called by a store after committing a transaction that appended outbox events.
     pub fn outbox_committed(&self) {
-        self.inner.local_commits.send_modify(|n| *n = n.wrapping_add(1));
+        self.inner
+            .local_commits
+            .send_modify(|n| *n = n.wrapping_add(1));
         self.wake_outbox_readers();
     }
 
     /// Wakes every feed reader of this process to read the outbox again.
     pub fn wake_outbox_readers(&self) {
-        self.inner.outbox_changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.inner
+            .outbox_changes
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Changes whenever outbox events may have committed (here or, on PostgreSQL, in
@@ -243,13 +260,14 @@ async fn migrate_postgres(
     service: &'static Migrator,
 ) -> Result<(), StorageError> {
     const LOCK: &str = "SELECT pg_advisory_lock(hashtextextended('custos.migrate.' || $1, 0))";
-    const UNLOCK: &str =
-        "SELECT pg_advisory_unlock(hashtextextended('custos.migrate.' || $1, 0))";
+    const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('custos.migrate.' || $1, 0))";
     let mut conn = pool.acquire().await?;
     sqlx::query(LOCK).bind(schema).execute(&mut *conn).await?;
     let result = async {
         let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut *conn).await?;
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await?;
         for migrator in [&KIT_POSTGRES, service] {
             let mut migrator = clone_migrator(migrator);
             migrator.set_ignore_missing(true);
@@ -293,9 +311,9 @@ impl From<sqlx::Error> for StorageError {
                     ErrorKind::UniqueViolation => StorageError::Conflict { constraint },
                     ErrorKind::ForeignKeyViolation => StorageError::MissingReference { constraint },
                     // 57P01 admin shutdown, 53300 too many connections, 08xxx connection.
-                    _ if db.code().is_some_and(|c| {
-                        c.starts_with("08") || c == "57P01" || c == "53300"
-                    }) =>
+                    _ if db
+                        .code()
+                        .is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "53300") =>
                     {
                         StorageError::Unavailable(err)
                     }

@@ -5,8 +5,8 @@
 
 use opentelemetry::{global, propagation::TextMapCompositePropagator, trace::TracerProvider as _};
 use opentelemetry_sdk::{
-    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator,
-    runtime, trace::SdkTracerProvider,
+    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator, runtime,
+    trace::SdkTracerProvider,
 };
 use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -32,7 +32,10 @@ fn otlp_enabled(signal: &str) -> bool {
         return false;
     }
     env_set("OTEL_EXPORTER_OTLP_ENDPOINT")
-        || env_set(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.to_uppercase()))
+        || env_set(&format!(
+            "OTEL_EXPORTER_OTLP_{}_ENDPOINT",
+            signal.to_uppercase()
+        ))
 }
 
 fn resource(service_name: &str) -> Resource {
@@ -102,8 +105,8 @@ pub fn init(service_name: &str, config: &TelemetryConfig) -> Result<TelemetryGua
             .with_current_span(true)
             .boxed(),
     };
-    let otel_layer = tracing_opentelemetry::layer()
-        .with_tracer(tracer_provider.tracer(service_name.to_owned()));
+    let otel_layer =
+        tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer(service_name.to_owned()));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt_layer)
@@ -111,14 +114,20 @@ pub fn init(service_name: &str, config: &TelemetryConfig) -> Result<TelemetryGua
         .try_init()
         .map_err(|e| format!("tracing subscriber: {e}"))?;
 
-    Ok(TelemetryGuard { tracer_provider, meter_provider })
+    Ok(TelemetryGuard {
+        tracer_provider,
+        meter_provider,
+    })
 }
 
 impl TelemetryGuard {
     /// Flushes and stops the exporters. The SDK's shutdown blocks, so it runs on the
     /// blocking pool (on a current-thread runtime it would otherwise never finish).
     pub async fn shutdown(self) {
-        let Self { tracer_provider, meter_provider } = self;
+        let Self {
+            tracer_provider,
+            meter_provider,
+        } = self;
         let result = tokio::task::spawn_blocking(move || {
             let traces = tracer_provider.shutdown();
             let metrics = meter_provider.map(|m| m.shutdown());

@@ -4,7 +4,10 @@ use prost_types::Timestamp;
 use time::OffsetDateTime;
 
 pub fn to_timestamp(at: OffsetDateTime) -> Timestamp {
-    Timestamp { seconds: at.unix_timestamp(), nanos: at.nanosecond() as i32 }
+    Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: at.nanosecond() as i32,
+    }
 }
 
 /// `None` when the timestamp is out of range.
