@@ -3,7 +3,9 @@
 //! custos service is built from these pieces and re-implements none of them.
 
 pub mod auth;
+pub mod client;
 pub mod config;
+pub mod consumer;
 pub mod db_time;
 pub mod error;
 pub mod feed;

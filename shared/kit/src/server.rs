@@ -129,11 +129,18 @@ impl GrpcServer {
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
         );
         let names: Arc<[&'static str]> = parts.health_names.clone().into();
+        // Health is known before the first call can arrive.
+        let initial = match tokio::time::timeout(parts.health_check, db.ping()).await {
+            Ok(Ok(())) => ServingStatus::Serving,
+            _ => ServingStatus::NotServing,
+        };
+        set_all(&health, &names, initial).await;
         let monitor = tokio::spawn(monitor_database(
             db,
             health.clone(),
             names.clone(),
             parts.health_check,
+            initial,
             shutdown.clone(),
         ));
 
@@ -292,9 +299,10 @@ async fn monitor_database(
     health: HealthReporter,
     names: Arc<[&'static str]>,
     every: Duration,
+    initial: ServingStatus,
     shutdown: CancellationToken,
 ) {
-    let mut healthy = None;
+    let mut healthy = Some(initial == ServingStatus::Serving);
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

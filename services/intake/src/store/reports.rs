@@ -145,7 +145,10 @@ pub struct Page {
     pub id: Uuid,
 }
 
-const INSERT_POSTGRES: &str = "WITH n AS (SELECT nextval('report_number_seq') AS number), \
+/// A retry whose key is already stored takes no number (only racing duplicates can leave
+/// a gap in the sequence, which references tolerate: they are unique, not gap-free).
+const INSERT_POSTGRES: &str = "WITH n AS (SELECT nextval('report_number_seq') AS number \
+       WHERE NOT EXISTS (SELECT 1 FROM reports WHERE idempotency_hash = $13)), \
      r AS ( \
        INSERT INTO reports (id, number, reference, kind, status, category, medium, details, \
          original, contact, anonymous, submitted_by, submitted_at, updated_at, revision, \

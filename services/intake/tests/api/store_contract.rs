@@ -1,0 +1,363 @@
+//! The store contract: every store operation behaves the same on SQLite and PostgreSQL.
+
+use custos_intake::{
+    report::{Contact, Details, Kind, Medium, NewReport, RiskToOthers},
+    store::{
+        Amendment, FollowUpRow, ListFilter, Page, ProviderReportRow, ProviderResponseRow, Store,
+        Submission, Submitted,
+    },
+};
+use custos_kit::{
+    auth::{Principal, Role},
+    db_time::DbTime,
+    outbox::{self, Cursor, NewEvent},
+};
+use custos_proto::intake::v1 as pb;
+use custos_testing::{Backend, on_both_backends};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::common::TestIntake;
+
+fn new_report(kind: Kind, contact: bool) -> NewReport {
+    NewReport {
+        kind,
+        details: Details {
+            category: if kind == Kind::Event {
+                "equipment_theft_or_loss"
+            } else {
+                "human_error"
+            }
+            .into(),
+            medium: Medium::Electronic,
+            data_involved: "laptop".into(),
+            risk_to_others: Some(RiskToOthers::Unknown),
+            risk_details: String::new(),
+            incident_location: "office".into(),
+            inventory_numbers: vec!["A1".into()],
+            occurred_at: Some(OffsetDateTime::now_utc() - Duration::hours(1)),
+            affected_location: String::new(),
+            circumstances: "gone".into(),
+            symptoms: String::new(),
+            personal_information: false,
+            malware_suspected: false,
+        },
+        contact: contact.then(|| Contact {
+            name: "A".into(),
+            phone: "01632 960123".into(),
+            email: String::new(),
+        }),
+    }
+}
+
+fn submission<'a>(report: &'a NewReport, key: Option<&str>, at: OffsetDateTime) -> Submission<'a> {
+    let id = Uuid::now_v7();
+    Submission {
+        id,
+        report,
+        submitted_by: report.contact.as_ref().map(|_| "alex"),
+        submitted_at: DbTime::new(at),
+        reference_prefix: "SIR-2026-".into(),
+        idempotency_hash: key.map(|k| k.as_bytes().to_vec()),
+        request_hash: key.map(|_| vec![1, 2, 3]),
+        receipt_hash: report.contact.is_none().then(|| id.as_bytes().to_vec()),
+        event: NewEvent::new(id, "", at, &pb::ReportSubmitted::default()),
+    }
+}
+
+async fn start(backend: Backend) -> (TestIntake, Store) {
+    let intake = TestIntake::start(backend).await;
+    let store = Store::new(intake.db.clone());
+    (intake, store)
+}
+
+async fn submit_read_and_idempotency(backend: Backend) {
+    let (_intake, store) = start(backend).await;
+    let now = OffsetDateTime::now_utc();
+    let named = new_report(Kind::Event, true);
+    let Submitted::Created(first) = store
+        .submit(submission(&named, Some("k1"), now))
+        .await
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    assert_eq!(first.reference, "SIR-2026-000001");
+    assert_eq!(first.revision, 1);
+    assert_eq!(first.details().unwrap(), named.details);
+    assert_eq!(first.original().unwrap().details, named.details);
+    let Submitted::Existing(again) = store
+        .submit(submission(&named, Some("k1"), now))
+        .await
+        .unwrap()
+    else {
+        panic!("existing")
+    };
+    assert_eq!(again.id, first.id);
+    assert_eq!(again.request_hash, Some(vec![1, 2, 3]));
+
+    let anon = new_report(Kind::Weakness, false);
+    let s = submission(&anon, None, now);
+    let (anon_id, receipt) = (s.id, s.receipt_hash.clone().unwrap());
+    let Submitted::Created(second) = store.submit(s).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!(second.reference, "SIR-2026-000002");
+    assert!(second.anonymous && second.contact.is_none() && second.submitted_by.is_none());
+    assert_eq!(
+        store.report_by_receipt(receipt).await.unwrap().unwrap().id,
+        anon_id
+    );
+    assert_eq!(
+        store
+            .report_by_reference("SIR-2026-000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+    assert!(store.report(Uuid::now_v7()).await.unwrap().is_none());
+
+    // Two reports, two events, in order, with the references filled in.
+    let batch = outbox::read_after(store.db(), Cursor::START, 10)
+        .await
+        .unwrap();
+    let refs: Vec<_> = batch
+        .events
+        .iter()
+        .map(|e| e.aggregate_reference.as_str())
+        .collect();
+    assert_eq!(refs, ["SIR-2026-000001", "SIR-2026-000002"]);
+}
+
+async fn list_filters_and_pages(backend: Backend) {
+    let (_intake, store) = start(backend).await;
+    let base = OffsetDateTime::now_utc() - Duration::minutes(10);
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let r = new_report(if i < 3 { Kind::Event } else { Kind::Weakness }, true);
+        let s = submission(&r, None, base + Duration::seconds(i));
+        ids.push(s.id);
+        store.submit(s).await.unwrap();
+    }
+    let all = store.list(&ListFilter::default(), None, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>()
+    );
+    let page = store
+        .list(
+            &ListFilter::default(),
+            Some(Page {
+                submitted_at: all[1].submitted_at,
+                id: all[1].id,
+            }),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[1], ids[0]]
+    );
+    let weaknesses = store
+        .list(
+            &ListFilter {
+                kind: Some(Kind::Weakness),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(weaknesses.len(), 1);
+    let window = ListFilter {
+        submitted_after: Some(DbTime::new(base + Duration::seconds(1))),
+        submitted_before: Some(DbTime::new(base + Duration::seconds(3))),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&window, None, 10).await.unwrap().len(), 2);
+    let mine = ListFilter {
+        submitted_by: Some("someone-else".into()),
+        ..Default::default()
+    };
+    assert!(store.list(&mine, None, 10).await.unwrap().is_empty());
+}
+
+async fn amend_history_and_follow_ups(backend: Backend) {
+    let (_intake, store) = start(backend).await;
+    let r = new_report(Kind::Event, true);
+    let s = submission(&r, None, OffsetDateTime::now_utc());
+    let id = s.id;
+    store.submit(s).await.unwrap();
+    let amendment = |row: &custos_intake::store::ReportRow| {
+        let mut details = row.details().unwrap();
+        details.medium = Medium::Paper;
+        Ok(Amendment {
+            details,
+            contact: row.contact().unwrap(),
+            changes: vec![("details.medium".into(), "E".into(), "P".into())],
+            reason: "fix".into(),
+            changed_by: "desk".into(),
+            at: DbTime::now(),
+            event: NewEvent::new(
+                row.id,
+                row.reference.clone(),
+                OffsetDateTime::now_utc(),
+                &pb::ReportAmended::default(),
+            ),
+        })
+    };
+    let (row, revision) = store.amend(id, Some(1), amendment).await.unwrap();
+    assert_eq!((row.revision, revision.number), (2, 2));
+    assert!(row.senior_notice);
+    assert_eq!(
+        row.original().unwrap().details.medium,
+        Medium::Electronic,
+        "original kept"
+    );
+    assert!(matches!(
+        store.amend(id, Some(1), amendment).await,
+        Err(custos_intake::error::IntakeError::RevisionMismatch { .. })
+    ));
+    assert!(matches!(
+        store.amend(Uuid::now_v7(), None, amendment).await,
+        Err(custos_intake::error::IntakeError::NotFound)
+    ));
+    assert_eq!(store.revisions(id).await.unwrap().len(), 1);
+
+    let follow_up = FollowUpRow {
+        id: Uuid::now_v7(),
+        added_at: DbTime::now(),
+        source: 2,
+        added_by: None,
+        text: "more".into(),
+    };
+    let event = NewEvent::new(
+        id,
+        "x",
+        OffsetDateTime::now_utc(),
+        &pb::FollowUpAdded::default(),
+    );
+    store.add_follow_up(id, &follow_up, &event).await.unwrap();
+    let orphan = FollowUpRow {
+        id: Uuid::now_v7(),
+        ..follow_up.clone()
+    };
+    assert!(
+        store
+            .add_follow_up(Uuid::now_v7(), &orphan, &event)
+            .await
+            .is_err(),
+        "no follow-up without a report"
+    );
+    assert_eq!(store.follow_ups(id).await.unwrap().len(), 1);
+
+    let desk = Principal {
+        subject: "desk".into(),
+        roles: [Role::Helpdesk].into(),
+    };
+    store
+        .audit_reads(&desk, "report.read", "report", &[id])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.audit_entries(&id).await.unwrap(),
+        [("desk".to_owned(), "report.read".to_owned())]
+    );
+}
+
+async fn provider_reports_and_overdue(backend: Backend) {
+    let (_intake, store) = start(backend).await;
+    let weakness = new_report(Kind::Weakness, true);
+    let s = submission(&weakness, None, OffsetDateTime::now_utc());
+    let report_id = s.id;
+    store.submit(s).await.unwrap();
+    let event = || {
+        NewEvent::new(
+            report_id,
+            "x",
+            OffsetDateTime::now_utc(),
+            &pb::ProviderReportRecorded::default(),
+        )
+    };
+    let provider = |days: i64| ProviderReportRow {
+        id: Uuid::now_v7(),
+        report_id,
+        report_reference: String::new(),
+        provider: "Acme".into(),
+        provider_reference: "A-1".into(),
+        reported_at: DbTime::new(OffsetDateTime::now_utc() - Duration::days(days)),
+        recorded_by: "it".into(),
+        recorded_at: DbTime::now(),
+        verdict: 1,
+        verdict_notes: String::new(),
+        verdict_by: None,
+        verdict_at: None,
+    };
+    let (old, answered, recent) = (provider(30), provider(20), provider(1));
+    for p in [&old, &answered, &recent] {
+        store.record_provider_report(p, &event()).await.unwrap();
+    }
+    let response = ProviderResponseRow {
+        id: Uuid::now_v7(),
+        provider_report_id: answered.id,
+        responded_at: DbTime::now(),
+        summary: "on it".into(),
+        recorded_by: "it".into(),
+        recorded_at: DbTime::now(),
+    };
+    store
+        .record_provider_response(&response, |_| event())
+        .await
+        .unwrap();
+    let cutoff = DbTime::new(OffsetDateTime::now_utc() - Duration::days(10));
+    let overdue = store
+        .overdue_provider_reports(cutoff, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(overdue.iter().map(|p| p.id).collect::<Vec<_>>(), [old.id]);
+    store
+        .record_fix_verdict(old.id, 2, "retested", "it", DbTime::now(), |_| event())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .overdue_provider_reports(cutoff, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.provider_reports_for(report_id).await.unwrap().len(),
+        3
+    );
+    assert_eq!(
+        store.provider_responses(answered.id).await.unwrap().len(),
+        1
+    );
+
+    let event_report = new_report(Kind::Event, true);
+    let s = submission(&event_report, None, OffsetDateTime::now_utc());
+    let event_id = s.id;
+    store.submit(s).await.unwrap();
+    let not_weakness = ProviderReportRow {
+        report_id: event_id,
+        ..provider(1)
+    };
+    assert!(
+        store
+            .record_provider_report(&not_weakness, &event())
+            .await
+            .is_err()
+    );
+}
+
+on_both_backends!(
+    submit_read_and_idempotency,
+    list_filters_and_pages,
+    amend_history_and_follow_ups,
+    provider_reports_and_overdue
+);
