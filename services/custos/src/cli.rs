@@ -1,0 +1,558 @@
+//! The command-line client: the same protos as everyone else, over gRPC.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use custos_kit::client::ClientInterceptor;
+use custos_proto::intake::v1::{
+    self as pb, intake_service_client::IntakeServiceClient, submit_report_request::Reporter,
+};
+use serde_json::json;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Address of the intake service.
+    #[arg(
+        long,
+        env = "CUSTOS_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    server: String,
+    /// Bearer token (see `custos token`).
+    #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+type Client = IntakeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+impl Connection {
+    fn client(&self) -> Result<Client, String> {
+        let channel = Channel::from_shared(self.server.clone())
+            .map_err(|_| {
+                format!(
+                    "--server `{}` is not a URL like http://127.0.0.1:50051",
+                    self.server
+                )
+            })?
+            .connect_lazy();
+        let interceptor = match &self.token {
+            Some(t) => ClientInterceptor::bearer(t.trim())?,
+            None => ClientInterceptor::anonymous(),
+        };
+        Ok(IntakeServiceClient::new(InterceptedService::new(
+            channel,
+            interceptor,
+        )))
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Event,
+    Weakness,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Medium {
+    Electronic,
+    Paper,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Submit a report (named with --name and --phone, or --anonymous).
+    Submit(Submit),
+    /// Show one report by id or reference.
+    Get {
+        id_or_reference: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List reports you may see, newest first.
+    List {
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, value_enum)]
+        medium: Option<Medium>,
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Amend fields: --set details.category=phishing --set contact.phone="01632 960000".
+    Amend {
+        report_id: String,
+        #[arg(long = "set", required = true, value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Submit {
+    #[arg(long, value_enum)]
+    kind: Kind,
+    /// Category code (see the taxonomy: config/taxonomy.toml).
+    #[arg(long)]
+    category: String,
+    #[arg(long, value_enum, default_value = "electronic")]
+    medium: Medium,
+    /// The type of data, information or equipment involved.
+    #[arg(long)]
+    data_involved: String,
+    /// Type and circumstances (or a description of the weakness).
+    #[arg(long)]
+    circumstances: String,
+    #[arg(long, default_value = "")]
+    location: String,
+    /// When it happened (RFC 3339, e.g. 2026-11-28T09:30:00Z); events need it.
+    #[arg(long)]
+    occurred_at: Option<String>,
+    /// Whether anyone or other data is put at risk: yes, no or unknown.
+    #[arg(long, default_value = "unknown")]
+    at_risk: String,
+    #[arg(long, default_value = "")]
+    symptoms: String,
+    #[arg(long)]
+    personal_information: bool,
+    #[arg(long)]
+    malware_suspected: bool,
+    #[arg(long, conflicts_with_all = ["name", "phone", "email"])]
+    anonymous: bool,
+    #[arg(long, default_value = "")]
+    name: String,
+    #[arg(long, default_value = "")]
+    phone: String,
+    #[arg(long, default_value = "")]
+    email: String,
+    /// Retry-safe key (a UUID is generated when omitted).
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Where an anonymous report stands.
+    Check {
+        receipt: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Add information to an anonymous report.
+    Add {
+        receipt: String,
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::FAILURE
+}
+
+fn timestamp(field: &str, text: &str) -> Result<prost_types::Timestamp, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(custos_kit::time_fmt::to_timestamp)
+        .map_err(|_| {
+            format!("{field}: `{text}` is not an RFC 3339 time such as 2026-11-28T09:30:00Z")
+        })
+}
+
+fn risk(text: &str) -> Result<i32, String> {
+    match text {
+        "yes" => Ok(pb::RiskToOthers::Yes as i32),
+        "no" => Ok(pb::RiskToOthers::No as i32),
+        "unknown" => Ok(pb::RiskToOthers::Unknown as i32),
+        other => Err(format!("`{other}` must be yes, no or unknown")),
+    }
+}
+
+fn submit_request(s: &Submit) -> Result<pb::SubmitReportRequest, String> {
+    let kind = match s.kind {
+        Kind::Event => pb::ReportKind::Event,
+        Kind::Weakness => pb::ReportKind::Weakness,
+    };
+    let medium = match s.medium {
+        Medium::Electronic => pb::ReportMedium::Electronic,
+        Medium::Paper => pb::ReportMedium::Paper,
+    };
+    let reporter = if s.anonymous {
+        Reporter::Anonymous(pb::Anonymous {})
+    } else {
+        Reporter::Contact(pb::ReporterContact {
+            name: s.name.clone(),
+            phone: s.phone.clone(),
+            email: s.email.clone(),
+        })
+    };
+    Ok(pb::SubmitReportRequest {
+        kind: kind as i32,
+        details: Some(pb::ReportDetails {
+            category: s.category.clone(),
+            medium: medium as i32,
+            data_involved: s.data_involved.clone(),
+            risk_to_others: risk(&s.at_risk).map_err(|e| format!("--at-risk: {e}"))?,
+            incident_location: s.location.clone(),
+            occurred_at: s
+                .occurred_at
+                .as_deref()
+                .map(|t| timestamp("--occurred-at", t))
+                .transpose()?,
+            circumstances: s.circumstances.clone(),
+            symptoms: s.symptoms.clone(),
+            personal_information: s.personal_information,
+            malware_suspected: s.malware_suspected,
+            ..Default::default()
+        }),
+        reporter: Some(reporter),
+        idempotency_key: s
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    })
+}
+
+/// Sets one `FIELD=VALUE` on an amendment.
+fn apply_set(
+    set: &str,
+    details: &mut pb::ReportDetails,
+    contact: &mut pb::ReporterContact,
+) -> Result<String, String> {
+    let (field, value) = set
+        .split_once('=')
+        .ok_or_else(|| format!("--set `{set}`: write FIELD=VALUE"))?;
+    let value = value.to_owned();
+    let flag = |v: &str| {
+        v.parse::<bool>()
+            .map_err(|_| format!("{field}: `{v}` is not true or false"))
+    };
+    match field {
+        "details.category" => details.category = value,
+        "details.data_involved" => details.data_involved = value,
+        "details.risk_details" => details.risk_details = value,
+        "details.incident_location" => details.incident_location = value,
+        "details.affected_location" => details.affected_location = value,
+        "details.circumstances" => details.circumstances = value,
+        "details.symptoms" => details.symptoms = value,
+        "details.inventory_numbers" => {
+            details.inventory_numbers = value
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }
+        "details.occurred_at" => details.occurred_at = Some(timestamp(field, &value)?),
+        "details.risk_to_others" => {
+            details.risk_to_others = risk(&value).map_err(|e| format!("{field}: {e}"))?
+        }
+        "details.medium" => {
+            details.medium = match value.as_str() {
+                "electronic" => pb::ReportMedium::Electronic as i32,
+                "paper" => pb::ReportMedium::Paper as i32,
+                other => return Err(format!("{field}: `{other}` must be electronic or paper")),
+            }
+        }
+        "details.personal_information" => details.personal_information = flag(&value)?,
+        "details.malware_suspected" => details.malware_suspected = flag(&value)?,
+        "contact.name" => contact.name = value,
+        "contact.phone" => contact.phone = value,
+        "contact.email" => contact.email = value,
+        other => {
+            return Err(format!(
+                "--set: `{other}` is not a field that can be amended"
+            ));
+        }
+    }
+    Ok(field.to_owned())
+}
+
+pub async fn report(command: ReportCommand) -> ExitCode {
+    match run_report(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+async fn run_report(command: ReportCommand) -> Result<(), String> {
+    let status = |s: tonic::Status| output::status_error(&s);
+    match command {
+        ReportCommand::Submit(s) => {
+            let request = submit_request(&s)?;
+            let response = s
+                .conn
+                .client()?
+                .submit_report(request)
+                .await
+                .map_err(status)?
+                .into_inner();
+            let report = response.report.unwrap_or_default();
+            if s.conn.json {
+                let guidance: Vec<_> = response
+                    .guidance
+                    .iter()
+                    .map(|g| json!({"code": g.code, "title": g.title, "steps": g.steps}))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"report": output::report_json(&report), "receipt": response.receipt, "guidance": guidance})
+                );
+            } else {
+                println!(
+                    "Report {} received ({}).",
+                    report.reference,
+                    output::status(report.status)
+                );
+                if !response.receipt.is_empty() {
+                    println!(
+                        "\nYour receipt (keep it; it cannot be shown again):\n  {}",
+                        response.receipt
+                    );
+                }
+                for g in &response.guidance {
+                    println!("\n{}", g.title);
+                    for step in &g.steps {
+                        println!("  - {step}");
+                    }
+                }
+            }
+        }
+        ReportCommand::Get {
+            id_or_reference,
+            conn,
+        } => {
+            let lookup = if uuid::Uuid::try_parse(&id_or_reference).is_ok() {
+                pb::get_report_request::Lookup::ReportId(id_or_reference)
+            } else {
+                pb::get_report_request::Lookup::Reference(id_or_reference)
+            };
+            let response = conn
+                .client()?
+                .get_report(pb::GetReportRequest {
+                    lookup: Some(lookup),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let report = response.report.unwrap_or_default();
+            if conn.json {
+                let history: Vec<_> = response.history.iter().map(|r| json!({
+                    "number": r.number, "changed_at": output::time(&r.changed_at), "changed_by": r.changed_by, "reason": r.reason,
+                    "changes": r.changes.iter().map(|c| json!({"field": c.field, "old": c.old_value, "new": c.new_value})).collect::<Vec<_>>(),
+                })).collect();
+                println!(
+                    "{}",
+                    json!({"report": output::report_json(&report), "history": history})
+                );
+            } else {
+                println!("{}", output::report_detail(&report));
+                println!("\nHistory:");
+                for r in &response.history {
+                    println!(
+                        "  {} {} by {} ({}): {} field(s)",
+                        r.number,
+                        output::time(&r.changed_at),
+                        if r.changed_by.is_empty() {
+                            "(anonymous)"
+                        } else {
+                            &r.changed_by
+                        },
+                        r.reason,
+                        r.changes.len()
+                    );
+                }
+            }
+        }
+        ReportCommand::List {
+            kind,
+            category,
+            medium,
+            page_size,
+            page_token,
+            conn,
+        } => {
+            let filter = pb::ReportFilter {
+                kind: kind.map_or(0, |k| match k {
+                    Kind::Event => pb::ReportKind::Event as i32,
+                    Kind::Weakness => pb::ReportKind::Weakness as i32,
+                }),
+                category: category.unwrap_or_default(),
+                medium: medium.map_or(0, |m| match m {
+                    Medium::Electronic => pb::ReportMedium::Electronic as i32,
+                    Medium::Paper => pb::ReportMedium::Paper as i32,
+                }),
+                ..Default::default()
+            };
+            let response = conn
+                .client()?
+                .list_reports(pb::ListReportsRequest {
+                    filter: Some(filter),
+                    page_size,
+                    page_token,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if conn.json {
+                let reports: Vec<_> = response.reports.iter().map(output::report_json).collect();
+                println!(
+                    "{}",
+                    json!({"reports": reports, "next_page_token": response.next_page_token})
+                );
+            } else {
+                println!("{}", output::reports_table(&response.reports));
+                if !response.next_page_token.is_empty() {
+                    println!("more: --page-token {}", response.next_page_token);
+                }
+            }
+        }
+        ReportCommand::Amend {
+            report_id,
+            set,
+            reason,
+            conn,
+        } => {
+            let (mut details, mut contact) =
+                (pb::ReportDetails::default(), pb::ReporterContact::default());
+            let paths = set
+                .iter()
+                .map(|s| apply_set(s, &mut details, &mut contact))
+                .collect::<Result<Vec<_>, _>>()?;
+            let has_contact = paths.iter().any(|p| p.starts_with("contact."));
+            let request = pb::AmendReportRequest {
+                report_id,
+                details: Some(details),
+                contact: has_contact.then_some(contact),
+                update_mask: Some(prost_types::FieldMask { paths }),
+                reason,
+                expected_revision: 0,
+            };
+            let response = conn
+                .client()?
+                .amend_report(request)
+                .await
+                .map_err(status)?
+                .into_inner();
+            let report = response.report.unwrap_or_default();
+            if conn.json {
+                println!("{}", output::report_json(&report));
+            } else {
+                println!(
+                    "Report {} is now at revision {}.",
+                    report.reference, report.revision
+                );
+                for c in response.revision.map(|r| r.changes).unwrap_or_default() {
+                    println!("  {}: {:?} → {:?}", c.field, c.old_value, c.new_value);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn receipt(command: ReceiptCommand) -> ExitCode {
+    let result = async {
+        let status = |s: tonic::Status| output::status_error(&s);
+        match command {
+            ReceiptCommand::Check { receipt, conn } => {
+                let r = conn.client()?.check_receipt(pb::CheckReceiptRequest { receipt }).await.map_err(status)?.into_inner();
+                if conn.json {
+                    println!("{}", json!({"reference": r.reference, "status": output::status(r.status), "submitted_at": output::time(&r.submitted_at), "follow_ups": r.follow_ups.len()}));
+                } else {
+                    println!("Report {}: {} (submitted {}, {} addition(s) from you)", r.reference, output::status(r.status), output::time(&r.submitted_at), r.follow_ups.len());
+                }
+            }
+            ReceiptCommand::Add { receipt, text, conn } => {
+                conn.client()?.add_receipt_information(pb::AddReceiptInformationRequest { receipt, text }).await.map_err(status)?;
+                if !conn.json {
+                    println!("Added to your report.");
+                } else {
+                    println!("{}", json!({"added": true}));
+                }
+            }
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amend_sets_build_the_mask_and_values() {
+        let (mut d, mut c) = (pb::ReportDetails::default(), pb::ReporterContact::default());
+        let paths: Vec<String> = [
+            "details.medium=paper",
+            "details.inventory_numbers=A1, B2",
+            "contact.phone=01632 960000",
+        ]
+        .iter()
+        .map(|s| apply_set(s, &mut d, &mut c).unwrap())
+        .collect();
+        assert_eq!(
+            paths,
+            [
+                "details.medium",
+                "details.inventory_numbers",
+                "contact.phone"
+            ]
+        );
+        assert_eq!(d.medium, pb::ReportMedium::Paper as i32);
+        assert_eq!(d.inventory_numbers, ["A1", "B2"]);
+        assert_eq!(c.phone, "01632 960000");
+        assert!(
+            apply_set("details.reference=x", &mut d, &mut c)
+                .unwrap_err()
+                .contains("not a field")
+        );
+        assert!(
+            apply_set("details.occurred_at=yesterday", &mut d, &mut c)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+    }
+
+    #[test]
+    fn grpc_errors_read_as_sentences_with_every_bad_field() {
+        let mut details = tonic_types::ErrorDetails::new();
+        details.add_bad_request_violation("contact.phone", "must be a phone number");
+        details.add_bad_request_violation("details.category", "is required");
+        let status = <tonic::Status as tonic_types::StatusExt>::with_error_details(
+            tonic::Code::InvalidArgument,
+            "the request has invalid fields",
+            details,
+        );
+        let text = output::status_error(&status);
+        assert!(text.starts_with("error: invalid request: the request has invalid fields"));
+        assert!(text.contains("\n  - contact.phone: must be a phone number"));
+        assert!(text.contains("\n  - details.category: is required"));
+        let text = output::status_error(&tonic::Status::unauthenticated(
+            "this call needs a bearer token",
+        ));
+        assert!(text.contains("CUSTOS_TOKEN"));
+    }
+}

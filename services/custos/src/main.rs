@@ -1,0 +1,48 @@
+//! `custos`: run the whole suite on one machine (`custos serve`), mint development tokens
+//! (`custos token`), and work with reports from the command line.
+
+mod cli;
+mod output;
+mod standalone;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "custos",
+    version,
+    about = "Information security incident management"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in this process on SQLite files under a data directory.
+    Serve(standalone::ServeArgs),
+    /// Print a development token for the standalone suite.
+    Token(standalone::TokenArgs),
+    /// Submit, read, list and amend reports.
+    #[command(subcommand)]
+    Report(Box<cli::ReportCommand>),
+    /// Check on an anonymous report, or add to it, with its receipt.
+    #[command(subcommand)]
+    Receipt(cli::ReceiptCommand),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async move {
+        match args.command {
+            Command::Serve(a) => standalone::serve(a).await,
+            Command::Token(a) => standalone::token(a),
+            Command::Report(c) => cli::report(*c).await,
+            Command::Receipt(c) => cli::receipt(c).await,
+        }
+    })
+}

@@ -1,0 +1,160 @@
+//! How the CLI shows results: readable tables by default, JSON with `--json`, and gRPC
+//! errors as a sentence with every bad field listed.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use custos_proto::intake::v1 as pb;
+use serde_json::{Value, json};
+
+pub fn time(ts: &Option<prost_types::Timestamp>) -> String {
+    ts.as_ref()
+        .and_then(custos_kit::time_fmt::from_timestamp)
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn name<E: Copy>(
+    value: i32,
+    parse: fn(i32) -> Result<E, prost::UnknownEnumValue>,
+    show: fn(&E) -> &'static str,
+    prefix: &str,
+) -> String {
+    parse(value)
+        .map(|e| show(&e).trim_start_matches(prefix).to_lowercase())
+        .unwrap_or_else(|_| value.to_string())
+}
+
+pub fn kind(v: i32) -> String {
+    name(
+        v,
+        pb::ReportKind::try_from,
+        pb::ReportKind::as_str_name,
+        "REPORT_KIND_",
+    )
+}
+
+pub fn status(v: i32) -> String {
+    name(
+        v,
+        pb::ReportStatus::try_from,
+        pb::ReportStatus::as_str_name,
+        "REPORT_STATUS_",
+    )
+}
+
+pub fn medium(v: i32) -> String {
+    name(
+        v,
+        pb::ReportMedium::try_from,
+        pb::ReportMedium::as_str_name,
+        "REPORT_MEDIUM_",
+    )
+}
+
+pub fn report_json(r: &pb::Report) -> Value {
+    let d = r.details.clone().unwrap_or_default();
+    json!({
+        "id": r.id, "reference": r.reference, "kind": kind(r.kind), "status": status(r.status),
+        "anonymous": r.anonymous, "submitted_at": time(&r.submitted_at), "submitted_by": r.submitted_by,
+        "revision": r.revision, "requires_senior_management_notice": r.requires_senior_management_notice,
+        "contact": r.contact.as_ref().map(|c| json!({"name": c.name, "phone": c.phone, "email": c.email})),
+        "details": {
+            "category": d.category, "medium": medium(d.medium), "data_involved": d.data_involved,
+            "incident_location": d.incident_location, "inventory_numbers": d.inventory_numbers,
+            "occurred_at": time(&d.occurred_at), "affected_location": d.affected_location,
+            "circumstances": d.circumstances, "symptoms": d.symptoms,
+            "personal_information": d.personal_information, "malware_suspected": d.malware_suspected,
+        },
+    })
+}
+
+pub fn reports_table(reports: &[pb::Report]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "reference",
+        "kind",
+        "status",
+        "category",
+        "medium",
+        "submitted",
+        "by",
+    ]);
+    for r in reports {
+        let d = r.details.clone().unwrap_or_default();
+        let by = if r.anonymous {
+            "(anonymous)".to_owned()
+        } else {
+            r.submitted_by.clone()
+        };
+        table.add_row([
+            r.reference.clone(),
+            kind(r.kind),
+            status(r.status),
+            d.category,
+            medium(d.medium),
+            time(&r.submitted_at),
+            by,
+        ]);
+    }
+    table.to_string()
+}
+
+pub fn report_detail(r: &pb::Report) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let d = r.details.clone().unwrap_or_default();
+    let contact = r
+        .contact
+        .as_ref()
+        .map(|c| format!("{} {} {}", c.name, c.phone, c.email))
+        .unwrap_or_else(|| "(anonymous)".into());
+    for (k, v) in [
+        ("reference", r.reference.clone()),
+        ("id", r.id.clone()),
+        ("kind", kind(r.kind)),
+        ("status", status(r.status)),
+        ("category", d.category),
+        ("medium", medium(d.medium)),
+        ("reporter", contact),
+        ("data involved", d.data_involved),
+        ("location", d.incident_location),
+        ("occurred", time(&d.occurred_at)),
+        ("circumstances", d.circumstances),
+        ("symptoms", d.symptoms),
+        (
+            "senior management notice",
+            r.requires_senior_management_notice.to_string(),
+        ),
+        ("revision", r.revision.to_string()),
+        ("submitted", time(&r.submitted_at)),
+    ] {
+        table.add_row([k.to_owned(), v]);
+    }
+    table.to_string()
+}
+
+/// A gRPC error as the person at the terminal should read it.
+pub fn status_error(status: &tonic::Status) -> String {
+    use tonic::Code;
+    let what = match status.code() {
+        Code::Unauthenticated => {
+            "not signed in (set --token or CUSTOS_TOKEN; `custos token` makes one in standalone mode)"
+        }
+        Code::PermissionDenied => "not allowed",
+        Code::NotFound => "not found",
+        Code::InvalidArgument => "invalid request",
+        Code::AlreadyExists => "already exists",
+        Code::FailedPrecondition => "not possible now",
+        Code::Aborted => "changed by someone else meanwhile",
+        Code::Unavailable => "service unavailable (is it running? check --server)",
+        Code::DeadlineExceeded => "timed out",
+        _ => "failed",
+    };
+    let mut out = format!("error: {what}: {}", status.message());
+    for v in custos_kit::error::status_violations(status) {
+        out.push_str(&format!("\n  - {}: {}", v.field, v.description));
+    }
+    out
+}
