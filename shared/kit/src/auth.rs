@@ -472,4 +472,51 @@ mod tests {
             BTreeSet::from([Role::Helpdesk, Role::SecurityAdvisor])
         );
     }
+
+    /// A P-256 key made for this test only (openssl ecparam -name prime256v1).
+    const TEST_EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoKdJde7/0tZkb6am
+3h/Y4B7FZYQlHKFqf2fbadoZmwehRANCAAQMrOatRSOPfrmz1CQfPUP7ZnKbU9wE
+v0+cTlaNya2Autnmw6BWiO+1oiFOdyHVIDI2RHCYfZblGA+1YaKecpTP
+-----END PRIVATE KEY-----";
+
+    #[test]
+    fn es256_tokens_verify_against_the_jwks_file() {
+        let dir = std::env::temp_dir().join(format!("custos-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jwks = dir.join("jwks.json");
+        std::fs::write(
+            &jwks,
+            r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256",
+                "x":"DKzmrUUjj365s9QkHz1D-2Zym1PcBL9PnE5WjcmtgLo",
+                "y":"2ebDoFaI77WiIU53IdUgMjZEcJh9luUYD7Vhop5ylM8"}]}"#,
+        )
+        .unwrap();
+        let config = AuthConfig {
+            jwks_file: Some(jwks),
+            ..AuthConfig::default()
+        };
+        let verifier = Verifier::from_config(&config).unwrap();
+        let key = EncodingKey::from_ec_pem(TEST_EC_KEY.as_bytes()).unwrap();
+        let claims = serde_json::json!({
+            "sub": "carol", "iss": "custos", "aud": "custos",
+            "exp": jsonwebtoken::get_current_timestamp() + 60, "roles": ["security_advisor"],
+        });
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        let principal = verifier.verify(&token).unwrap();
+        assert_eq!(principal.subject, "carol");
+        assert!(principal.has_any(&[Role::SecurityAdvisor]));
+
+        // An unknown key id, or an HS256 token when no shared secret is configured, fail.
+        header.kid = Some("k2".into());
+        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        assert!(matches!(verifier.verify(&token), Err(TokenError::NoKey)));
+        let hs = TokenMinter::from_config(&super::tests::config())
+            .unwrap()
+            .mint("x", &[], Duration::from_secs(60));
+        assert!(matches!(verifier.verify(&hs), Err(TokenError::NoKey)));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

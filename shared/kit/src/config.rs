@@ -53,8 +53,13 @@ where
         }
         figment = figment.merge(Toml::file_exact(file));
     }
-    // CUSTOS_CONFIG names the file itself and is not a key.
-    figment = figment.merge(Env::prefixed("CUSTOS_").ignore(&["CONFIG"]).split("__"));
+    // Every key lives in a section, so only `CUSTOS_<SECTION>__<KEY>` variables are
+    // configuration; others (`CUSTOS_CONFIG`, the CLI's `CUSTOS_TOKEN`) are not ours.
+    figment = figment.merge(
+        Env::prefixed("CUSTOS_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__"),
+    );
     for (key, value) in flags {
         figment = figment.merge(Serialized::default(key, value));
     }
@@ -295,4 +300,64 @@ pub enum LogFormat {
     #[default]
     Plain,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Sample {
+        server: ServerConfig,
+        database: DatabaseConfig,
+    }
+
+    impl Validate for Sample {
+        fn validate(&self) -> Result<(), ConfigError> {
+            self.server.validate()?;
+            self.database.validate()
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_errors_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custos.toml",
+                "[server]\nrequest_timeout_secs = 7\n[database]\nurl = \"sqlite://file.db\"\n",
+            )?;
+            jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "9");
+            jail.set_env("CUSTOS_TOKEN", "not configuration");
+            let flags = [("database.url", serde_json::json!("postgres://db/custos"))];
+            let config: Sample = load(Some(std::path::Path::new("custos.toml")), &flags).unwrap();
+            assert_eq!(
+                config.server.request_timeout_secs, 9,
+                "environment beats the file"
+            );
+            assert_eq!(
+                config.database.url.expose_secret(),
+                "postgres://db/custos",
+                "flags beat everything"
+            );
+            assert!(
+                !format!("{config:?}").contains("postgres://db"),
+                "secrets are not printed"
+            );
+
+            jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "soon");
+            let err = load::<Sample>(None, &flags).unwrap_err().to_string();
+            assert!(
+                err.to_lowercase().contains("server.request_timeout_secs"),
+                "{err}"
+            );
+            jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "0");
+            let err = load::<Sample>(None, &flags).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "configuration key `server.request_timeout_secs`: must be positive"
+            );
+            Ok(())
+        });
+    }
 }

@@ -66,6 +66,12 @@ impl<'r> Decode<'r, Postgres> for DbTime {
     }
 }
 
+impl sqlx::postgres::PgHasArrayType for DbTime {
+    fn array_type_info() -> PgTypeInfo {
+        <OffsetDateTime as sqlx::postgres::PgHasArrayType>::array_type_info()
+    }
+}
+
 impl Type<Sqlite> for DbTime {
     fn type_info() -> SqliteTypeInfo {
         <String as Type<Sqlite>>::type_info()

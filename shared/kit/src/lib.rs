@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod db_time;
 pub mod error;
 pub mod feed;
+pub mod metrics;
 pub mod outbox;
 pub mod propagation;
 pub mod server;

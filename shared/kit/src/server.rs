@@ -181,6 +181,9 @@ impl GrpcServer {
                     })
                     .on_failure(DefaultOnFailure::new().level(Level::WARN)),
             )
+            // Duration of every call by method and status (after the trace layer, so the
+            // measurement runs inside the call's span).
+            .layer(crate::metrics::RpcMetricsLayer::new())
             // Load shedding before any work: past `max_concurrent_requests` calls in
             // flight, new ones fail fast with RESOURCE_EXHAUSTED instead of queueing.
             .load_shed()

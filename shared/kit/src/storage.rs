@@ -153,6 +153,9 @@ impl Db {
                 .max_connections(config.max_connections)
                 // Short, so that an unreachable database shows in health quickly.
                 .acquire_timeout(Duration::from_secs(3))
+                // No ping before each use (a round trip per query): a dead connection
+                // fails its query as UNAVAILABLE and is replaced, and health watches.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(StorageError::Connect)?;

@@ -80,8 +80,8 @@ impl IntakeApi {
             .store
             .submit(Submission {
                 id,
-                report: &new,
-                submitted_by: submitted_by.as_deref(),
+                report: new.clone(),
+                submitted_by: submitted_by.clone(),
                 submitted_at,
                 reference_prefix: format!("{}-{}-", self.settings.reference_prefix, now.year()),
                 idempotency_hash: key.map(|k| receipt::idempotency_hash(scope, k)),

@@ -5,12 +5,12 @@
 mod amendments;
 mod providers;
 mod reports;
+mod submissions;
 
 pub use amendments::Amendment;
 pub use providers::{ProviderReportRow, ProviderResponseRow};
-pub use reports::{
-    FollowUpRow, ListFilter, Original, Page, ReportRow, RevisionRow, Submission, Submitted,
-};
+pub use reports::{FollowUpRow, ListFilter, Original, Page, ReportRow, RevisionRow};
+pub use submissions::{Submission, Submitted};
 
 use custos_kit::{auth::Principal, db_time::DbTime, storage::Db, with_pool};
 use uuid::Uuid;
@@ -20,11 +20,14 @@ use crate::error::IntakeError;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    queue: submissions::SubmitQueue,
 }
 
 impl Store {
+    /// Needs a Tokio runtime: it starts the submission writers.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        let queue = submissions::SubmitQueue::start(&db);
+        Self { db, queue }
     }
 
     pub fn db(&self) -> &Db {

@@ -1,18 +1,13 @@
 //! Reports: submission (idempotent), reads, listing, amendments and follow-ups.
 
-use custos_kit::{
-    db_time::DbTime,
-    outbox::{NewEvent, OutboxWriter},
-    storage::Pool,
-    with_pool,
-};
+use custos_kit::{db_time::DbTime, with_pool};
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::Store;
 use crate::{
     error::IntakeError,
-    report::{Contact, Details, Kind, Medium, NewReport, Status},
+    report::{Contact, Details, Kind, Medium, Status},
 };
 
 /// A report row as stored.
@@ -81,30 +76,6 @@ pub struct Original {
     pub contact: Option<Contact>,
 }
 
-/// A new report with everything the store needs to write it and its event.
-#[derive(Debug)]
-pub struct Submission<'a> {
-    pub id: Uuid,
-    pub report: &'a NewReport,
-    /// The account that submitted a named report; `None` when anonymous.
-    pub submitted_by: Option<&'a str>,
-    pub submitted_at: DbTime,
-    /// `SIR-2026-`: the number is appended.
-    pub reference_prefix: String,
-    pub idempotency_hash: Option<Vec<u8>>,
-    pub request_hash: Option<Vec<u8>>,
-    pub receipt_hash: Option<Vec<u8>>,
-    /// The `ReportSubmitted` event; the store fills in its aggregate reference.
-    pub event: NewEvent,
-}
-
-#[derive(Debug)]
-pub enum Submitted {
-    Created(ReportRow),
-    /// The idempotency key had been used: this is the report it created.
-    Existing(ReportRow),
-}
-
 /// A history entry as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct RevisionRow {
@@ -145,132 +116,7 @@ pub struct Page {
     pub id: Uuid,
 }
 
-/// A retry whose key is already stored takes no number (only racing duplicates can leave
-/// a gap in the sequence, which references tolerate: they are unique, not gap-free).
-const INSERT_POSTGRES: &str = "WITH n AS (SELECT nextval('report_number_seq') AS number \
-       WHERE NOT EXISTS (SELECT 1 FROM reports WHERE idempotency_hash = $13)), \
-     r AS ( \
-       INSERT INTO reports (id, number, reference, kind, status, category, medium, details, \
-         original, contact, anonymous, submitted_by, submitted_at, updated_at, revision, \
-         senior_notice, idempotency_hash, request_hash, receipt_hash) \
-       SELECT $1, n.number, $2 || CASE WHEN n.number < 1000000 \
-           THEN lpad(n.number::text, 6, '0') ELSE n.number::text END, \
-         $3, $4, $5, $6, $7, $20, $8, $9, $10, $11, $11, 1, $12, $13, $14, $15 FROM n \
-       ON CONFLICT (idempotency_hash) DO NOTHING \
-       RETURNING id, reference), \
-     o AS ( \
-       INSERT INTO outbox (event_id, event_type, occurred_at, aggregate_id, \
-         aggregate_reference, trace_context, payload) \
-       SELECT $16, $17, $11, r.id::text, r.reference, $18, $19 FROM r) \
-     SELECT reference FROM r";
-
-const INSERT_SQLITE: &str = "INSERT INTO reports (id, number, reference, kind, status, category, \
-     medium, details, original, contact, anonymous, submitted_by, submitted_at, updated_at, \
-     revision, senior_notice, idempotency_hash, request_hash, receipt_hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $17, $9, $10, $11, $12, $12, 1, $13, $14, $15, $16) \
-     ON CONFLICT (idempotency_hash) DO NOTHING";
-
 impl Store {
-    /// Stores a new report and its `ReportSubmitted` event in one transaction. With an
-    /// idempotency key that was already used, stores nothing and returns that report.
-    pub async fn submit(&self, s: Submission<'_>) -> Result<Submitted, IntakeError> {
-        let r = s.report;
-        let details = serde_json::to_string(&r.details).expect("details serialise");
-        let contact = r
-            .contact
-            .as_ref()
-            .map(|c| serde_json::to_string(c).expect("contact serialises"));
-        let original = serde_json::to_string(&Original {
-            details: r.details.clone(),
-            contact: r.contact.clone(),
-        })
-        .expect("original serialises");
-        let inserted = match self.db.writer() {
-            // One statement: the report, its reference and its outbox row commit together
-            // in a single round trip.
-            Pool::Postgres(p) => sqlx::query_scalar::<_, String>(INSERT_POSTGRES)
-                .bind(s.id)
-                .bind(&s.reference_prefix)
-                .bind(r.kind.to_db())
-                .bind(Status::Received.to_db())
-                .bind(&r.details.category)
-                .bind(r.details.medium.to_db())
-                .bind(&details)
-                .bind(&contact)
-                .bind(r.contact.is_none())
-                .bind(s.submitted_by)
-                .bind(s.submitted_at)
-                .bind(r.senior_notice())
-                .bind(&s.idempotency_hash)
-                .bind(&s.request_hash)
-                .bind(&s.receipt_hash)
-                .bind(s.event.event_id)
-                .bind(&s.event.event_type)
-                .bind(&s.event.trace_context)
-                .bind(&s.event.payload)
-                .bind(&original)
-                .fetch_optional(&p)
-                .await?
-                .is_some(),
-            // One writer at a time: the next number cannot be taken by anyone else.
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                let number: i64 =
-                    sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM reports")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let reference = format!("{}{number:06}", s.reference_prefix);
-                let done = sqlx::query(INSERT_SQLITE)
-                    .bind(s.id)
-                    .bind(number)
-                    .bind(&reference)
-                    .bind(r.kind.to_db())
-                    .bind(Status::Received.to_db())
-                    .bind(&r.details.category)
-                    .bind(r.details.medium.to_db())
-                    .bind(&details)
-                    .bind(&contact)
-                    .bind(r.contact.is_none())
-                    .bind(s.submitted_by)
-                    .bind(s.submitted_at)
-                    .bind(r.senior_notice())
-                    .bind(&s.idempotency_hash)
-                    .bind(&s.request_hash)
-                    .bind(&s.receipt_hash)
-                    .bind(&original)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 1 {
-                    let event = NewEvent {
-                        aggregate_reference: reference,
-                        ..s.event.clone()
-                    };
-                    tx.append_event(&event).await?;
-                    tx.commit().await?;
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        if inserted {
-            self.db.outbox_committed();
-            let row = self
-                .report(s.id)
-                .await?
-                .ok_or_else(|| IntakeError::Corrupt("report vanished".into()))?;
-            return Ok(Submitted::Created(row));
-        }
-        let hash = s.idempotency_hash.as_ref().ok_or_else(|| {
-            IntakeError::Corrupt("insert ignored without an idempotency key".into())
-        })?;
-        let row = self
-            .report_by_idempotency(hash.clone())
-            .await?
-            .ok_or_else(|| IntakeError::Corrupt("idempotent report not found".into()))?;
-        Ok(Submitted::Existing(row))
-    }
-
     pub async fn report(&self, id: Uuid) -> Result<Option<ReportRow>, IntakeError> {
         self.report_by(select_reports!("WHERE id = $1"), Key::Id(id))
             .await
@@ -298,7 +144,10 @@ impl Store {
         .await
     }
 
-    async fn report_by_idempotency(&self, hash: Vec<u8>) -> Result<Option<ReportRow>, IntakeError> {
+    pub(super) async fn report_by_idempotency(
+        &self,
+        hash: Vec<u8>,
+    ) -> Result<Option<ReportRow>, IntakeError> {
         self.report_by(
             select_reports!("WHERE idempotency_hash = $1"),
             Key::Bytes(hash),

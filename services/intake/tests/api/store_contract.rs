@@ -50,12 +50,12 @@ fn new_report(kind: Kind, contact: bool) -> NewReport {
     }
 }
 
-fn submission<'a>(report: &'a NewReport, key: Option<&str>, at: OffsetDateTime) -> Submission<'a> {
+fn submission(report: &NewReport, key: Option<&str>, at: OffsetDateTime) -> Submission {
     let id = Uuid::now_v7();
     Submission {
         id,
-        report,
-        submitted_by: report.contact.as_ref().map(|_| "alex"),
+        report: report.clone(),
+        submitted_by: report.contact.as_ref().map(|_| "alex".to_owned()),
         submitted_at: DbTime::new(at),
         reference_prefix: "SIR-2026-".into(),
         idempotency_hash: key.map(|k| k.as_bytes().to_vec()),
