@@ -492,11 +492,11 @@ v0+cTlaNya2Autnmw6BWiO+1oiFOdyHVIDI2RHCYfZblGA+1YaKecpTP
                 "y":"2ebDoFaI77WiIU53IdUgMjZEcJh9luUYD7Vhop5ylM8"}]}"#,
         )
         .unwrap();
-        let config = AuthConfig {
+        let jwks_config = AuthConfig {
             jwks_file: Some(jwks),
             ..AuthConfig::default()
         };
-        let verifier = Verifier::from_config(&config).unwrap();
+        let verifier = Verifier::from_config(&jwks_config).unwrap();
         let key = EncodingKey::from_ec_pem(TEST_EC_KEY.as_bytes()).unwrap();
         let claims = serde_json::json!({
             "sub": "carol", "iss": "custos", "aud": "custos",
@@ -513,9 +513,10 @@ v0+cTlaNya2Autnmw6BWiO+1oiFOdyHVIDI2RHCYfZblGA+1YaKecpTP
         header.kid = Some("k2".into());
         let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
         assert!(matches!(verifier.verify(&token), Err(TokenError::NoKey)));
-        let hs = TokenMinter::from_config(&super::tests::config())
-            .unwrap()
-            .mint("x", &[], Duration::from_secs(60));
+        let hs =
+            TokenMinter::from_config(&config())
+                .unwrap()
+                .mint("x", &[], Duration::from_secs(60));
         assert!(matches!(verifier.verify(&hs), Err(TokenError::NoKey)));
         std::fs::remove_dir_all(dir).unwrap();
     }
