@@ -26,6 +26,10 @@ pub enum IntakeError {
     AnonymousDisabled,
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A group-committed write failed for every submission in it (the cause is logged
+    /// once by the writer).
+    #[error("the report could not be stored")]
+    BatchFailed(Code),
     #[error("stored report is unreadable: {0}")]
     Corrupt(String),
 }
@@ -42,6 +46,7 @@ impl ServiceError for IntakeError {
             IntakeError::IdempotencyKeyReused => Code::AlreadyExists,
             IntakeError::AnonymousDisabled => Code::Unauthenticated,
             IntakeError::Storage(e) => e.code(),
+            IntakeError::BatchFailed(code) => *code,
             IntakeError::Corrupt(_) => Code::Internal,
         }
     }

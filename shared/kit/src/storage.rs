@@ -202,9 +202,10 @@ impl Db {
         }
     }
 
-    /// Probes the database (for health).
+    /// Probes the database (for health). Through the readers: SQLite's single writer
+    /// connection may be busy with a long batch, which is not ill health.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        with_pool!(self.writer(), p => {
+        with_pool!(self.reader(), p => {
             let mut conn = p.acquire().await?;
             conn.ping().await?;
         });

@@ -57,20 +57,7 @@ pub fn history(
             .collect(),
     }];
     for r in revisions {
-        out.push(pb::Revision {
-            number: r.number,
-            changed_at: ts(r.changed_at),
-            changed_by: r.changed_by.clone(),
-            reason: r.reason.clone(),
-            changes: changes(r)?
-                .into_iter()
-                .map(|(field, old_value, new_value)| pb::FieldChange {
-                    field,
-                    old_value,
-                    new_value,
-                })
-                .collect(),
-        });
+        out.push(revision(r)?);
     }
     Ok(out)
 }

@@ -159,22 +159,12 @@ where
                 // Nothing of the batch was written: every caller hears why.
                 let message = custos_kit::error::DisplayChain(&error).to_string();
                 tracing::error!(error = %message, "submission batch failed");
+                let code = custos_kit::error::ServiceError::code(&error);
                 for reply in replies {
-                    let _ = reply.send(Err(copy_error(&error)));
+                    let _ = reply.send(Err(IntakeError::BatchFailed(code)));
                 }
             }
         }
-    }
-}
-
-/// The same failure for every caller of a batch (storage errors are not `Clone`).
-fn copy_error(error: &IntakeError) -> IntakeError {
-    use custos_kit::{error::ServiceError, storage::StorageError};
-    match error.code() {
-        custos_kit::error::Code::Unavailable => {
-            IntakeError::Storage(StorageError::Unavailable(sqlx::Error::PoolTimedOut))
-        }
-        _ => IntakeError::Corrupt(format!("submission batch failed: {error}")),
     }
 }
 

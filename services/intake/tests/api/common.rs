@@ -122,6 +122,17 @@ pub fn anonymous_event() -> pb::SubmitReportRequest {
     }
 }
 
+/// Every report, as helpdesk sees them.
+pub async fn list_all(intake: &TestIntake) -> Vec<pb::Report> {
+    intake
+        .client("desk", &[Role::Helpdesk])
+        .list_reports(pb::ListReportsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .reports
+}
+
 /// Submits a named event as `subject` (a reporter) and returns the report.
 pub async fn submit_event(intake: &TestIntake, subject: &str) -> pb::Report {
     intake

@@ -107,13 +107,7 @@ async fn ten_concurrent_submissions_with_one_key_create_one_report(backend: Back
         ids.insert(report.id);
     }
     assert_eq!(ids.len(), 1, "one report for one key");
-    let listed = intake
-        .client("desk", &[Role::Helpdesk])
-        .list_reports(pb::ListReportsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
+    let listed = list_all(&intake).await;
     assert_eq!(listed.len(), 1);
 
     // The same key for a different report is refused, and nothing is written.
@@ -235,13 +229,7 @@ async fn bad_input_names_every_bad_field(backend: Backend) {
         expected.sort();
         assert_eq!(fields, expected, "{case}");
     }
-    let listed = intake
-        .client("desk", &[Role::Helpdesk])
-        .list_reports(pb::ListReportsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
+    let listed = list_all(&intake).await;
     assert!(listed.is_empty(), "nothing half-written");
 }
 
