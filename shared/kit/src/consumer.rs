@@ -11,7 +11,7 @@ use custos_proto::common::v1::{
     Event, SubscribeRequest, event_feed_service_client::EventFeedServiceClient,
     subscribe_response::Item,
 };
-use sqlx::{Postgres, Sqlite, Transaction, pool::PoolConnection};
+use sqlx::{Connection, PgConnection, Postgres, Sqlite, Transaction};
 use tokio_util::sync::CancellationToken;
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use uuid::Uuid;
@@ -73,6 +73,15 @@ pub struct Consumer<H> {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a replica without the lease tries to take it.
+const STANDBY: Duration = Duration::from_secs(2);
+
+enum Session {
+    /// The feed ended or shutdown began.
+    Ended,
+    /// Another replica holds the lease.
+    Standby,
+}
 
 impl<H: EventHandler> Consumer<H> {
     /// `name` identifies the consumer's cursor and lease, e.g. `classification.intake`.
@@ -94,32 +103,38 @@ impl<H: EventHandler> Consumer<H> {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            match self.session(&shutdown).await {
-                Ok(()) => backoff = Duration::from_millis(100),
+            let wait = match self.session(&shutdown).await {
+                Ok(Session::Ended) => {
+                    backoff = Duration::from_millis(100);
+                    backoff
+                }
+                Ok(Session::Standby) => STANDBY,
                 Err(error) => {
                     tracing::warn!(consumer = %self.name, %error, retry_in_ms = backoff.as_millis() as u64, "feed consumer interrupted");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    wait
                 }
-            }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
     /// One connection: take the lease, subscribe from the stored cursor, apply events.
-    async fn session(&self, shutdown: &CancellationToken) -> Result<(), String> {
+    async fn session(&self, shutdown: &CancellationToken) -> Result<Session, String> {
         let lease = Lease::acquire(&self.db, &self.name)
             .await
             .map_err(|e| e.to_string())?;
         let Some(lease) = lease else {
             tracing::debug!(consumer = %self.name, "another replica holds the lease");
-            return Ok(());
+            return Ok(Session::Standby);
         };
         let result = self.follow(shutdown).await;
         lease.release().await;
-        result
+        result.map(|()| Session::Ended)
     }
 
     async fn follow(&self, shutdown: &CancellationToken) -> Result<(), String> {
@@ -194,9 +209,11 @@ async fn stored_cursor(db: &Db, name: &str) -> Result<String, StorageError> {
     .unwrap_or_default())
 }
 
-/// One replica at a time: a session-level advisory lock on a dedicated connection.
+/// One replica at a time: a session-level advisory lock on a connection of its own,
+/// detached from the pool. If the consumer dies, the connection closes with it and the
+/// lock goes too; a pooled connection would keep the lock and lock everyone out.
 enum Lease {
-    Postgres(PoolConnection<Postgres>, String),
+    Postgres(PgConnection, String),
     Sqlite,
 }
 
@@ -206,12 +223,17 @@ impl Lease {
             "SELECT pg_try_advisory_lock(hashtextextended('custos.consumer.' || $1, 0))";
         match db.writer() {
             Pool::Postgres(p) => {
-                let mut conn = p.acquire().await?;
+                let mut conn = p.acquire().await?.detach();
                 let got: bool = sqlx::query_scalar(TRY)
                     .bind(name)
-                    .fetch_one(&mut *conn)
+                    .fetch_one(&mut conn)
                     .await?;
-                Ok(got.then(|| Lease::Postgres(conn, name.to_owned())))
+                if got {
+                    Ok(Some(Lease::Postgres(conn, name.to_owned())))
+                } else {
+                    let _ = conn.close().await;
+                    Ok(None)
+                }
             }
             // Standalone mode: one process, one consumer.
             Pool::Sqlite(_) => Ok(Some(Lease::Sqlite)),
@@ -222,15 +244,8 @@ impl Lease {
         const UNLOCK: &str =
             "SELECT pg_advisory_unlock(hashtextextended('custos.consumer.' || $1, 0))";
         if let Lease::Postgres(mut conn, name) = self {
-            // A connection still holding the lock must not go back to the pool.
-            if sqlx::query(UNLOCK)
-                .bind(&name)
-                .execute(&mut *conn)
-                .await
-                .is_err()
-            {
-                let _ = conn.close().await;
-            }
+            let _ = sqlx::query(UNLOCK).bind(&name).execute(&mut conn).await;
+            let _ = conn.close().await;
         }
     }
 }
