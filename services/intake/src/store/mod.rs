@@ -20,14 +20,14 @@ use crate::error::IntakeError;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
-    queue: submissions::SubmitQueue,
+    submit_path: submissions::SubmitPath,
 }
 
 impl Store {
-    /// Needs a Tokio runtime: it starts the submission writers.
+    /// Needs a Tokio runtime: on SQLite it starts the submission writer.
     pub fn new(db: Db) -> Self {
-        let queue = submissions::SubmitQueue::start(&db);
-        Self { db, queue }
+        let submit_path = submissions::SubmitPath::start(&db);
+        Self { db, submit_path }
     }
 
     pub fn db(&self) -> &Db {
