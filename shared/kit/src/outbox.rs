@@ -210,6 +210,9 @@ pub async fn read_after(db: &Db, after: Cursor, limit: i64) -> Result<Batch, Sto
     Ok(batch)
 }
 
+/// Shortest time between two notifications to other replicas.
+const NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// On PostgreSQL, tells other replicas' feed readers about local commits (NOTIFY, sent
 /// outside the write transactions so that commits are not serialised on it) and wakes
 /// local readers when other replicas commit (LISTEN). Runs until `shutdown`.
@@ -234,6 +237,10 @@ pub async fn relay_notifications(db: Db, shutdown: tokio_util::sync::Cancellatio
                 {
                     tracing::warn!(%error, "outbox notify failed; other replicas fall back to heartbeat re-reads");
                 }
+                // At most one NOTIFY per interval: commits meanwhile share the next one.
+                // NOTIFY commits serialise on PostgreSQL's notification queue, and local
+                // readers were already woken in-process.
+                tokio::time::sleep(NOTIFY_INTERVAL).await;
             }
         }
     };
