@@ -45,8 +45,12 @@ echo "idle RSS of custos-intake on PostgreSQL: $(awk '/VmRSS/ {print $2, $3}' /p
 target/release/custos-load --server http://127.0.0.1:$PORT --token "$TOKEN" --concurrency 32 --seconds "$SECONDS_PER_RUN"
 stop_intake
 echo "-- pgbench: the same report + outbox insert as one statement, 32 clients --"
-PGOPTIONS="-c search_path=intake" pgbench -n -c 32 -j 2 -T "$SECONDS_PER_RUN" \
-  -f tests/load/pgbench/insert_report.sql "$PG_URL" | grep -E "latency average|^tps"
+SQL=$PWD/tests/load/pgbench/insert_report.sql
+(cd "$WORK" && PGOPTIONS="-c search_path=intake" pgbench -n -c 32 -j 2 -T "$SECONDS_PER_RUN" \
+  -l -f "$SQL" "$PG_URL" | grep -E "latency average|^tps")
+# pgbench's own latency percentiles, from its per-transaction log (microseconds, 3rd column).
+cat "$WORK"/pgbench_log.* | awk '{print $3}' | sort -n \
+  | awk '{a[NR]=$1} END {printf "  pgbench latency p50 %.2f ms, p99 %.2f ms\n", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}'
 
 echo "== SQLite (durable: WAL, synchronous=FULL) =="
 start_intake "sqlite://$WORK/intake.db" "$WORK/sqlite.log"
