@@ -215,3 +215,38 @@ async fn a_browser_calls_with_grpc_web() {
     let trailers = String::from_utf8_lossy(&body[4..]).to_lowercase();
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_once() {
+    let database = TestDatabase::new(Backend::Postgres).await;
+    let config = || Config {
+        server: custos_testing::server_config(),
+        database: database.config(),
+        auth: custos_testing::auth_config(),
+        telemetry: TelemetryConfig::default(),
+        intake: IntakeSettings::default(),
+    };
+    let (a, b, c) = tokio::join!(
+        custos_intake::App::build(config()),
+        custos_intake::App::build(config()),
+        custos_intake::App::build(config()),
+    );
+    let (a, b, c) = (
+        a.expect("replica a starts"),
+        b.expect("replica b starts"),
+        c.expect("replica c starts"),
+    );
+    let applied: i64 = custos_kit::with_pool!(a.db().reader(), p => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&p).await.unwrap()
+    });
+    assert_eq!(applied, 2, "the kit's and intake's migrations, once each");
+    drop((b, c));
+    let db = a.db().clone();
+    let running = custos_testing::Running::spawn(a.local_addr(), |signal| a.run_until(signal));
+    let intake = TestIntake {
+        running,
+        db,
+        database,
+    };
+    submit_event(&intake, "alex").await;
+}
