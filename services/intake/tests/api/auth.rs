@@ -114,6 +114,34 @@ async fn health_and_reflection_need_no_token(backend: Backend) {
         })
         .await;
     assert!(response.is_ok(), "{response:?}");
+    // Reflection lists the services without a token (what grpcurl relies on).
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(custos_testing::channel(intake.addr()))
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("a list of services")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"custos.intake.v1.IntakeService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"custos.common.v1.EventFeedService".to_owned()),
+        "{names:?}"
+    );
     // The feed needs a service token.
     let mut feed = custos_proto::common::v1::event_feed_service_client::EventFeedServiceClient::new(
         custos_testing::authed(intake.addr(), "someone", &[Role::Reporter]),
