@@ -65,6 +65,27 @@ fn submission(report: &NewReport, key: Option<&str>, at: OffsetDateTime) -> Subm
     }
 }
 
+/// The first `n` events of the outbox. On PostgreSQL an event is released only once every
+/// older transaction in the cluster has finished (see the kit's outbox), and other tests
+/// share the cluster, so this waits for them to settle.
+async fn first_events(store: &Store, n: usize) -> Vec<outbox::StoredEvent> {
+    let wait = async {
+        loop {
+            let events = outbox::read_after(store.db(), Cursor::START, n as i64 + 1)
+                .await
+                .unwrap()
+                .events;
+            if events.len() >= n {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+        .await
+        .expect("events settle")
+}
+
 async fn start(backend: Backend) -> (TestIntake, Store) {
     let intake = TestIntake::start(backend).await;
     let store = Store::new(intake.db.clone());
@@ -120,11 +141,8 @@ async fn submit_read_and_idempotency(backend: Backend) {
     assert!(store.report(Uuid::now_v7()).await.unwrap().is_none());
 
     // Two reports, two events, in order, with the references filled in.
-    let batch = outbox::read_after(store.db(), Cursor::START, 10)
-        .await
-        .unwrap();
-    let refs: Vec<_> = batch
-        .events
+    let events = first_events(&store, 2).await;
+    let refs: Vec<_> = events
         .iter()
         .map(|e| e.aggregate_reference.as_str())
         .collect();
@@ -355,8 +373,70 @@ async fn provider_reports_and_overdue(backend: Backend) {
     );
 }
 
+/// Many submissions at once: new keys, keys already stored, no key, and one key repeated
+/// among them. Every caller hears its own outcome, each key creates one report, and each
+/// new report has exactly one event. (References are unique, not gap-free: on PostgreSQL
+/// identical keys racing each other may each take a number.)
+async fn concurrent_submissions_each_hear_their_outcome(backend: Backend) {
+    let (_intake, store) = start(backend).await;
+    let now = OffsetDateTime::now_utc();
+    let report = new_report(Kind::Event, true);
+    for key in ["old-1", "old-2"] {
+        store
+            .submit(submission(&report, Some(key), now))
+            .await
+            .unwrap();
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let key = match i % 6 {
+            0 => Some("old-1".to_owned()),
+            1 => Some("old-2".to_owned()),
+            2 => Some("repeated".to_owned()),
+            3 => None,
+            _ => Some(format!("new-{i}")),
+        };
+        let (store, s) = (store.clone(), submission(&report, key.as_deref(), now));
+        calls.spawn(async move { (key, store.submit(s).await.unwrap()) });
+    }
+    let (mut created, mut existing) = (Vec::new(), Vec::new());
+    while let Some(call) = calls.join_next().await {
+        match call.unwrap() {
+            (_, Submitted::Created(row)) => created.push(row.reference),
+            (key, Submitted::Existing(row)) => existing.push((key.unwrap(), row.reference)),
+        }
+    }
+    // Of 60: 1 for "repeated", 10 without a key, 20 with new keys; 29 retries.
+    assert_eq!(created.len(), 31);
+    assert_eq!(existing.len(), 29);
+    // Every retry of "repeated" found the one report that key created.
+    let repeated: Vec<_> = existing.iter().filter(|(k, _)| k == "repeated").collect();
+    assert_eq!(repeated.len(), 9);
+    assert!(created.contains(&repeated[0].1));
+    for (key, reference) in &existing {
+        let expected = match key.as_str() {
+            "old-1" => "SIR-2026-000001",
+            "old-2" => "SIR-2026-000002",
+            _ => repeated[0].1.as_str(),
+        };
+        assert_eq!(reference, expected, "{key}");
+    }
+    let mut refs: Vec<_> = first_events(&store, 33)
+        .await
+        .iter()
+        .map(|e| e.aggregate_reference.clone())
+        .collect();
+    refs.sort();
+    created.extend(["SIR-2026-000001".into(), "SIR-2026-000002".into()]);
+    created.sort();
+    created.dedup();
+    assert_eq!(created.len(), 33, "every new report has its own reference");
+    assert_eq!(refs, created, "one event per new report");
+}
+
 on_both_backends!(
     submit_read_and_idempotency,
+    concurrent_submissions_each_hear_their_outcome,
     list_filters_and_pages,
     amend_history_and_follow_ups,
     provider_reports_and_overdue
