@@ -20,14 +20,14 @@ use crate::error::IntakeError;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
-    submit_path: submissions::SubmitPath,
+    submit_queue: submissions::SubmitQueue,
 }
 
 impl Store {
     /// Needs a Tokio runtime: on SQLite it starts the submission writer.
     pub fn new(db: Db) -> Self {
-        let submit_path = submissions::SubmitPath::start(&db);
-        Self { db, submit_path }
+        let submit_queue = submissions::SubmitQueue::start(&db);
+        Self { db, submit_queue }
     }
 
     pub fn db(&self) -> &Db {
