@@ -3,6 +3,7 @@
 
 mod cli;
 mod output;
+mod request;
 mod standalone;
 
 use std::process::ExitCode;

@@ -158,3 +158,28 @@ pub fn status_error(status: &tonic::Status) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_errors_read_as_sentences_with_every_bad_field() {
+        let mut details = tonic_types::ErrorDetails::new();
+        details.add_bad_request_violation("contact.phone", "must be a phone number");
+        details.add_bad_request_violation("details.category", "is required");
+        let status = <tonic::Status as tonic_types::StatusExt>::with_error_details(
+            tonic::Code::InvalidArgument,
+            "the request has invalid fields",
+            details,
+        );
+        let text = status_error(&status);
+        assert!(text.starts_with("error: invalid request: the request has invalid fields"));
+        assert!(text.contains("\n  - contact.phone: must be a phone number"));
+        assert!(text.contains("\n  - details.category: is required"));
+        let text = status_error(&tonic::Status::unauthenticated(
+            "this call needs a bearer token",
+        ));
+        assert!(text.contains("CUSTOS_TOKEN"));
+    }
+}
