@@ -1,5 +1,6 @@
 //! Intake's event feed: replay, resume, live delivery, heartbeats, events that commit out
-//! of order, and a consumer that crashes and resumes without loss or double effect.
+//! of order, commits on another replica, and a consumer that crashes and resumes without
+//! loss or double effect.
 
 use std::{sync::Arc, time::Duration};
 
@@ -181,6 +182,46 @@ async fn postgres_events_that_commit_out_of_order_are_not_skipped() {
         .await
         .unwrap();
     assert!(batch.events.is_empty() && !batch.held_back);
+}
+
+/// Replicas share one database. A report submitted on one replica reaches a subscriber
+/// of another as it commits (LISTEN/NOTIFY between them), not at the next heartbeat's
+/// re-read: heartbeats here are an hour apart, and after the first event the only way
+/// the subscriber's replica hears of a commit is the notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_from_another_replica_arrive_as_they_commit() {
+    let hourly_heartbeat = |c: &mut Config| c.server.feed_heartbeat_secs = 3600;
+    let a = TestIntake::start_with(Backend::Postgres, hourly_heartbeat).await;
+    let mut config = Config {
+        server: custos_testing::server_config(),
+        database: a.database.config(),
+        auth: custos_testing::auth_config(),
+        telemetry: custos_kit::config::TelemetryConfig::default(),
+        intake: custos_intake::config::IntakeSettings::default(),
+    };
+    hourly_heartbeat(&mut config);
+    let app = custos_intake::App::build(config)
+        .await
+        .expect("replica b starts");
+    let b = custos_testing::Running::spawn(app.local_addr(), |signal| app.run_until(signal));
+    let mut on_b = pb::intake_service_client::IntakeServiceClient::new(custos_testing::authed(
+        b.addr,
+        "alex",
+        &[Role::Reporter],
+    ));
+
+    let mut stream = subscribe(&a, "").await;
+    for _ in 0..3 {
+        let report = on_b
+            .submit_report(named(event_details(), pb::ReportKind::Event))
+            .await
+            .expect("submit on b")
+            .into_inner()
+            .report
+            .expect("report");
+        let event = next_event(&mut stream).await;
+        assert_eq!(event.aggregate_reference, report.reference);
+    }
 }
 
 /// Applies each event by inserting a row (a second application would show as a duplicate).
