@@ -186,6 +186,9 @@ impl GrpcServer {
             .layer(crate::metrics::RpcMetricsLayer::new())
             // Load shedding before any work: past `max_concurrent_requests` calls in
             // flight, new ones fail fast with RESOURCE_EXHAUSTED instead of queueing.
+            // (`shed_status` words it; tonic's default speaks of "the connection",
+            // though the limit is the whole server's.)
+            .map_err(shed_status)
             .load_shed()
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 config.max_concurrent_requests,
@@ -259,6 +262,18 @@ fn classifier() -> GrpcErrorsAsFailures {
         GrpcErrorsAsFailures::new(),
         GrpcErrorsAsFailures::with_success,
     )
+}
+
+/// The status a shed call gets: what happened, and that a retry later may succeed.
+fn shed_status(error: tower::BoxError) -> tower::BoxError {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        Box::new(tonic::Status::resource_exhausted(
+            "the service is at its limit of calls in flight (server.max_concurrent_requests); \
+             retry with backoff",
+        ))
+    } else {
+        error
+    }
 }
 
 fn cors(config: &ServerConfig) -> CorsLayer {

@@ -1,5 +1,6 @@
-//! The server stack: health follows the database, graceful shutdown finishes in-flight
-//! calls, and browsers can call with grpc-web.
+//! The server stack: health follows the database, calls past the concurrency limit are
+//! shed, graceful shutdown finishes in-flight calls, replicas start together, and
+//! browsers can call with grpc-web.
 
 use std::{str::FromStr, time::Duration};
 
@@ -81,12 +82,15 @@ async fn health_follows_the_database() {
     submit_event(&intake, "alex").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_finishes_in_flight_calls() {
-    use sqlx::{Connection, PgConnection};
-    let intake = TestIntake::start(Backend::Postgres).await;
-    // Hold the reports table so that a submission stays in flight.
-    let mut locker = PgConnection::connect(intake.database.url()).await.unwrap();
+type InFlight =
+    tokio::task::JoinHandle<Result<tonic::Response<pb::SubmitReportResponse>, tonic::Status>>;
+
+/// Locks intake's reports table and starts a submission, which then stays in flight
+/// (in its handler, waiting on the lock) until the returned transaction ends.
+async fn submission_held_in_flight(
+    intake: &TestIntake,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, InFlight) {
+    let locker = sqlx::PgPool::connect(intake.database.url()).await.unwrap();
     let mut lock = locker.begin().await.unwrap();
     let sql = format!(
         "LOCK TABLE \"{}\".reports IN ACCESS EXCLUSIVE MODE",
@@ -103,25 +107,65 @@ async fn graceful_shutdown_finishes_in_flight_calls() {
             .submit_report(named(event_details(), pb::ReportKind::Event))
             .await
     });
-    let mut observer = PgConnection::connect(intake.database.url()).await.unwrap();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         tick.tick().await;
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO reports%'",
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT l.granted AND c.relname = 'reports' AND n.nspname = $1)",
         )
-        .fetch_one(&mut observer)
+        .bind(intake.database.schema())
+        .fetch_one(&locker)
         .await
         .unwrap();
-        if waiting > 0 {
-            break;
+        if waiting {
+            return (lock, in_flight);
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "the submission reached the database"
         );
     }
+}
+
+/// Past `max_concurrent_requests` calls in flight, a new call fails at once with
+/// RESOURCE_EXHAUSTED rather than queueing; the calls already in flight complete, and
+/// the service takes calls again once they have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_concurrency_limit_are_shed() {
+    let intake =
+        TestIntake::start_with(Backend::Postgres, |c| c.server.max_concurrent_requests = 1).await;
+    let (lock, in_flight) = submission_held_in_flight(&intake).await;
+    let mut client = intake.client("alex", &[Role::Reporter]);
+    let shed = tokio::time::timeout(WAIT, client.list_categories(pb::ListCategoriesRequest {}))
+        .await
+        .expect("a shed call fails at once")
+        .expect_err("the limit is reached");
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    assert!(
+        shed.message().contains("limit of calls in flight"),
+        "{shed:?}"
+    );
+
+    lock.commit().await.unwrap();
+    in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight completes");
+    client
+        .list_categories(pb::ListCategoriesRequest {})
+        .await
+        .expect("calls are taken again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_calls() {
+    let intake = TestIntake::start(Backend::Postgres).await;
+    let (lock, in_flight) = submission_held_in_flight(&intake).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let deadline = tokio::time::Instant::now() + WAIT;
 
     let TestIntake { mut running, .. } = intake;
     running.begin_stop();
