@@ -4,8 +4,9 @@
 //! delayed to form a batch: a lone submission is written at once, and batches grow only
 //! while the writers are busy. SQLite has one writer. PostgreSQL has a few, each writing
 //! its batch as one statement, so one batch can be in the database while the next forms.
-//! Every submission in a batch commits or fails together, and each caller hears its own
-//! outcome.
+//! A batch commits or fails as a whole. If it fails for any reason but an unreachable
+//! database, each of its submissions is written alone, so that one that breaks a
+//! constraint cannot fail the others. Each caller hears its own outcome.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,6 +15,7 @@ use std::{
 
 use custos_kit::{
     db_time::DbTime,
+    error::{Code, ServiceError},
     outbox::{NewEvent, OutboxWriter},
     storage::{Db, Pool},
 };
@@ -141,30 +143,49 @@ async fn write_loop(rx: Arc<Mutex<mpsc::Receiver<Job>>>, db: Db) {
         };
         let (rows, replies): (Vec<Row>, Vec<_>) =
             jobs.into_iter().map(|j| (j.row, j.reply)).unzip();
-        let written = match db.writer() {
-            Pool::Postgres(pool) => write_postgres(&pool, &rows).await,
-            Pool::Sqlite(pool) => write_sqlite(&pool, &rows).await,
-        };
-        match written {
-            Ok(results) => {
-                if results.iter().any(Option::is_some) {
-                    db.outbox_committed();
+        let results = match write(&db, &rows).await {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            // Anything but an unreachable database may be one submission's fault (a
+            // constraint it breaks): each is written alone, so that it cannot fail the
+            // others.
+            Err(error) if rows.len() > 1 && error.code() != Code::Unavailable => {
+                let message = custos_kit::error::DisplayChain(&error).to_string();
+                tracing::warn!(error = %message, submissions = rows.len(), "a batch of submissions failed; writing each alone");
+                let mut results = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let alone = write(&db, std::slice::from_ref(row)).await;
+                    results.push(alone.map(|mut one| one.pop().flatten()).map_err(|error| {
+                        log_failure(&error, 1);
+                        error.code()
+                    }));
                 }
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
+                results
             }
             Err(error) => {
-                // Nothing of the batch was written: every caller hears why.
-                let message = custos_kit::error::DisplayChain(&error).to_string();
-                tracing::error!(error = %message, batch = rows.len(), "submission batch failed");
-                let code = custos_kit::error::ServiceError::code(&error);
-                for reply in replies {
-                    let _ = reply.send(Err(IntakeError::BatchFailed(code)));
-                }
+                log_failure(&error, rows.len());
+                rows.iter().map(|_| Err(error.code())).collect()
             }
+        };
+        if results.iter().any(|r| matches!(r, Ok(Some(_)))) {
+            db.outbox_committed();
+        }
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The cause was logged here; the caller hears its code.
+            let _ = reply.send(result.map_err(IntakeError::BatchFailed));
         }
     }
+}
+
+async fn write(db: &Db, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, IntakeError> {
+    match db.writer() {
+        Pool::Postgres(pool) => write_postgres(&pool, rows).await,
+        Pool::Sqlite(pool) => write_sqlite(&pool, rows).await,
+    }
+}
+
+fn log_failure(error: &IntakeError, submissions: usize) {
+    let message = custos_kit::error::DisplayChain(error).to_string();
+    tracing::error!(error = %message, submissions, "submissions could not be stored");
 }
 
 /// A batch as one statement: each column an array, unnested into rows. A key already
@@ -307,7 +328,7 @@ impl Store {
         let hash = s.idempotency_hash.clone();
         let (reply, outcome) = oneshot::channel();
         // The writers stop only when the store is dropped (the service is stopping).
-        let stopped = || IntakeError::BatchFailed(custos_kit::error::Code::Unavailable);
+        let stopped = || IntakeError::BatchFailed(Code::Unavailable);
         self.submit_queue
             .0
             .send(Job {
