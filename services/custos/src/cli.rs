@@ -202,7 +202,7 @@ async fn run_report(command: ReportCommand) -> Result<(), String> {
                 );
             } else {
                 println!(
-                    "Report {} received ({}).",
+                    "Report {} is stored. Status: {}.",
                     report.reference,
                     output::status(report.status)
                 );
