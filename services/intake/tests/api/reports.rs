@@ -131,79 +131,47 @@ async fn listing_filters_and_pages(backend: Backend) {
     sorted.reverse();
     assert_eq!(seen, sorted, "UUIDv7 ids sort like their submission times");
 
-    let weaknesses = desk
-        .list_reports(list(
-            pb::ReportFilter {
-                kind: pb::ReportKind::Weakness as i32,
-                ..Default::default()
-            },
-            0,
-            String::new(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
+    // Each filter on its own (every report here was submitted within the last hour).
+    let mut filtered = async |filter: pb::ReportFilter| {
+        desk.list_reports(list(filter, 0, String::new()))
+            .await
+            .unwrap()
+            .into_inner()
+            .reports
+    };
+    let weaknesses = filtered(pb::ReportFilter {
+        kind: pb::ReportKind::Weakness as i32,
+        ..Default::default()
+    })
+    .await;
     assert_eq!(weaknesses.len(), 2);
-    let paper = desk
-        .list_reports(list(
-            pb::ReportFilter {
-                medium: pb::ReportMedium::Paper as i32,
-                ..Default::default()
-            },
-            0,
-            String::new(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
+    let paper = filtered(pb::ReportFilter {
+        medium: pb::ReportMedium::Paper as i32,
+        ..Default::default()
+    })
+    .await;
     assert_eq!(
         paper.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
         [ids[4].clone()]
     );
-    let category = desk
-        .list_reports(list(
-            pb::ReportFilter {
-                category: "application_malfunction".into(),
-                ..Default::default()
-            },
-            0,
-            String::new(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
+    let category = filtered(pb::ReportFilter {
+        category: "application_malfunction".into(),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(category.len(), 2);
-    let future = desk
-        .list_reports(list(
-            pb::ReportFilter {
-                submitted_after: Some(hours_ago(-1)),
-                ..Default::default()
-            },
-            0,
-            String::new(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
+    let future = filtered(pb::ReportFilter {
+        submitted_after: Some(hours_ago(-1)),
+        ..Default::default()
+    })
+    .await;
     assert!(future.is_empty());
-    let past = desk
-        .list_reports(list(
-            pb::ReportFilter {
-                submitted_before: Some(hours_ago(-1)),
-                submitted_after: Some(hours_ago(1)),
-                ..Default::default()
-            },
-            0,
-            String::new(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
+    let past = filtered(pb::ReportFilter {
+        submitted_before: Some(hours_ago(-1)),
+        submitted_after: Some(hours_ago(1)),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(past.len(), 6);
 
     // A reporter lists only their own.
