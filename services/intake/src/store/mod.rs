@@ -24,7 +24,7 @@ pub struct Store {
 }
 
 impl Store {
-    /// Needs a Tokio runtime: on SQLite it starts the submission writer.
+    /// Needs a Tokio runtime: it starts the submission writers.
     pub fn new(db: Db) -> Self {
         let submit_queue = submissions::SubmitQueue::start(&db);
         Self { db, submit_queue }
