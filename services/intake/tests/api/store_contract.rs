@@ -69,21 +69,19 @@ fn submission(report: &NewReport, key: Option<&str>, at: OffsetDateTime) -> Subm
 /// older transaction in the cluster has finished (see the kit's outbox), and other tests
 /// share the cluster, so this waits for them to settle.
 async fn first_events(store: &Store, n: usize) -> Vec<outbox::StoredEvent> {
-    let wait = async {
-        loop {
-            let events = outbox::read_after(store.db(), Cursor::START, n as i64 + 1)
-                .await
-                .unwrap()
-                .events;
-            if events.len() >= n {
-                return events;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        tick.tick().await;
+        let batch = outbox::read_after(store.db(), Cursor::START, n as i64 + 1)
+            .await
+            .unwrap();
+        if batch.events.len() >= n {
+            return batch.events;
         }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
-        .await
-        .expect("events settle")
+        assert!(batch.held_back, "only {} events", batch.events.len());
+        assert!(tokio::time::Instant::now() < deadline, "events settle");
+    }
 }
 
 async fn start(backend: Backend) -> (TestIntake, Store) {
