@@ -76,15 +76,21 @@ impl IntakeApi {
                 submitted_at: Some(to_timestamp(submitted_at.get())),
             },
         );
+        let idempotency_hash = key.map(|k| receipt::idempotency_hash(scope, k));
+        let suggests_malware = self
+            .taxonomy
+            .get(&new.details.category)
+            .is_some_and(|c| c.suggests_malware);
+        let guidance = guidance::for_report(&new, suggests_malware);
         let outcome = self
             .store
             .submit(Submission {
                 id,
-                report: new.clone(),
-                submitted_by: submitted_by.clone(),
+                report: new,
+                submitted_by,
                 submitted_at,
                 reference_prefix: format!("{}-{}-", self.settings.reference_prefix, now.year()),
-                idempotency_hash: key.map(|k| receipt::idempotency_hash(scope, k)),
+                idempotency_hash,
                 request_hash: request_hash.clone(),
                 receipt_hash: receipt_text.as_deref().map(receipt::receipt_hash),
                 event,
@@ -105,13 +111,9 @@ impl IntakeApi {
             }
         };
         tracing::Span::current().record("report_id", tracing::field::display(row.id));
-        let suggests_malware = self
-            .taxonomy
-            .get(&new.details.category)
-            .is_some_and(|c| c.suggests_malware);
         Ok(Response::new(pb::SubmitReportResponse {
             report: Some(convert::report(&row)?),
-            guidance: guidance::for_report(&new, suggests_malware),
+            guidance,
             receipt: receipt_text.unwrap_or_default(),
         }))
     }
