@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "custos/common/v1/feed.proto",
+        "custos/common/v1/feed_admin.proto",
         "custos/intake/v1/report.proto",
         "custos/intake/v1/events.proto",
         "custos/intake/v1/intake_service.proto",
@@ -26,7 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `prost::Name` on every message gives event payloads their type names and URLs.
     let mut config = tonic_prost_build::Config::new();
     config.enable_type_names();
+    // Our codec: undecodable request bytes are the client's mistake (INVALID_ARGUMENT),
+    // not an INTERNAL error as with the stock prost codec.
     tonic_prost_build::configure()
+        .codec_path("crate::codec::ProstCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds_with_config(compiler.file_descriptor_set(), config)?;

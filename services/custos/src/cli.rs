@@ -34,7 +34,8 @@ pub struct Connection {
 type Client = IntakeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
 impl Connection {
-    fn client(&self) -> Result<Client, String> {
+    /// A channel to `--server` whose calls carry `--token` (if any).
+    pub(crate) fn channel(&self) -> Result<InterceptedService<Channel, ClientInterceptor>, String> {
         let channel = Channel::from_shared(self.server.clone())
             .map_err(|_| {
                 format!(
@@ -47,10 +48,15 @@ impl Connection {
             Some(t) => ClientInterceptor::bearer(t.trim())?,
             None => ClientInterceptor::anonymous(),
         };
-        Ok(IntakeServiceClient::new(InterceptedService::new(
-            channel,
-            interceptor,
-        )))
+        Ok(InterceptedService::new(channel, interceptor))
+    }
+
+    fn client(&self) -> Result<Client, String> {
+        Ok(IntakeServiceClient::new(self.channel()?))
+    }
+
+    pub(crate) fn json(&self) -> bool {
+        self.json
     }
 }
 
@@ -366,7 +372,8 @@ pub async fn receipt(command: ReceiptCommand) -> ExitCode {
                 }
             }
             ReceiptCommand::Add { receipt, text, conn } => {
-                conn.client()?.add_receipt_information(pb::AddReceiptInformationRequest { receipt, text }).await.map_err(status)?;
+                let idempotency_key = uuid::Uuid::new_v4().to_string();
+                conn.client()?.add_receipt_information(pb::AddReceiptInformationRequest { receipt, text, idempotency_key }).await.map_err(status)?;
                 if !conn.json {
                     println!("Added to your report.");
                 } else {

@@ -2,6 +2,7 @@
 //! (`custos token`), and work with reports from the command line.
 
 mod cli;
+mod feed_cli;
 mod output;
 mod request;
 mod standalone;
@@ -33,6 +34,9 @@ enum Command {
     /// Check on an anonymous report, or add to it, with its receipt.
     #[command(subcommand)]
     Receipt(cli::ReceiptCommand),
+    /// A service's feed consumers: state, parked events, replay, reset (role admin).
+    #[command(subcommand)]
+    Feed(feed_cli::FeedCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
             Command::Token(a) => standalone::token(a),
             Command::Report(c) => cli::report(*c).await,
             Command::Receipt(c) => cli::receipt(c).await,
+            Command::Feed(c) => feed_cli::feed(c).await,
         }
     })
 }

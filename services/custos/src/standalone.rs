@@ -1,7 +1,8 @@
 //! Standalone mode: every service in one process, each on its own loopback port, with
-//! SQLite files in a data directory (zero set-up; data survives restarts). A development
-//! signing secret is created in the data directory on first start; `custos token` mints
-//! tokens with it.
+//! SQLite files in a data directory (zero set-up; data survives restarts). The data
+//! directory is locked while the suite runs, so a second `custos serve` on it refuses to
+//! start. A development signing secret and intake's receipt secret are created in it on
+//! first start; `custos token` mints tokens with the signing secret.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -13,13 +14,17 @@ use std::{
 use clap::Args;
 use custos_kit::{
     auth::{Role, TokenMinter},
-    config::{AuthConfig, DatabaseConfig, LogFormat, ServerConfig, TelemetryConfig},
+    config::{AuthConfig, DatabaseConfig, LogFormat, ServerConfig, ServiceConfig, TelemetryConfig},
+    service::{App, Service},
     shutdown, telemetry,
 };
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 const ISSUER: &str = "custos-standalone";
 const SECRET_FILE: &str = "dev-signing-secret";
+const RECEIPT_SECRET_FILE: &str = "receipt-secret";
+const LOCK_FILE: &str = "custos.lock";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -29,7 +34,7 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CUSTOS_HOST", default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Port of the intake service (the next services take the following ports).
+    /// Port of the first service, intake (the others take the following ports).
     #[arg(long, env = "CUSTOS_PORT", default_value_t = 50051)]
     port: u16,
     /// Refuse anonymous reports that come without a token.
@@ -70,9 +75,15 @@ fn auth_config(secret: String) -> AuthConfig {
     }
 }
 
-/// Reads the development secret, creating it (readable by the owner only) on first use.
+/// Reads the development signing secret, creating it on first use.
 fn secret(data_dir: &Path, create: bool) -> Result<String, String> {
-    let path = data_dir.join(SECRET_FILE);
+    data_dir_secret(data_dir, SECRET_FILE, create)
+}
+
+/// Reads a secret kept in the data directory, creating it (readable by the owner only)
+/// on first use.
+fn data_dir_secret(data_dir: &Path, name: &str, create: bool) -> Result<String, String> {
+    let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(s.trim().to_owned()),
         Err(_) if create => {
@@ -155,46 +166,125 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn run(args: &ServeArgs) -> Result<(), String> {
-    let secret = secret(&args.data_dir, true)?;
-    let data_dir = std::fs::canonicalize(&args.data_dir).map_err(|e| e.to_string())?;
-    let mut intake = custos_intake::Config {
+/// Holds the data directory's lock for as long as the suite runs: two processes on the
+/// same SQLite files would fight over their single writer.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another custos is already running on the data directory {}: stop it first, \
+             or give this one its own with --data-dir",
+            data_dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// The configuration of one service of the suite: its own port and SQLite file.
+fn service_config<S: Service>(
+    args: &ServeArgs,
+    data_dir: &Path,
+    port: u16,
+    auth: &AuthConfig,
+    settings: S::Settings,
+) -> ServiceConfig<S::Settings> {
+    ServiceConfig {
         server: ServerConfig {
-            listen: SocketAddr::new(args.host, args.port),
+            listen: SocketAddr::new(args.host, port),
             cors_allowed_origins: vec!["*".into()],
+            // No load balancer to wait for.
+            shutdown_grace_secs: 0,
             drain_timeout_secs: 10,
             ..ServerConfig::default()
         },
         database: DatabaseConfig {
-            url: SecretString::from(format!("sqlite://{}", data_dir.join("intake.db").display())),
+            url: SecretString::from(format!(
+                "sqlite://{}",
+                data_dir.join(format!("{}.db", S::NAME)).display()
+            )),
             ..DatabaseConfig::default()
         },
-        auth: auth_config(secret),
+        auth: auth.clone(),
         telemetry: TelemetryConfig::default(),
-        intake: Default::default(),
+        feed: Default::default(),
+        service: settings,
+    }
+}
+
+async fn run(args: &ServeArgs) -> Result<(), String> {
+    let secret = secret(&args.data_dir, true)?;
+    let data_dir = std::fs::canonicalize(&args.data_dir).map_err(|e| e.to_string())?;
+    let _lock = lock_data_dir(&data_dir)?;
+    let auth = auth_config(secret);
+    let intake = custos_intake::IntakeSettings {
+        anonymous_reporting: !args.no_anonymous_reporting,
+        receipt_secret: Some(SecretString::from(data_dir_secret(
+            &data_dir,
+            RECEIPT_SECRET_FILE,
+            true,
+        )?)),
+        ..Default::default()
     };
-    intake.intake.anonymous_reporting = !args.no_anonymous_reporting;
-    let app = custos_intake::App::build(intake)
+    // Every service of the suite, each on the next port.
+    let apps: Vec<App> = vec![
+        App::build::<custos_intake::Intake>(service_config::<custos_intake::Intake>(
+            args, &data_dir, args.port, &auth, intake,
+        ))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("intake: {}", custos_kit::error::DisplayChain(&e)))?,
+    ];
     let exe = std::env::args().next().unwrap_or_else(|| "custos".into());
+    let addresses: Vec<String> = apps
+        .iter()
+        .map(|a| format!("  {:<9}http://{}", a.name(), a.local_addr()))
+        .collect();
     println!(
         "custos is running (standalone, SQLite in {dir})\n\
-         \n  intake   http://{intake}\n\
+         \n{addresses}\n\
          \nTokens for development (any role: {roles}):\n  {exe} token --data-dir {dir} --role helpdesk --subject alice\n\
          \nThen, for example:\n  export CUSTOS_TOKEN=$({exe} token --data-dir {dir} --role helpdesk)\n  {exe} report list --server http://{intake}\n\
          \nStop with Ctrl-C.",
         dir = data_dir.display(),
-        intake = app.local_addr(),
+        addresses = addresses.join("\n"),
+        intake = apps[0].local_addr(),
         roles = Role::ALL
             .iter()
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
             .join(", "),
     );
-    app.run_until(shutdown::signal())
-        .await
-        .map_err(|e| e.to_string())
+    // One signal stops them all.
+    let stop = CancellationToken::new();
+    let mut running = tokio::task::JoinSet::new();
+    for app in apps {
+        let stop = stop.clone();
+        running.spawn(async move {
+            let name = app.name();
+            app.run_until(stop.cancelled_owned())
+                .await
+                .map_err(|e| format!("{name}: {}", custos_kit::error::DisplayChain(&e)))
+        });
+    }
+    tokio::select! {
+        _ = shutdown::signal() => {}
+        // A service that stops on its own stops the suite.
+        Some(_) = async { running.join_next().await } => {}
+    }
+    stop.cancel();
+    let mut result = Ok(());
+    while let Some(done) = running.join_next().await {
+        if let Ok(Err(e)) = done {
+            result = Err(e);
+        }
+    }
+    result
 }
 
 #[cfg(test)]
@@ -211,5 +301,15 @@ mod tests {
         let first = secret(dir.path(), true).unwrap();
         assert_eq!(secret(dir.path(), true).unwrap(), first);
         assert!(first.len() >= 32);
+    }
+
+    #[test]
+    fn a_second_suite_cannot_take_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err();
+        assert!(err.contains("already running"), "{err}");
+        drop(held);
+        lock_data_dir(dir.path()).expect("free again once the first has stopped");
     }
 }

@@ -1,21 +1,11 @@
-//! Intake's configuration: the kit's common sections plus intake's own.
+//! Intake's own settings, the `[intake]` section (the kit's sections come with every
+//! service).
 
 use std::path::PathBuf;
 
-use custos_kit::config::{
-    AuthConfig, ConfigError, DatabaseConfig, ServerConfig, TelemetryConfig, Validate,
-};
+use custos_kit::config::{ConfigError, Validate};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub database: DatabaseConfig,
-    pub auth: AuthConfig,
-    pub telemetry: TelemetryConfig,
-    pub intake: IntakeSettings,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,6 +20,9 @@ pub struct IntakeSettings {
     pub taxonomy_file: Option<PathBuf>,
     /// Prefix of report references, e.g. `SIR` for `SIR-2026-000042`.
     pub reference_prefix: String,
+    /// The secret anonymous reporters' receipts are derived under (32+ characters; the
+    /// same on every replica). Never logged.
+    pub receipt_secret: Option<SecretString>,
 }
 
 impl Default for IntakeSettings {
@@ -40,33 +33,47 @@ impl Default for IntakeSettings {
             max_clock_skew_secs: 300,
             taxonomy_file: None,
             reference_prefix: "SIR".into(),
+            receipt_secret: None,
         }
     }
 }
 
-impl Validate for Config {
+impl Validate for IntakeSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        self.server.validate()?;
-        self.database.validate()?;
-        self.auth.validate()?;
-        self.telemetry.validate()?;
-        let i = &self.intake;
-        if i.provider_response_days == 0 {
+        if self.provider_response_days == 0 {
             return Err(ConfigError::invalid(
                 "intake.provider_response_days",
                 "must be positive",
             ));
         }
-        if i.reference_prefix.is_empty()
-            || i.reference_prefix.len() > 8
-            || !i.reference_prefix.chars().all(|c| c.is_ascii_uppercase())
+        if self.reference_prefix.is_empty()
+            || self.reference_prefix.len() > 8
+            || !self
+                .reference_prefix
+                .chars()
+                .all(|c| c.is_ascii_uppercase())
         {
             return Err(ConfigError::invalid(
                 "intake.reference_prefix",
                 "must be 1 to 8 capital letters",
             ));
         }
-        if let Some(path) = &i.taxonomy_file {
+        match &self.receipt_secret {
+            None => {
+                return Err(ConfigError::invalid(
+                    "intake.receipt_secret",
+                    "is required (32 or more random characters, the same on every replica)",
+                ));
+            }
+            Some(secret) if secret.expose_secret().len() < 32 => {
+                return Err(ConfigError::invalid(
+                    "intake.receipt_secret",
+                    "must be at least 32 characters",
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(path) = &self.taxonomy_file {
             crate::taxonomy::Taxonomy::load(path)
                 .map_err(|e| ConfigError::invalid("intake.taxonomy_file", e))?;
         }

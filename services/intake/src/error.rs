@@ -1,9 +1,15 @@
-//! Intake's errors, mapped to gRPC status through the kit's shared codes.
+//! Intake's errors, mapped to gRPC status through the kit's shared codes. Every status
+//! carries an ErrorInfo in the domain `intake.custos` with one of the reasons listed in
+//! `intake_service.proto`.
 
 use custos_kit::{
     error::{Code, FieldViolation, ServiceError},
+    idempotency::IdempotencyError,
     storage::StorageError,
 };
+
+/// The ErrorInfo domain of intake's errors.
+pub const DOMAIN: &str = "intake.custos";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -16,20 +22,23 @@ pub enum IntakeError {
     ProviderReportNotFound,
     #[error("no report matches this receipt")]
     ReceiptNotFound,
-    #[error("{0}")]
-    FailedPrecondition(String),
+    #[error("only a weakness can be reported to a service provider")]
+    NotAWeakness,
+    #[error("an anonymous report has no contact details to amend")]
+    AnonymousHasNoContact,
     #[error("the report is at revision {actual}, not {expected}; reload it and try again")]
     RevisionMismatch { expected: i32, actual: i32 },
-    #[error("idempotency_key was already used for a different report")]
+    #[error("idempotency_key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("a named report needs a bearer token; sign in, or report anonymously")]
+    NamedNeedsToken,
     #[error("anonymous reporting is not enabled here; sign in to report")]
     AnonymousDisabled,
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// A group-committed write failed for every submission in it (the cause is logged
-    /// once by the writer).
+    /// A group-committed write failed (the cause is logged once by the writer).
     #[error("the report could not be stored")]
-    BatchFailed(Code),
+    BatchFailed { code: Code, reason: &'static str },
     #[error("stored report is unreadable: {0}")]
     Corrupt(String),
 }
@@ -37,24 +46,72 @@ pub enum IntakeError {
 impl ServiceError for IntakeError {
     fn code(&self) -> Code {
         match self {
-            IntakeError::Invalid(_) => Code::InvalidArgument,
+            IntakeError::Invalid(_) | IntakeError::IdempotencyKeyReused => Code::InvalidArgument,
             IntakeError::NotFound
             | IntakeError::ProviderReportNotFound
             | IntakeError::ReceiptNotFound => Code::NotFound,
-            IntakeError::FailedPrecondition(_) => Code::FailedPrecondition,
+            IntakeError::NotAWeakness | IntakeError::AnonymousHasNoContact => {
+                Code::FailedPrecondition
+            }
             IntakeError::RevisionMismatch { .. } => Code::Aborted,
-            IntakeError::IdempotencyKeyReused => Code::AlreadyExists,
-            IntakeError::AnonymousDisabled => Code::Unauthenticated,
+            IntakeError::NamedNeedsToken | IntakeError::AnonymousDisabled => Code::Unauthenticated,
             IntakeError::Storage(e) => e.code(),
-            IntakeError::BatchFailed(code) => *code,
+            IntakeError::BatchFailed { code, .. } => *code,
             IntakeError::Corrupt(_) => Code::Internal,
         }
     }
 
+    fn reason(&self) -> &'static str {
+        match self {
+            IntakeError::Invalid(_) => "INVALID_ARGUMENT",
+            IntakeError::NotFound => "REPORT_NOT_FOUND",
+            IntakeError::ProviderReportNotFound => "PROVIDER_REPORT_NOT_FOUND",
+            IntakeError::ReceiptNotFound => "RECEIPT_NOT_FOUND",
+            IntakeError::NotAWeakness => "NOT_A_WEAKNESS",
+            IntakeError::AnonymousHasNoContact => "ANONYMOUS_REPORT_HAS_NO_CONTACT",
+            IntakeError::RevisionMismatch { .. } => "REVISION_MISMATCH",
+            IntakeError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            IntakeError::NamedNeedsToken => "TOKEN_MISSING",
+            IntakeError::AnonymousDisabled => "ANONYMOUS_REPORTING_DISABLED",
+            IntakeError::Storage(e) => e.reason(),
+            IntakeError::BatchFailed { reason, .. } => reason,
+            IntakeError::Corrupt(_) => "INTERNAL",
+        }
+    }
+
     fn violations(&self) -> &[FieldViolation] {
+        static REUSED: std::sync::LazyLock<[FieldViolation; 1]> = std::sync::LazyLock::new(|| {
+            [FieldViolation {
+                field: "idempotency_key".into(),
+                description: "was already used for a different request: send a new key for a \
+                              new request"
+                    .into(),
+            }]
+        });
         match self {
             IntakeError::Invalid(v) => v,
+            IntakeError::IdempotencyKeyReused => REUSED.as_slice(),
             _ => &[],
+        }
+    }
+
+    fn metadata(&self) -> std::collections::HashMap<String, String> {
+        match self {
+            IntakeError::RevisionMismatch { expected, actual } => [
+                ("expected_revision".to_owned(), expected.to_string()),
+                ("current_revision".to_owned(), actual.to_string()),
+            ]
+            .into(),
+            _ => Default::default(),
+        }
+    }
+}
+
+impl From<IdempotencyError> for IntakeError {
+    fn from(err: IdempotencyError) -> Self {
+        match err {
+            IdempotencyError::Reused => IntakeError::IdempotencyKeyReused,
+            IdempotencyError::Storage(e) => IntakeError::Storage(e),
         }
     }
 }
@@ -73,6 +130,6 @@ impl From<Vec<FieldViolation>> for IntakeError {
 
 impl From<IntakeError> for tonic::Status {
     fn from(err: IntakeError) -> Self {
-        custos_kit::error::into_status(err)
+        custos_kit::error::into_status(err, DOMAIN)
     }
 }

@@ -2,7 +2,6 @@
 //! their amendments and follow-ups, and weaknesses reported to service providers.
 
 pub mod api;
-pub mod app;
 pub mod config;
 pub mod error;
 pub mod guidance;
@@ -11,5 +10,51 @@ pub mod report;
 pub mod store;
 pub mod taxonomy;
 
-pub use app::App;
-pub use config::Config;
+pub use config::IntakeSettings;
+
+use custos_kit::{
+    config::ConfigError,
+    service::{BuildError, Context, Service},
+    storage::Migrations,
+};
+use custos_proto::intake::v1::intake_service_server::IntakeServiceServer;
+
+use crate::{receipt::Receipts, store::Store, taxonomy::Taxonomy};
+
+/// Intake as a custos service.
+#[derive(Debug)]
+pub struct Intake;
+
+/// Intake's whole configuration: the kit's sections and `[intake]`.
+pub type Config = custos_kit::config::ServiceConfig<IntakeSettings>;
+
+impl Service for Intake {
+    const NAME: &'static str = "intake";
+    type Settings = IntakeSettings;
+
+    fn migrations() -> Migrations {
+        custos_kit::migrations!()
+    }
+
+    async fn build(context: &mut Context, settings: IntakeSettings) -> Result<(), BuildError> {
+        let taxonomy = match &settings.taxonomy_file {
+            Some(path) => {
+                Taxonomy::load(path).map_err(|e| ConfigError::invalid("intake.taxonomy_file", e))?
+            }
+            None => Taxonomy::default_taxonomy(),
+        };
+        let receipts = Receipts::new(
+            settings
+                .receipt_secret
+                .as_ref()
+                .ok_or_else(|| ConfigError::invalid("intake.receipt_secret", "is required"))?,
+        );
+        let store = Store::new(context.db().clone());
+        context.add_service(IntakeServiceServer::new(api::IntakeApi::new(
+            store, taxonomy, receipts, settings,
+        )));
+        context.allow_anonymous(api::ANONYMOUS_PATHS);
+        context.publish_feed(api::FEED);
+        Ok(())
+    }
+}

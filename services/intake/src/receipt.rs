@@ -1,36 +1,50 @@
-//! Anonymous reporters' receipts and idempotency keys. Only hashes are stored: a receipt
-//! cannot be read back from the database. A receipt for a submission that carried an
-//! idempotency key is derived from that key, so that a retry can hand it out again
-//! without the server keeping it.
+//! Anonymous reporters' receipts. A receipt is an HMAC-SHA256, under the server's
+//! receipt secret, of the report's id and the submission's idempotency key: a retry with
+//! the same key gets the same receipt without the server keeping it, and nobody who
+//! knows the report id and the key (a gateway's log, the database) can compute it
+//! without the secret. Only a hash of the receipt is stored.
 
 use data_encoding::BASE32_NOPAD;
+use ring::hmac;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// A receipt as shown to the reporter: 160 random (or key-derived) bits in groups of four.
-pub fn new_receipt(report_id: Uuid, idempotency_key: Option<&str>) -> String {
-    let bytes: [u8; 20] = match idempotency_key {
-        Some(key) => {
-            let digest = Sha256::new()
-                .chain_update(b"custos receipt v1\0")
-                .chain_update(report_id.as_bytes())
-                .chain_update(b"\0")
-                .chain_update(key.as_bytes())
-                .finalize();
-            digest[..20].try_into().expect("20 of 32 bytes")
+/// Derives receipts under the configured secret (never logged).
+#[derive(Clone)]
+pub struct Receipts {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for Receipts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Receipts")
+    }
+}
+
+impl Receipts {
+    pub fn new(secret: &SecretString) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes()),
         }
-        None => {
-            let mut bytes = [0u8; 20];
-            getrandom::fill(&mut bytes).expect("the operating system's random source works");
-            bytes
-        }
-    };
-    let text = BASE32_NOPAD.encode(&bytes);
-    text.as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
-        .collect::<Vec<_>>()
-        .join("-")
+    }
+
+    /// The receipt of an anonymous report, as shown to the reporter: 160 bits in groups
+    /// of four base32 characters.
+    pub fn receipt(&self, report_id: Uuid, idempotency_key: &str) -> String {
+        let mut context = hmac::Context::with_key(&self.key);
+        context.update(b"custos receipt v2\0");
+        context.update(report_id.as_bytes());
+        context.update(b"\0");
+        context.update(idempotency_key.as_bytes());
+        let tag = context.sign();
+        let text = BASE32_NOPAD.encode(&tag.as_ref()[..20]);
+        text.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
+            .collect::<Vec<_>>()
+            .join("-")
+    }
 }
 
 /// The stored hash of a receipt; spaces, dashes and case do not matter.
@@ -59,8 +73,8 @@ pub fn looks_like_receipt(receipt: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_lowercase() || ('2'..='7').contains(c))
 }
 
-/// The stored hash of an idempotency key, scoped to who sent it (a subject, or
-/// `anonymous`), so that two people's keys never collide.
+/// The stored hash of a submission's idempotency key, scoped to who sent it (a subject,
+/// or `anonymous`), so that two people's keys never collide.
 pub fn idempotency_hash(scope: &str, key: &str) -> Vec<u8> {
     Sha256::new()
         .chain_update(b"custos idempotency v1\0")
@@ -71,22 +85,35 @@ pub fn idempotency_hash(scope: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// Fingerprint of a request, to tell a true retry from a key reused for another report.
-pub fn request_hash(encoded_request: &[u8]) -> Vec<u8> {
-    Sha256::digest(encoded_request).to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn keyed_receipts_are_reproducible_and_random_ones_are_not() {
-        let id = Uuid::now_v7();
-        let a = new_receipt(id, Some("key-0123456789abcdef"));
-        assert_eq!(a, new_receipt(id, Some("key-0123456789abcdef")));
-        assert_ne!(a, new_receipt(id, Some("key-0123456789abcdeg")));
-        assert_ne!(new_receipt(id, None), new_receipt(id, None));
+    fn receipts_need_the_secret() {
+        let secret = SecretString::from("receipt-secret-0123456789abcdef-0123");
+        let receipts = Receipts::new(&secret);
+        let id = Uuid::new_v4();
+        let a = receipts.receipt(id, "key-0123456789abcdef");
+        assert_eq!(a, receipts.receipt(id, "key-0123456789abcdef"));
+        assert_ne!(a, receipts.receipt(id, "key-0123456789abcdeg"));
+        let other = Receipts::new(&SecretString::from("another-secret-0123456789abcdef-012"));
+        assert_ne!(
+            a,
+            other.receipt(id, "key-0123456789abcdef"),
+            "the id and the key alone do not give the receipt"
+        );
+        // Nor does the old, unkeyed derivation from the id and the key.
+        let unkeyed = Sha256::new()
+            .chain_update(b"custos receipt v1\0")
+            .chain_update(id.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(b"key-0123456789abcdef")
+            .finalize();
+        assert!(
+            !a.replace('-', "")
+                .contains(&BASE32_NOPAD.encode(&unkeyed[..20]))
+        );
         assert!(looks_like_receipt(&a));
         assert_eq!(
             receipt_hash(&a),

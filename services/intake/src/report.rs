@@ -14,16 +14,21 @@ macro_rules! wire_enum {
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
-        impl $name {
-            /// The value stored in the database.
-            pub fn to_db(self) -> i16 {
+        impl custos_kit::storage::DbEnum for $name {
+            const NAME: &'static str = stringify!($name);
+
+            fn to_db(self) -> i16 {
                 match self { $($name::$variant => $n),+ }
             }
 
-            pub fn from_db(n: i16) -> Option<Self> {
+            fn from_db(n: i16) -> Option<Self> {
                 match n { $($n => Some($name::$variant),)+ _ => None }
             }
+        }
 
+        custos_kit::db_enum!($name);
+
+        impl $name {
             /// The wire enum's name, e.g. `REPORT_MEDIUM_PAPER`, for history and tables.
             pub fn name(self) -> &'static str {
                 match self { $($name::$variant => <$pb>::$pbv.as_str_name()),+ }
@@ -63,6 +68,15 @@ wire_enum!(Status, pb::ReportStatus, "a report status", {
     UnderAssessment = 2 => UnderAssessment,
     EscalatedToIncident = 3 => EscalatedToIncident,
     Closed = 4 => Closed,
+});
+wire_enum!(FollowUpSource, pb::FollowUpSource, "ACCOUNT or RECEIPT", {
+    Account = 1 => Account,
+    Receipt = 2 => Receipt,
+});
+wire_enum!(FixVerdict, pb::FixVerdict, "PENDING, EFFECTIVE or INEFFECTIVE", {
+    Pending = 1 => Pending,
+    Effective = 2 => Effective,
+    Ineffective = 3 => Ineffective,
 });
 
 /// What the reporter supplied about the event or weakness.
@@ -369,15 +383,7 @@ pub fn parse_submission(
             None
         }
     };
-    if !request.idempotency_key.is_empty() {
-        let key = &request.idempotency_key;
-        if !(16..=128).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            v.add(
-                "idempotency_key",
-                "must be 16 to 128 visible ASCII characters (a UUID will do)",
-            );
-        }
-    }
+    custos_kit::idempotency::check(&mut v, "idempotency_key", &request.idempotency_key, true);
     v.finish()?;
     Ok(NewReport {
         kind: kind.expect("checked"),

@@ -1,14 +1,16 @@
 //! Bearer-token authentication and role checks. The `AuthLayer` verifies a JWT on every
-//! call (signature, issuer, audience, expiry; `alg: none` and unexpected algorithms are
-//! refused) and puts the caller's `Principal` in the request's extensions. Handlers
+//! call (signature, issuer, audience, expiry and not-before; `alg: none` and unexpected
+//! algorithms are refused) and puts the caller's `Principal` in the request's extensions. Handlers
 //! declare the roles they need with `require_any`, next to their code.
 
 use std::{
     collections::{BTreeSet, HashMap},
     fmt,
+    path::PathBuf,
     str::FromStr,
-    sync::Arc,
+    sync::{Arc, RwLock},
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
@@ -106,9 +108,25 @@ impl Principal {
     }
 }
 
+/// The ErrorInfo domain of the service a request is for; the `AuthLayer` puts it in
+/// every request's extensions, so that role checks name the right service.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestDomain(pub &'static str);
+
+fn request_domain<T>(request: &tonic::Request<T>) -> &'static str {
+    request
+        .extensions()
+        .get::<RequestDomain>()
+        .map_or("custos", |d| d.0)
+}
+
 /// The authenticated caller of a request, if it presented a token.
 pub fn principal<T>(request: &tonic::Request<T>) -> Option<&Principal> {
     request.extensions().get::<Principal>()
+}
+
+fn unauthenticated(domain: &str, reason: &str, message: &str) -> Status {
+    crate::error::status(tonic::Code::Unauthenticated, message, reason, domain)
 }
 
 /// The caller, who must hold one of `roles`: UNAUTHENTICATED without a token,
@@ -117,22 +135,29 @@ pub fn require_any<'r, T>(
     request: &'r tonic::Request<T>,
     roles: &[Role],
 ) -> Result<&'r Principal, Status> {
-    let principal = principal(request)
-        .ok_or_else(|| Status::unauthenticated("this call needs a bearer token"))?;
+    let principal = require_authenticated(request)?;
     if principal.has_any(roles) {
         Ok(principal)
     } else {
         let needed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(Status::permission_denied(format!(
-            "this call needs one of the roles: {}",
-            needed.join(", ")
-        )))
+        Err(crate::error::status(
+            tonic::Code::PermissionDenied,
+            format!("this call needs one of the roles: {}", needed.join(", ")),
+            "ROLE_REQUIRED",
+            request_domain(request),
+        ))
     }
 }
 
 /// Any authenticated caller.
 pub fn require_authenticated<T>(request: &tonic::Request<T>) -> Result<&Principal, Status> {
-    principal(request).ok_or_else(|| Status::unauthenticated("this call needs a bearer token"))
+    principal(request).ok_or_else(|| {
+        unauthenticated(
+            request_domain(request),
+            "TOKEN_MISSING",
+            "this call needs a bearer token",
+        )
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -142,7 +167,10 @@ struct Claims {
     rest: HashMap<String, serde_json::Value>,
 }
 
-/// Verifies bearer tokens against the configured keys.
+/// Verifies bearer tokens against the configured keys: an HS256 secret (development)
+/// or the keys of a JWKS file (production), never both. The JWKS file is read again
+/// when it changes, so keys can be rotated without a restart; a token without a `kid`
+/// is tried against every key of its algorithm.
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<VerifierInner>,
@@ -150,11 +178,30 @@ pub struct Verifier {
 
 struct VerifierInner {
     hs256: Option<DecodingKey>,
-    jwks: Vec<(Option<String>, Algorithm, DecodingKey)>,
+    jwks: Option<JwksFile>,
     issuer: String,
     audience: String,
     roles_claim: String,
     leeway: u64,
+}
+
+/// The keys of a JWKS file, re-read at most every `reload` when it changes.
+struct JwksFile {
+    path: PathBuf,
+    reload: Duration,
+    state: RwLock<JwksState>,
+}
+
+struct JwksState {
+    keys: Arc<[JwksKey]>,
+    text: String,
+    checked: Instant,
+}
+
+struct JwksKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
 }
 
 impl fmt::Debug for Verifier {
@@ -162,7 +209,7 @@ impl fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("issuer", &self.inner.issuer)
             .field("audience", &self.inner.audience)
-            .field("jwks_keys", &self.inner.jwks.len())
+            .field("jwks", &self.inner.jwks.as_ref().map(|j| &j.path))
             .finish_non_exhaustive()
     }
 }
@@ -180,34 +227,87 @@ pub enum TokenError {
     NoSubject,
 }
 
+/// Parses a JWKS document into verification keys.
+fn parse_jwks(text: &str) -> Result<Vec<JwksKey>, String> {
+    let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("not a JWKS: {e}"))?;
+    set.keys
+        .iter()
+        .map(|jwk| {
+            let alg = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+                _ => return Err("only RSA (RS256) and EC P-256 (ES256) keys are supported".into()),
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+            Ok(JwksKey {
+                kid: jwk.common.key_id.clone(),
+                alg,
+                key,
+            })
+        })
+        .collect()
+}
+
+impl JwksFile {
+    /// The current keys, re-reading the file if it is due and has changed. A file that
+    /// cannot be read or parsed keeps the keys in use (and says so in the log).
+    fn keys(&self) -> Arc<[JwksKey]> {
+        {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if state.checked.elapsed() < self.reload {
+                return state.keys.clone();
+            }
+        }
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.checked.elapsed() < self.reload {
+            return state.keys.clone();
+        }
+        state.checked = Instant::now();
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) if text != state.text => match parse_jwks(&text) {
+                Ok(keys) => {
+                    tracing::info!(path = %self.path.display(), keys = keys.len(), "JWKS file changed: keys reloaded");
+                    state.keys = keys.into();
+                    state.text = text;
+                }
+                Err(error) => {
+                    tracing::error!(path = %self.path.display(), %error, "JWKS file changed but cannot be used; keeping the previous keys");
+                    state.text = text;
+                }
+            },
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(path = %self.path.display(), %error, "JWKS file cannot be read; keeping the previous keys");
+            }
+        }
+        state.keys.clone()
+    }
+}
+
 impl Verifier {
     pub fn from_config(config: &AuthConfig) -> Result<Self, ConfigError> {
         let hs256 = config
             .hs256_secret
             .as_ref()
             .map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes()));
-        let mut jwks = Vec::new();
-        if let Some(path) = &config.jwks_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::invalid("auth.jwks_file", e.to_string()))?;
-            let set: JwkSet = serde_json::from_str(&text)
-                .map_err(|e| ConfigError::invalid("auth.jwks_file", format!("not a JWKS: {e}")))?;
-            for jwk in &set.keys {
-                let alg = match &jwk.algorithm {
-                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
-                    _ => {
-                        return Err(ConfigError::invalid(
-                            "auth.jwks_file",
-                            "only RSA (RS256) and EC P-256 (ES256) keys are supported",
-                        ));
-                    }
-                };
-                let key = DecodingKey::from_jwk(jwk)
+        let jwks = match &config.jwks_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError::invalid("auth.jwks_file", e.to_string()))?;
-                jwks.push((jwk.common.key_id.clone(), alg, key));
+                let keys =
+                    parse_jwks(&text).map_err(|e| ConfigError::invalid("auth.jwks_file", e))?;
+                Some(JwksFile {
+                    path: path.clone(),
+                    reload: Duration::from_secs(config.jwks_reload_secs),
+                    state: RwLock::new(JwksState {
+                        keys: keys.into(),
+                        text,
+                        checked: Instant::now(),
+                    }),
+                })
             }
-        }
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(VerifierInner {
                 hs256,
@@ -225,24 +325,41 @@ impl Verifier {
         let inner = &self.inner;
         // Refuses `alg: none` and anything unknown: the header must parse to a real algorithm.
         let header = jsonwebtoken::decode_header(token)?;
-        let key = match header.alg {
-            Algorithm::HS256 => inner.hs256.as_ref(),
-            Algorithm::RS256 | Algorithm::ES256 => inner
-                .jwks
-                .iter()
-                .find(|(kid, alg, _)| {
-                    *alg == header.alg && (header.kid.is_none() || *kid == header.kid)
-                })
-                .map(|(_, _, key)| key),
-            _ => None,
-        }
-        .ok_or(TokenError::NoKey)?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&inner.issuer]);
         validation.set_audience(&[&inner.audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.validate_nbf = true;
         validation.leeway = inner.leeway;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation)?;
+        let data = match header.alg {
+            Algorithm::HS256 => {
+                let key = inner.hs256.as_ref().ok_or(TokenError::NoKey)?;
+                jsonwebtoken::decode::<Claims>(token, key, &validation)?
+            }
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let keys = inner.jwks.as_ref().ok_or(TokenError::NoKey)?.keys();
+                // With a `kid`, the key of that id; without, every key of the algorithm
+                // in turn (during a rotation a token may be signed by either).
+                let mut candidates = keys.iter().filter(|k| {
+                    k.alg == header.alg && (header.kid.is_none() || k.kid == header.kid)
+                });
+                let mut result = Err(TokenError::NoKey);
+                for candidate in candidates.by_ref() {
+                    result = jsonwebtoken::decode::<Claims>(token, &candidate.key, &validation)
+                        .map_err(TokenError::from);
+                    match &result {
+                        Err(TokenError::Invalid(e))
+                            if matches!(
+                                e.kind(),
+                                jsonwebtoken::errors::ErrorKind::InvalidSignature
+                            ) => {}
+                        _ => break,
+                    }
+                }
+                result?
+            }
+            _ => return Err(TokenError::NoKey),
+        };
         if data.claims.sub.is_empty() {
             return Err(TokenError::NoSubject);
         }
@@ -304,7 +421,7 @@ impl TokenMinter {
     }
 
     /// A token for `subject` with `roles`, valid for `ttl`.
-    pub fn mint(&self, subject: &str, roles: &[Role], ttl: std::time::Duration) -> String {
+    pub fn mint(&self, subject: &str, roles: &[Role], ttl: Duration) -> String {
         let now = jsonwebtoken::get_current_timestamp();
         self.mint_claims(serde_json::json!({
             "sub": subject,
@@ -337,13 +454,16 @@ fn is_public(path: &str) -> bool {
 pub struct AuthLayer {
     verifier: Verifier,
     anonymous_paths: Arc<[&'static str]>,
+    domain: &'static str,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Verifier, anonymous_paths: &[&'static str]) -> Self {
+    /// `domain` is the service's ErrorInfo domain (`intake.custos`).
+    pub fn new(verifier: Verifier, anonymous_paths: &[&'static str], domain: &'static str) -> Self {
         Self {
             verifier,
             anonymous_paths: anonymous_paths.into(),
+            domain,
         }
     }
 }
@@ -383,6 +503,8 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         use futures_util::future::{Either, ready};
+        let domain = self.layer.domain;
+        request.extensions_mut().insert(RequestDomain(domain));
         let path = request.uri().path();
         if is_public(path) {
             return Either::Left(self.inner.call(request));
@@ -395,13 +517,14 @@ where
                 }
                 Err(error) => {
                     tracing::debug!(%error, "bearer token refused");
-                    let status = Status::unauthenticated("invalid bearer token");
+                    let status = unauthenticated(domain, "TOKEN_INVALID", "invalid bearer token");
                     return Either::Right(ready(Ok(status.into_http())));
                 }
             },
             None if anonymous_allowed => {}
             None => {
-                let status = Status::unauthenticated("this call needs a bearer token");
+                let status =
+                    unauthenticated(domain, "TOKEN_MISSING", "this call needs a bearer token");
                 return Either::Right(ready(Ok(status.into_http())));
             }
         }

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use figment::{
-    Figment,
+    Figment, Provider,
     providers::{Env, Format, Serialized, Toml},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -34,15 +34,12 @@ pub trait Validate {
     fn validate(&self) -> Result<(), ConfigError>;
 }
 
-/// Loads `T` from its layers. `file` is the optional TOML file; `flags` are `(dotted key,
-/// value)` pairs set on the command line, applied last.
-pub fn load<T>(
+/// The layers, in order: optional TOML `file`, `CUSTOS_*` environment, then `flags`
+/// (`(dotted key, value)` pairs from the command line).
+fn layers(
     file: Option<&std::path::Path>,
     flags: &[(&str, serde_json::Value)],
-) -> Result<T, ConfigError>
-where
-    T: DeserializeOwned + Validate,
-{
+) -> Result<Figment, ConfigError> {
     let mut figment = Figment::new();
     if let Some(file) = file {
         if !file.exists() {
@@ -63,9 +60,100 @@ where
     for (key, value) in flags {
         figment = figment.merge(Serialized::default(key, value));
     }
-    let config: T = figment.extract().map_err(Box::new)?;
+    Ok(figment)
+}
+
+/// Loads `T` from its layers and validates it.
+pub fn load<T>(
+    file: Option<&std::path::Path>,
+    flags: &[(&str, serde_json::Value)],
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Validate,
+{
+    let config: T = layers(file, flags)?.extract().map_err(Box::new)?;
     config.validate()?;
     Ok(config)
+}
+
+/// A service's whole configuration: the sections every service shares, and its own
+/// settings under `[<service name>]` (e.g. `[intake]`). A service declares only its own.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceConfig<S> {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub telemetry: TelemetryConfig,
+    pub feed: FeedConfig,
+    pub service: S,
+}
+
+/// The sections every service has.
+const COMMON_SECTIONS: [&str; 5] = ["server", "database", "auth", "telemetry", "feed"];
+
+impl<S: DeserializeOwned + Default + Validate> ServiceConfig<S> {
+    /// Loads the layers; `section` is the service's own section name.
+    pub fn load(
+        section: &str,
+        file: Option<&std::path::Path>,
+        flags: &[(&str, serde_json::Value)],
+    ) -> Result<Self, ConfigError> {
+        let figment = layers(file, flags)?;
+        let data = figment.data().map_err(Box::new)?;
+        for key in data.values().flat_map(|dict| dict.keys()) {
+            if !COMMON_SECTIONS.contains(&key.as_str()) && key != section {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "is not a section of this service's configuration (sections: {}, {section})",
+                        COMMON_SECTIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        // The common sections in one struct, so that errors name `section.key`; the
+        // service's own section is then taken on its own.
+        #[derive(Deserialize)]
+        struct Common {
+            #[serde(default)]
+            server: ServerConfig,
+            #[serde(default)]
+            database: DatabaseConfig,
+            #[serde(default)]
+            auth: AuthConfig,
+            #[serde(default)]
+            telemetry: TelemetryConfig,
+            #[serde(default)]
+            feed: FeedConfig,
+        }
+        let common: Common = figment.extract().map_err(Box::new)?;
+        let service = if figment.contains(section) {
+            figment.extract_inner(section).map_err(Box::new)?
+        } else {
+            S::default()
+        };
+        let config = Self {
+            server: common.server,
+            database: common.database,
+            auth: common.auth,
+            telemetry: common.telemetry,
+            feed: common.feed,
+            service,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl<S: Validate> Validate for ServiceConfig<S> {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.database.validate()?;
+        self.auth.validate()?;
+        self.telemetry.validate()?;
+        self.feed.validate()?;
+        self.service.validate()
+    }
 }
 
 /// How the gRPC server listens and protects itself.
@@ -80,8 +168,9 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// Largest request or response message.
     pub max_message_bytes: usize,
-    /// Seconds between reporting NOT_SERVING and closing the listener on shutdown, so
-    /// that load balancers stop sending new calls first.
+    /// Seconds between reporting NOT_SERVING and ending feed streams and closing the
+    /// listener on shutdown, so that load balancers stop sending new calls first. The
+    /// default (5 s) covers Kubernetes removing the pod from its Service's endpoints.
     pub shutdown_grace_secs: u64,
     /// Longest the server waits for in-flight calls to finish on shutdown.
     pub drain_timeout_secs: u64,
@@ -98,8 +187,8 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             max_concurrent_requests: 1024,
             max_message_bytes: 4 * 1024 * 1024,
-            shutdown_grace_secs: 0,
-            drain_timeout_secs: 30,
+            shutdown_grace_secs: 5,
+            drain_timeout_secs: 20,
             cors_allowed_origins: Vec::new(),
             feed_heartbeat_secs: 15,
         }
@@ -224,6 +313,8 @@ pub struct AuthConfig {
     pub jwks_file: Option<PathBuf>,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
+    /// Seconds between checks of the JWKS file for new keys (0: at every call).
+    pub jwks_reload_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -235,6 +326,7 @@ impl Default for AuthConfig {
             hs256_secret: None,
             jwks_file: None,
             leeway_secs: 30,
+            jwks_reload_secs: 10,
         }
     }
 }
@@ -254,6 +346,13 @@ impl Validate for AuthConfig {
             (None, None) => Err(ConfigError::invalid(
                 "auth.hs256_secret",
                 "set auth.hs256_secret (development) or auth.jwks_file (production)",
+            )),
+            // A shared secret that every service knows would let any of them mint an
+            // admin token that the others accept: with real keys, it must not be there.
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "auth.hs256_secret",
+                "must not be set together with auth.jwks_file: a shared secret on every \
+                 service would let any of them mint tokens the others accept",
             )),
             (Some(secret), _) if secret.expose_secret().len() < 32 => Err(ConfigError::invalid(
                 "auth.hs256_secret",
@@ -294,6 +393,72 @@ impl Validate for TelemetryConfig {
     }
 }
 
+/// Event feeds: how this service's feed serves subscribers and how its consumers of
+/// other services' feeds retry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Seconds a feed's events may wait behind an open transaction before a WARN that
+    /// names it.
+    pub held_back_warning_secs: u64,
+    /// Failed attempts at one event before a consumer parks it and moves on.
+    pub consumer_max_attempts: u32,
+    /// Milliseconds before a consumer's first retry of an event (then doubling, to 5 s).
+    pub consumer_retry_ms: u64,
+    /// Seconds between a standby replica's attempts to take a consumer's lease.
+    pub consumer_standby_secs: u64,
+    /// Seconds between checks that a consumer's lease connection is alive.
+    pub consumer_lease_check_secs: u64,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            held_back_warning_secs: 30,
+            consumer_max_attempts: 5,
+            consumer_retry_ms: 200,
+            consumer_standby_secs: 2,
+            consumer_lease_check_secs: 5,
+        }
+    }
+}
+
+impl Validate for FeedConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.consumer_max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "feed.consumer_max_attempts",
+                "must be positive",
+            ));
+        }
+        for (key, value) in [
+            ("feed.consumer_retry_ms", self.consumer_retry_ms),
+            ("feed.consumer_standby_secs", self.consumer_standby_secs),
+            (
+                "feed.consumer_lease_check_secs",
+                self.consumer_lease_check_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FeedConfig {
+    pub fn consumer_options(&self) -> crate::consumer::ConsumerOptions {
+        use std::time::Duration;
+        crate::consumer::ConsumerOptions {
+            max_attempts: self.consumer_max_attempts,
+            retry_backoff: Duration::from_millis(self.consumer_retry_ms),
+            standby_retry: Duration::from_secs(self.consumer_standby_secs),
+            lease_check: Duration::from_secs(self.consumer_lease_check_secs),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -308,15 +473,16 @@ mod tests {
 
     #[derive(Debug, Default, Deserialize)]
     #[serde(default, deny_unknown_fields)]
-    struct Sample {
-        server: ServerConfig,
-        database: DatabaseConfig,
+    struct Own {
+        answer: u32,
     }
 
-    impl Validate for Sample {
+    impl Validate for Own {
         fn validate(&self) -> Result<(), ConfigError> {
-            self.server.validate()?;
-            self.database.validate()
+            if self.answer > 42 {
+                return Err(ConfigError::invalid("own.answer", "must be at most 42"));
+            }
+            Ok(())
         }
     }
 
@@ -327,16 +493,20 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "custos.toml",
-                "[server]\nrequest_timeout_secs = 7\n[database]\nurl = \"sqlite://file.db\"\n",
+                "[server]\nrequest_timeout_secs = 7\n[database]\nurl = \"sqlite://file.db\"\n\
+                 [auth]\nhs256_secret = \"0123456789abcdef0123456789abcdef\"\n[own]\nanswer = 7\n",
             )?;
+            let file = Some(std::path::Path::new("custos.toml"));
             jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "9");
+            jail.set_env("CUSTOS_OWN__ANSWER", "41");
             jail.set_env("CUSTOS_TOKEN", "not configuration");
             let flags = [("database.url", serde_json::json!("postgres://db/custos"))];
-            let config: Sample = load(Some(std::path::Path::new("custos.toml")), &flags).unwrap();
+            let config = ServiceConfig::<Own>::load("own", file, &flags).unwrap();
             assert_eq!(
                 config.server.request_timeout_secs, 9,
                 "environment beats the file"
             );
+            assert_eq!(config.service.answer, 41, "the service's own section");
             assert_eq!(
                 config.database.url.expose_secret(),
                 "postgres://db/custos",
@@ -348,18 +518,51 @@ mod tests {
             );
 
             jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "soon");
-            let err = load::<Sample>(None, &flags).unwrap_err().to_string();
+            let err = ServiceConfig::<Own>::load("own", file, &flags)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.to_lowercase().contains("server.request_timeout_secs"),
                 "{err}"
             );
             jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "0");
-            let err = load::<Sample>(None, &flags).unwrap_err().to_string();
+            let err = ServiceConfig::<Own>::load("own", file, &flags)
+                .unwrap_err()
+                .to_string();
             assert_eq!(
                 err,
                 "configuration key `server.request_timeout_secs`: must be positive"
             );
+            jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "9");
+            jail.set_env("CUSTOS_OWN__ANSWER", "43");
+            let err = ServiceConfig::<Own>::load("own", file, &flags)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, "configuration key `own.answer`: must be at most 42");
+            jail.set_env("CUSTOS_OWN__ANSWER", "1");
+            jail.set_env("CUSTOS_OTHER__ANSWER", "1");
+            let err = ServiceConfig::<Own>::load("own", file, &flags)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`other`"),
+                "unknown sections are refused: {err}"
+            );
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_shared_secret_beside_a_jwks_file_is_refused() {
+        let config = AuthConfig {
+            hs256_secret: Some(SecretString::from("0123456789abcdef0123456789abcdef")),
+            jwks_file: Some(PathBuf::from("Cargo.toml")),
+            ..AuthConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("auth.hs256_secret") && err.contains("auth.jwks_file"),
+            "{err}"
+        );
     }
 }

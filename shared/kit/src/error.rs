@@ -1,5 +1,13 @@
 //! The small shared error vocabulary every service maps its own errors onto, and its one
-//! mapping to `tonic::Status` (internal causes are logged here, never sent to clients).
+//! mapping to `tonic::Status`. Every status carries a `google.rpc.ErrorInfo` with a
+//! stable reason and the service's domain (`intake.custos`): clients branch on the
+//! reason, never on the English text. Internal causes are logged here, never sent.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
 
 use tonic::{Code as GrpcCode, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -82,42 +90,100 @@ impl Violations {
     }
 }
 
+/// A precondition that failed (`google.rpc.PreconditionFailure`): for example an
+/// illegal state transition, naming the allowed ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreconditionViolation {
+    pub kind: String,
+    pub subject: String,
+    pub description: String,
+}
+
 /// Implemented by each service's error enum; `into_status` does the rest.
 pub trait ServiceError: std::error::Error {
     /// The client-facing kind of the error.
     fn code(&self) -> Code;
 
+    /// A stable, documented reason (`UPPER_SNAKE_CASE`) that clients branch on.
+    fn reason(&self) -> &'static str;
+
     /// Field violations, for `InvalidArgument`.
     fn violations(&self) -> &[FieldViolation] {
         &[]
     }
+
+    /// Failed preconditions, for `FailedPrecondition`.
+    fn preconditions(&self) -> Vec<PreconditionViolation> {
+        Vec::new()
+    }
+
+    /// Dynamic values that go with the reason (`ErrorInfo.metadata`).
+    fn metadata(&self) -> HashMap<String, String> {
+        HashMap::new()
+    }
+}
+
+/// The ErrorInfo domain of a service: `intake` → `intake.custos`.
+pub fn domain(service: &'static str) -> &'static str {
+    static DOMAINS: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
+    let mut domains = DOMAINS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    domains
+        .entry(service)
+        .or_insert_with(|| Box::leak(format!("{service}.custos").into_boxed_str()))
+}
+
+/// How long a client should wait before retrying UNAVAILABLE or RESOURCE_EXHAUSTED.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// A status with an ErrorInfo (and RetryInfo where a retry may succeed).
+pub fn status(code: GrpcCode, message: impl Into<String>, reason: &str, domain: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, domain, HashMap::new());
+    if matches!(code, GrpcCode::Unavailable | GrpcCode::ResourceExhausted) {
+        details.set_retry_info(Some(RETRY_DELAY));
+    }
+    Status::with_error_details(code, message, details)
 }
 
 /// Converts a service error into the status a client sees. Internal and unavailable
 /// errors are logged once here with their cause chain and replaced by a generic message.
-pub fn into_status<E: ServiceError>(err: E) -> Status {
+pub fn into_status<E: ServiceError>(err: E, domain: &str) -> Status {
     let code = err.code();
-    match code {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(err.reason(), domain, err.metadata());
+    let message = match code {
         Code::Internal | Code::Unavailable => {
-            tracing::error!(error = %DisplayChain(&err), code = ?code, "request failed");
-            let message = if code == Code::Internal {
-                "internal error; the failure was logged"
+            tracing::error!(error = %DisplayChain(&err), code = ?code, reason = err.reason(), "request failed");
+            if code == Code::Internal {
+                "internal error; the failure was logged".to_owned()
             } else {
-                "service temporarily unavailable; retry with backoff"
-            };
-            Status::new(code.into(), message)
+                details.set_retry_info(Some(RETRY_DELAY));
+                "service temporarily unavailable; retry with backoff".to_owned()
+            }
         }
         Code::InvalidArgument if !err.violations().is_empty() => {
-            let mut details = ErrorDetails::new();
             for v in err.violations() {
                 details.add_bad_request_violation(v.field.clone(), v.description.clone());
             }
             let fields: Vec<&str> = err.violations().iter().map(|v| v.field.as_str()).collect();
-            let message = format!("{err} ({})", fields.join(", "));
-            Status::with_error_details(GrpcCode::InvalidArgument, message, details)
+            format!("{err} ({})", fields.join(", "))
         }
-        _ => Status::new(code.into(), err.to_string()),
-    }
+        Code::FailedPrecondition => {
+            for p in err.preconditions() {
+                details.add_precondition_failure_violation(p.kind, p.subject, p.description);
+            }
+            err.to_string()
+        }
+        Code::ResourceExhausted => {
+            details.set_retry_info(Some(RETRY_DELAY));
+            err.to_string()
+        }
+        _ => err.to_string(),
+    };
+    Status::with_error_details(code.into(), message, details)
 }
 
 /// Formats an error with its whole `source()` chain on one line.
@@ -151,54 +217,11 @@ pub fn status_violations(status: &Status) -> Vec<FieldViolation> {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("report is invalid")]
-    struct Bad(Vec<FieldViolation>);
-
-    impl ServiceError for Bad {
-        fn code(&self) -> Code {
-            Code::InvalidArgument
-        }
-        fn violations(&self) -> &[FieldViolation] {
-            &self.0
-        }
-    }
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("database password=hunter2 exploded")]
-    struct Boom;
-
-    impl ServiceError for Boom {
-        fn code(&self) -> Code {
-            Code::Internal
-        }
-    }
-
-    #[test]
-    fn violations_travel_as_bad_request_details() {
-        let mut v = Violations::new();
-        v.add("details.category", "unknown category");
-        v.add("contact.phone", "not a phone number");
-        let status = into_status(Bad(v.finish().unwrap_err()));
-        assert_eq!(status.code(), GrpcCode::InvalidArgument);
-        assert!(status.message().contains("details.category"));
-        let fields: Vec<_> = status_violations(&status)
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
-        assert_eq!(fields, ["details.category", "contact.phone"]);
-    }
-
-    #[test]
-    fn internal_causes_are_not_sent_to_clients() {
-        let status = into_status(Boom);
-        assert_eq!(status.code(), GrpcCode::Internal);
-        assert!(!status.message().contains("hunter2"));
-    }
+/// The `(reason, domain)` of a status's ErrorInfo (for clients and tests).
+pub fn status_reason(status: &Status) -> Option<(String, String)> {
+    status
+        .get_details_error_info()
+        .map(|info| (info.reason, info.domain))
 }
 
 /// A request with bad fields, for code that has no richer error of its own.
@@ -211,7 +234,62 @@ impl ServiceError for InvalidRequest {
         Code::InvalidArgument
     }
 
+    fn reason(&self) -> &'static str {
+        "INVALID_ARGUMENT"
+    }
+
     fn violations(&self) -> &[FieldViolation] {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database password=hunter2 exploded")]
+    struct Boom;
+
+    impl ServiceError for Boom {
+        fn code(&self) -> Code {
+            Code::Internal
+        }
+        fn reason(&self) -> &'static str {
+            "INTERNAL"
+        }
+    }
+
+    #[test]
+    fn violations_travel_as_bad_request_details_with_a_reason() {
+        let mut v = Violations::new();
+        v.add("details.category", "unknown category");
+        v.add("contact.phone", "not a phone number");
+        let status = into_status(InvalidRequest(v.finish().unwrap_err()), "intake.custos");
+        assert_eq!(status.code(), GrpcCode::InvalidArgument);
+        assert!(status.message().contains("details.category"));
+        let fields: Vec<_> = status_violations(&status)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["details.category", "contact.phone"]);
+        assert_eq!(
+            status_reason(&status),
+            Some(("INVALID_ARGUMENT".into(), "intake.custos".into()))
+        );
+    }
+
+    #[test]
+    fn internal_causes_are_not_sent_to_clients() {
+        let status = into_status(Boom, "intake.custos");
+        assert_eq!(status.code(), GrpcCode::Internal);
+        assert!(!status.message().contains("hunter2"));
+        assert_eq!(status_reason(&status).unwrap().0, "INTERNAL");
+    }
+
+    #[test]
+    fn domains_are_named_after_their_service() {
+        assert_eq!(domain("intake"), "intake.custos");
+        assert!(std::ptr::eq(domain("intake"), domain("intake")));
     }
 }

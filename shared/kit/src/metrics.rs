@@ -1,19 +1,84 @@
 //! RPC metrics for every service: `rpc.server.call.duration` (seconds), by method and
 //! gRPC status, recorded through the global OpenTelemetry meter (a no-op when metrics
 //! export is off). The status is read from the response headers, where tonic puts it for
-//! every failed unary call; calls that end in trailers count as OK.
+//! every failed unary call; calls that end in trailers count as OK. A method label is one
+//! of the methods custos defines (or health and reflection); any other path counts as
+//! `unknown`, so that a caller without a token cannot create labels at will.
 
 use std::{
+    collections::HashSet,
     future::Future,
     pin::Pin,
+    sync::OnceLock,
     task::{Context, Poll},
     time::Instant,
 };
+
+use prost::Message;
 
 use opentelemetry::{
     KeyValue, global,
     metrics::{Histogram, Meter},
 };
+
+/// Every method path a custos server can serve: the custos protos' services, health
+/// and reflection.
+fn known_methods() -> &'static HashSet<String> {
+    static KNOWN: OnceLock<HashSet<String>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let mut known: HashSet<String> = [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let set = prost_types::FileDescriptorSet::decode(custos_proto::FILE_DESCRIPTOR_SET)
+            .expect("the compiled descriptor set decodes");
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    known.insert(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+        known
+    })
+}
+
+/// The label of a request path: the path itself if it is a known method.
+pub fn method_label(path: &str) -> String {
+    if known_methods().contains(path) {
+        path.to_owned()
+    } else {
+        "unknown".to_owned()
+    }
+}
+
+/// The gRPC code of an error a layer below returned instead of a response.
+pub trait ErrorCode {
+    fn grpc_code(&self) -> tonic::Code;
+}
+
+impl ErrorCode for std::convert::Infallible {
+    fn grpc_code(&self) -> tonic::Code {
+        match *self {}
+    }
+}
+
+impl ErrorCode for tower::BoxError {
+    fn grpc_code(&self) -> tonic::Code {
+        self.downcast_ref::<tonic::Status>()
+            .map_or(tonic::Code::Unknown, tonic::Status::code)
+    }
+}
 
 #[derive(Clone)]
 pub struct RpcMetricsLayer {
@@ -68,7 +133,7 @@ pub struct RpcMetrics<S> {
 impl<S, B, RB> tower::Service<http::Request<B>> for RpcMetrics<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
-    S::Error: AsRef<dyn std::error::Error + Send + Sync + 'static>,
+    S::Error: ErrorCode,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -80,7 +145,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let method = method_label(request.uri().path());
         let started = Instant::now();
         let duration = self.duration.clone();
         let future = self.inner.call(request);
@@ -93,14 +158,8 @@ where
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("0")
                     .to_owned(),
-                // A layer below refused the call (a shed call carries its status).
-                Err(error) => {
-                    let code = error
-                        .as_ref()
-                        .downcast_ref::<tonic::Status>()
-                        .map_or(tonic::Code::Unknown, tonic::Status::code);
-                    (code as i32).to_string()
-                }
+                // A layer below failed the call (with a status, if it gave one).
+                Err(error) => (error.grpc_code() as i32).to_string(),
             };
             duration.record(
                 started.elapsed().as_secs_f64(),
@@ -150,8 +209,9 @@ mod tests {
         calls
     }
 
-    /// A call refused below this layer (load shedding) counts with its own status, not as
-    /// UNKNOWN; a failed unary call counts with the status tonic put in its headers.
+    /// A call refused below this layer counts with its own status, not as UNKNOWN; a
+    /// failed unary call counts with the status tonic put in its headers; paths that are
+    /// not methods of custos count under one label.
     #[tokio::test]
     async fn calls_count_with_their_grpc_status() {
         let exporter = InMemoryMetricExporter::default();
@@ -166,7 +226,9 @@ mod tests {
                 "at the limit",
             )))
         }));
-        shed.oneshot(request("/a.A/Shed")).await.unwrap_err();
+        shed.oneshot(request("/custos.intake.v1.IntakeService/SubmitReport"))
+            .await
+            .unwrap_err();
         let not_found = layer.layer(tower::service_fn(|_: http::Request<()>| async {
             let response = http::Response::builder()
                 .header("grpc-status", "5")
@@ -174,17 +236,33 @@ mod tests {
                 .unwrap();
             Ok::<_, tower::BoxError>(response)
         }));
-        not_found.oneshot(request("/a.A/Get")).await.unwrap();
+        not_found
+            .clone()
+            .oneshot(request("/custos.intake.v1.IntakeService/GetReport"))
+            .await
+            .unwrap();
+        for made_up in ["/a.A/Get", "/x/y", "/custos.intake.v1.IntakeService/Nope"] {
+            not_found.clone().oneshot(request(made_up)).await.unwrap();
+        }
 
         provider.force_flush().unwrap();
         let mut calls = recorded(&exporter);
         calls.sort();
+        calls.dedup();
         assert_eq!(
             calls,
             [
-                ("/a.A/Get".to_owned(), "5".to_owned()),
-                ("/a.A/Shed".to_owned(), "8".to_owned())
-            ]
+                (
+                    "/custos.intake.v1.IntakeService/GetReport".to_owned(),
+                    "5".to_owned()
+                ),
+                (
+                    "/custos.intake.v1.IntakeService/SubmitReport".to_owned(),
+                    "8".to_owned()
+                ),
+                ("unknown".to_owned(), "5".to_owned()),
+            ],
+            "paths that are not methods share one label"
         );
     }
 }

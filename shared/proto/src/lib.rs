@@ -22,4 +22,28 @@ pub mod intake {
     }
 }
 
+pub mod codec;
+
 pub use prost_types;
+
+/// A generated gRPC server whose message size limits the kit sets, whatever the service.
+pub trait MessageLimits {
+    /// Sets the largest message decoded and encoded.
+    fn with_message_limits(self, max: usize) -> Self;
+}
+
+macro_rules! message_limits {
+    ($($($seg:ident)::+),+ $(,)?) => {
+        $(impl<T> MessageLimits for $($seg)::+<T> {
+            fn with_message_limits(self, max: usize) -> Self {
+                self.max_decoding_message_size(max).max_encoding_message_size(max)
+            }
+        })+
+    };
+}
+
+message_limits!(
+    common::v1::event_feed_service_server::EventFeedServiceServer,
+    common::v1::feed_admin_service_server::FeedAdminServiceServer,
+    intake::v1::intake_service_server::IntakeServiceServer,
+);

@@ -6,6 +6,7 @@
 //! (default `postgres://postgres@127.0.0.1:5432/custos_test`, created if missing).
 
 mod database;
+pub mod metrics;
 mod proxy;
 mod running;
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 use custos_kit::{
     auth::{Role, TokenMinter},
     client::ClientInterceptor,
-    config::{AuthConfig, ServerConfig},
+    config::{AuthConfig, FeedConfig, ServerConfig, ServiceConfig, TelemetryConfig},
 };
 use secrecy::SecretString;
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
@@ -48,14 +49,33 @@ pub fn auth_config() -> AuthConfig {
     }
 }
 
-/// A server configuration listening on a free loopback port.
+/// A server configuration listening on a free loopback port (no shutdown grace period:
+/// no load balancer waits on a test).
 pub fn server_config() -> ServerConfig {
     ServerConfig {
         listen: ([127, 0, 0, 1], 0).into(),
         cors_allowed_origins: vec!["*".into()],
+        shutdown_grace_secs: 0,
         drain_timeout_secs: 10,
         feed_heartbeat_secs: 1,
         ..ServerConfig::default()
+    }
+}
+
+/// A whole service configuration for a test: a free port, `database`, test tokens, and
+/// the service's own `settings`. Consumers retry quickly.
+pub fn config<S>(database: &TestDatabase, settings: S) -> ServiceConfig<S> {
+    ServiceConfig {
+        server: server_config(),
+        database: database.config(),
+        auth: auth_config(),
+        telemetry: TelemetryConfig::default(),
+        feed: FeedConfig {
+            consumer_retry_ms: 20,
+            consumer_standby_secs: 1,
+            ..FeedConfig::default()
+        },
+        service: settings,
     }
 }
 

@@ -2,7 +2,7 @@
 //! fields; the amended report is validated whole, as a submission would be; only real
 //! changes are recorded, each with who, when, why and the old and new values.
 
-use custos_kit::{auth, db_time::DbTime, error::Violations, outbox::NewEvent};
+use custos_kit::{auth, error::Violations, outbox::NewEvent, storage::DbTime};
 use custos_proto::intake::v1 as pb;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
@@ -11,7 +11,7 @@ use super::{AMEND, IntakeApi, convert};
 use crate::{
     error::IntakeError,
     report::{self, Contact},
-    store::Amendment,
+    store::{self, Amendment},
 };
 
 /// Copies the masked `details.*` field from `from` into `into`; false if unknown.
@@ -96,77 +96,73 @@ impl IntakeApi {
         let new_details = req.details.clone().unwrap_or_default();
         let new_contact = req.contact.clone().unwrap_or_default();
 
-        let (row, revision) = self
-            .store
-            .amend(id, expected, |row| {
-                let kind = row.kind()?;
-                let old_details = row.details()?;
-                let old_contact = row.contact()?;
-                let mut details = old_details.to_wire();
-                let mut contact = old_contact.as_ref().map(Contact::to_wire);
-                for path in &paths {
-                    if copy_details_field(path, &new_details, &mut details) {
-                        continue;
-                    }
-                    match contact.as_mut() {
-                        Some(c) => {
-                            copy_contact_field(path, &new_contact, c);
-                        }
-                        None => {
-                            return Err(IntakeError::FailedPrecondition(
-                                "an anonymous report has no contact details to amend".into(),
-                            ));
-                        }
-                    }
+        let mut tx = self.db().begin().await.map_err(IntakeError::from)?;
+        let (row, revision) = store::amend(&mut tx, id, expected, |row| {
+            let kind = row.kind;
+            let old_details = &row.details.0;
+            let old_contact = row.contact();
+            let mut details = old_details.to_wire();
+            let mut contact = old_contact.map(Contact::to_wire);
+            for path in &paths {
+                if copy_details_field(path, &new_details, &mut details) {
+                    continue;
                 }
+                match contact.as_mut() {
+                    Some(c) => {
+                        copy_contact_field(path, &new_contact, c);
+                    }
+                    None => return Err(IntakeError::AnonymousHasNoContact),
+                }
+            }
+            let mut v = Violations::new();
+            let details = report::parse_details(&mut v, Some(kind), Some(&details), &rules);
+            let contact = contact.map(|c| report::parse_contact(&mut v, &c));
+            v.finish()?;
+            let details = details.expect("checked");
+            let mut before = old_details.fields();
+            before.extend(old_contact.into_iter().flat_map(Contact::fields));
+            let mut after = details.fields();
+            after.extend(contact.iter().flat_map(Contact::fields));
+            let changes: Vec<(String, String, String)> = before
+                .into_iter()
+                .zip(after)
+                .filter(|((_, old), (_, new))| old != new)
+                .map(|((field, old), (_, new))| (field.to_owned(), old, new))
+                .collect();
+            if changes.is_empty() {
                 let mut v = Violations::new();
-                let details = report::parse_details(&mut v, Some(kind), Some(&details), &rules);
-                let contact = contact.map(|c| report::parse_contact(&mut v, &c));
-                v.finish()?;
-                let details = details.expect("checked");
-                let mut before = old_details.fields();
-                before.extend(old_contact.iter().flat_map(Contact::fields));
-                let mut after = details.fields();
-                after.extend(contact.iter().flat_map(Contact::fields));
-                let changes: Vec<(String, String, String)> = before
-                    .into_iter()
-                    .zip(after)
-                    .filter(|((_, old), (_, new))| old != new)
-                    .map(|((field, old), (_, new))| (field.to_owned(), old, new))
-                    .collect();
-                if changes.is_empty() {
-                    let mut v = Violations::new();
-                    v.add("update_mask", "the amendment changes nothing");
-                    return Err(v.finish().unwrap_err().into());
-                }
-                let event = NewEvent::new(
-                    row.id,
-                    row.reference.clone(),
-                    now,
-                    &pb::ReportAmended {
-                        revision: row.revision + 1,
-                        changed_fields: changes.iter().map(|c| c.0.clone()).collect(),
-                        category: details.category.clone(),
-                        medium: details.medium.to_wire(),
-                        personal_information: details.personal_information,
-                        requires_senior_management_notice: details.senior_notice(),
-                    },
-                );
-                Ok(Amendment {
-                    details,
-                    contact,
-                    changes,
-                    reason: reason.clone(),
-                    changed_by: principal.subject.clone(),
-                    at: DbTime::new(now),
-                    event,
-                })
+                v.add("update_mask", "the amendment changes nothing");
+                return Err(v.finish().unwrap_err().into());
+            }
+            let event = NewEvent::new(
+                row.id,
+                row.reference.clone(),
+                now,
+                &pb::ReportAmended {
+                    revision: row.revision + 1,
+                    changed_fields: changes.iter().map(|c| c.0.clone()).collect(),
+                    category: details.category.clone(),
+                    medium: details.medium.to_wire(),
+                    personal_information: details.personal_information,
+                    requires_senior_management_notice: details.senior_notice(),
+                },
+            );
+            Ok(Amendment {
+                details,
+                contact,
+                changes,
+                reason: reason.clone(),
+                changed_by: principal.subject.clone(),
+                at: DbTime::new(now),
+                event,
             })
-            .await?;
+        })
+        .await?;
+        tx.commit().await.map_err(IntakeError::from)?;
         tracing::info!(reference = %row.reference, revision = revision.number, "report amended");
         Ok(Response::new(pb::AmendReportResponse {
-            report: Some(convert::report(&row)?),
-            revision: Some(convert::revision(&revision)?),
+            report: Some(convert::report(&row)),
+            revision: Some(convert::revision(&revision)),
         }))
     }
 }

@@ -1,42 +1,35 @@
-//! Rows and domain values → wire messages, and page tokens.
+//! Rows and domain values → wire messages.
 
-use custos_kit::{db_time::DbTime, time_fmt::to_timestamp};
+use custos_kit::{storage::DbTime, time_fmt::to_timestamp};
 use custos_proto::intake::v1 as pb;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{
-    error::IntakeError,
-    store::{FollowUpRow, ProviderReportRow, ProviderResponseRow, ReportRow, RevisionRow},
-};
+use crate::store::{FollowUpRow, ProviderReportRow, ProviderResponseRow, ReportRow, RevisionRow};
 
 pub fn ts(at: DbTime) -> Option<prost_types::Timestamp> {
     Some(to_timestamp(at.get()))
 }
 
-pub fn report(row: &ReportRow) -> Result<pb::Report, IntakeError> {
-    Ok(pb::Report {
+pub fn report(row: &ReportRow) -> pb::Report {
+    pb::Report {
         id: row.id.to_string(),
         reference: row.reference.clone(),
-        kind: row.kind()?.to_wire(),
-        status: row.status()?.to_wire(),
-        details: Some(row.details()?.to_wire()),
-        contact: row.contact()?.map(|c| c.to_wire()),
+        kind: row.kind.to_wire(),
+        status: row.status.to_wire(),
+        details: Some(row.details.to_wire()),
+        contact: row.contact().map(|c| c.to_wire()),
         anonymous: row.anonymous,
         submitted_at: ts(row.submitted_at),
         submitted_by: row.submitted_by.clone().unwrap_or_default(),
         requires_senior_management_notice: row.senior_notice,
         revision: row.revision,
         updated_at: ts(row.updated_at),
-    })
+    }
 }
 
 /// The history: revision 1 is the original submission, then every amendment.
-pub fn history(
-    row: &ReportRow,
-    revisions: &[RevisionRow],
-) -> Result<Vec<pb::Revision>, IntakeError> {
-    let original = row.original()?;
+pub fn history(row: &ReportRow, revisions: &[RevisionRow]) -> Vec<pb::Revision> {
+    let original = &row.original;
     let mut fields = original.details.fields();
     if let Some(contact) = &original.contact {
         fields.extend(contact.fields());
@@ -56,38 +49,33 @@ pub fn history(
             })
             .collect(),
     }];
-    for r in revisions {
-        out.push(revision(r)?);
-    }
-    Ok(out)
+    out.extend(revisions.iter().map(revision));
+    out
 }
 
-fn changes(r: &RevisionRow) -> Result<Vec<(String, String, String)>, IntakeError> {
-    serde_json::from_str(&r.changes).map_err(|e| IntakeError::Corrupt(e.to_string()))
-}
-
-pub fn revision(r: &RevisionRow) -> Result<pb::Revision, IntakeError> {
-    Ok(pb::Revision {
+pub fn revision(r: &RevisionRow) -> pb::Revision {
+    pb::Revision {
         number: r.number,
         changed_at: ts(r.changed_at),
         changed_by: r.changed_by.clone(),
         reason: r.reason.clone(),
-        changes: changes(r)?
-            .into_iter()
+        changes: r
+            .changes
+            .iter()
             .map(|(field, old_value, new_value)| pb::FieldChange {
-                field,
-                old_value,
-                new_value,
+                field: field.clone(),
+                old_value: old_value.clone(),
+                new_value: new_value.clone(),
             })
             .collect(),
-    })
+    }
 }
 
 pub fn follow_up(f: &FollowUpRow) -> pb::FollowUp {
     pb::FollowUp {
         id: f.id.to_string(),
         added_at: ts(f.added_at),
-        source: i32::from(f.source),
+        source: f.source.to_wire(),
         added_by: f.added_by.clone().unwrap_or_default(),
         text: f.text.clone(),
     }
@@ -116,29 +104,11 @@ pub fn provider_report(
                 recorded_at: ts(r.recorded_at),
             })
             .collect(),
-        verdict: i32::from(p.verdict),
+        verdict: p.verdict.to_wire(),
         verdict_notes: p.verdict_notes.clone(),
         verdict_by: p.verdict_by.clone().unwrap_or_default(),
         verdict_at: p.verdict_at.and_then(ts),
     }
-}
-
-/// A keyset page token: the time and id of the last item returned.
-pub fn page_token(at: DbTime, id: Uuid) -> String {
-    let micros = at.get().unix_timestamp_nanos() / 1_000;
-    format!("{micros}_{}", id.simple())
-}
-
-pub fn parse_page_token(token: &str) -> Result<Option<(DbTime, Uuid)>, String> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || "is not a page token returned by this call".to_owned();
-    let (micros, id) = token.split_once('_').ok_or_else(bad)?;
-    let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| bad())?;
-    let id = Uuid::try_parse(id).map_err(|_| bad())?;
-    Ok(Some((DbTime::new(at), id)))
 }
 
 pub fn parse_id(value: &str) -> Result<Uuid, String> {

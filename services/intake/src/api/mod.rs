@@ -3,6 +3,7 @@
 
 mod amend;
 pub mod convert;
+mod follow_up;
 mod providers;
 mod read;
 mod submit;
@@ -13,7 +14,7 @@ use custos_kit::auth::Role;
 use custos_proto::intake::v1::{self as pb, intake_service_server::IntakeService};
 use tonic::{Request, Response, Status};
 
-use crate::{config::IntakeSettings, store::Store, taxonomy::Taxonomy};
+use crate::{config::IntakeSettings, receipt::Receipts, store::Store, taxonomy::Taxonomy};
 
 /// Roles that see every report.
 pub const READ_ALL: &[Role] = &[Role::Helpdesk, Role::SecurityAdvisor, Role::Service];
@@ -36,16 +37,27 @@ pub const ANONYMOUS_PATHS: &[&str] = &[
 pub struct IntakeApi {
     store: Store,
     taxonomy: Arc<Taxonomy>,
+    receipts: Receipts,
     settings: Arc<IntakeSettings>,
 }
 
 impl IntakeApi {
-    pub fn new(store: Store, taxonomy: Taxonomy, settings: IntakeSettings) -> Self {
+    pub fn new(
+        store: Store,
+        taxonomy: Taxonomy,
+        receipts: Receipts,
+        settings: IntakeSettings,
+    ) -> Self {
         Self {
             store,
             taxonomy: Arc::new(taxonomy),
+            receipts,
             settings: Arc::new(settings),
         }
+    }
+
+    fn db(&self) -> &custos_kit::storage::Db {
+        self.store.db()
     }
 }
 

@@ -2,31 +2,61 @@
 //! provider, its responses and the verdict on the fix, and list those overdue.
 
 use custos_kit::{
-    auth, db_time::DbTime, error::Violations, outbox::NewEvent, time_fmt::to_timestamp,
+    auth,
+    error::Violations,
+    idempotency::{self, Claim, Key, Pending},
+    outbox::NewEvent,
+    page,
+    storage::{AsConn, DbTime, Tx},
+    time_fmt::to_timestamp,
 };
 use custos_proto::intake::v1 as pb;
+use prost::Message;
 use time::{Duration, OffsetDateTime};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IntakeApi, PROVIDERS, convert, read::page_size};
+use super::{IntakeApi, PROVIDERS, convert};
 use crate::{
     error::IntakeError,
-    report::{self, past_time},
-    store::{ProviderReportRow, ProviderResponseRow},
+    report::{self, FixVerdict, past_time},
+    store::{self, ProviderReportRow, ProviderResponseRow},
 };
 
-impl IntakeApi {
-    async fn provider_report_wire(&self, id: Uuid) -> Result<pb::ProviderReport, IntakeError> {
-        let p = self
-            .store
-            .provider_report(id)
-            .await?
-            .ok_or(IntakeError::ProviderReportNotFound)?;
-        let responses = self.store.provider_responses(id).await?;
-        Ok(convert::provider_report(&p, &responses))
-    }
+async fn provider_report_wire(
+    mut conn: impl AsConn,
+    id: Uuid,
+) -> Result<pb::ProviderReport, IntakeError> {
+    let p = store::provider_report(&mut conn, id)
+        .await?
+        .ok_or(IntakeError::ProviderReportNotFound)?;
+    let responses = store::provider_responses(&mut conn, id).await?;
+    Ok(convert::provider_report(&p, &responses))
+}
 
+/// Claims a caller's idempotency key in `tx`: `Err(response)` replays an earlier call.
+async fn claim<R: Message + Default>(
+    tx: &mut Tx,
+    subject: &str,
+    method: &'static str,
+    key: &str,
+    fingerprint: &impl std::fmt::Debug,
+) -> Result<Result<Option<Pending>, R>, IntakeError> {
+    if key.is_empty() {
+        return Ok(Ok(None));
+    }
+    let key = Key::new(subject, method, key);
+    Ok(
+        match idempotency::claim(tx, &key, &idempotency::fingerprint(fingerprint)).await? {
+            Claim::New(pending) => Ok(Some(pending)),
+            Claim::Replay(bytes) => {
+                Err(R::decode(bytes.as_slice()).map_err(|e| IntakeError::Corrupt(e.to_string()))?)
+            }
+        },
+    )
+}
+
+impl IntakeApi {
     /// Roles: helpdesk, security advisor, IT support.
     #[tracing::instrument(skip_all, fields(report_id))]
     pub(super) async fn provider_report(
@@ -55,12 +85,26 @@ impl IntakeApi {
         if req.reported_at.is_none() {
             v.add("reported_at", "is required");
         }
+        idempotency::check(&mut v, "idempotency_key", &req.idempotency_key, false);
         v.finish().map_err(IntakeError::from)?;
         let report_id = report_id.expect("checked");
-        let report = self
-            .store
-            .report(report_id)
-            .await?
+        let mut tx = self.db().begin().await.map_err(IntakeError::from)?;
+        let fingerprint = (report_id, &provider, &provider_reference, reported_at);
+        let pending = match claim(
+            &mut tx,
+            &principal.subject,
+            "RecordProviderReport",
+            &req.idempotency_key,
+            &fingerprint,
+        )
+        .await?
+        {
+            Ok(pending) => pending,
+            Err(replay) => return Ok(Response::new(replay)),
+        };
+        let report = store::report(&mut tx, report_id)
+            .await
+            .map_err(IntakeError::from)?
             .ok_or(IntakeError::NotFound)?;
         let row = ProviderReportRow {
             id: Uuid::now_v7(),
@@ -71,7 +115,7 @@ impl IntakeApi {
             reported_at: DbTime::new(reported_at.expect("checked")),
             recorded_by: principal.subject.clone(),
             recorded_at: DbTime::new(now),
-            verdict: pb::FixVerdict::Pending as i16,
+            verdict: FixVerdict::Pending,
             verdict_notes: String::new(),
             verdict_by: None,
             verdict_at: None,
@@ -86,10 +130,17 @@ impl IntakeApi {
                 reported_at: Some(to_timestamp(row.reported_at.get())),
             },
         );
-        self.store.record_provider_report(&row, &event).await?;
-        Ok(Response::new(pb::RecordProviderReportResponse {
-            provider_report: Some(self.provider_report_wire(row.id).await?),
-        }))
+        store::record_provider_report(&mut tx, &row, &event).await?;
+        let response = pb::RecordProviderReportResponse {
+            provider_report: Some(provider_report_wire(&mut tx, row.id).await?),
+        };
+        if let Some(pending) = pending {
+            idempotency::complete(&mut tx, pending, &response)
+                .await
+                .map_err(IntakeError::from)?;
+        }
+        tx.commit().await.map_err(IntakeError::from)?;
+        Ok(Response::new(response))
     }
 
     /// Roles: helpdesk, security advisor, IT support.
@@ -116,8 +167,22 @@ impl IntakeApi {
             v.add("responded_at", "is required");
         }
         let summary = report::text(&mut v, "summary", &req.summary, 4000, true);
+        idempotency::check(&mut v, "idempotency_key", &req.idempotency_key, false);
         v.finish().map_err(IntakeError::from)?;
         let id = id.expect("checked");
+        let mut tx = self.db().begin().await.map_err(IntakeError::from)?;
+        let pending = match claim(
+            &mut tx,
+            &principal.subject,
+            "RecordProviderResponse",
+            &req.idempotency_key,
+            &(id, responded_at, &summary),
+        )
+        .await?
+        {
+            Ok(pending) => pending,
+            Err(replay) => return Ok(Response::new(replay)),
+        };
         let response = ProviderResponseRow {
             id: Uuid::now_v7(),
             provider_report_id: id,
@@ -126,32 +191,28 @@ impl IntakeApi {
             recorded_by: principal.subject.clone(),
             recorded_at: DbTime::new(now),
         };
-        if let Some(p) = self.store.provider_report(id).await?
-            && response.responded_at < p.reported_at
-        {
-            let mut v = Violations::new();
-            v.add(
-                "responded_at",
-                "must not be before the weakness was reported to the provider",
-            );
-            return Err(IntakeError::from(v.finish().unwrap_err()).into());
+        store::record_provider_response(&mut tx, &response, |p| {
+            NewEvent::new(
+                p.report_id,
+                p.report_reference.clone(),
+                now,
+                &pb::ProviderResponseRecorded {
+                    provider_report_id: p.id.to_string(),
+                    provider_response_id: response.id.to_string(),
+                },
+            )
+        })
+        .await?;
+        let reply = pb::RecordProviderResponseResponse {
+            provider_report: Some(provider_report_wire(&mut tx, id).await?),
+        };
+        if let Some(pending) = pending {
+            idempotency::complete(&mut tx, pending, &reply)
+                .await
+                .map_err(IntakeError::from)?;
         }
-        self.store
-            .record_provider_response(&response, |p| {
-                NewEvent::new(
-                    p.report_id,
-                    p.report_reference.clone(),
-                    now,
-                    &pb::ProviderResponseRecorded {
-                        provider_report_id: p.id.to_string(),
-                        provider_response_id: response.id.to_string(),
-                    },
-                )
-            })
-            .await?;
-        Ok(Response::new(pb::RecordProviderResponseResponse {
-            provider_report: Some(self.provider_report_wire(id).await?),
-        }))
+        tx.commit().await.map_err(IntakeError::from)?;
+        Ok(Response::new(reply))
     }
 
     /// Roles: helpdesk, security advisor, IT support.
@@ -167,10 +228,8 @@ impl IntakeApi {
             "provider_report_id",
             convert::parse_id(&req.provider_report_id),
         );
-        let verdict = match pb::FixVerdict::try_from(req.verdict) {
-            Ok(verdict @ (pb::FixVerdict::Effective | pb::FixVerdict::Ineffective)) => {
-                Some(verdict)
-            }
+        let verdict = match FixVerdict::from_wire(req.verdict) {
+            Ok(verdict @ (FixVerdict::Effective | FixVerdict::Ineffective)) => Some(verdict),
             _ => {
                 v.add("verdict", "must be EFFECTIVE or INEFFECTIVE");
                 None
@@ -180,29 +239,32 @@ impl IntakeApi {
         v.finish().map_err(IntakeError::from)?;
         let (id, verdict) = (id.expect("checked"), verdict.expect("checked"));
         let now = OffsetDateTime::now_utc();
-        self.store
-            .record_fix_verdict(
-                id,
-                verdict as i16,
-                &notes,
-                &principal.subject,
-                DbTime::new(now),
-                |p| {
-                    NewEvent::new(
-                        p.report_id,
-                        p.report_reference.clone(),
-                        now,
-                        &pb::ProviderFixVerdictRecorded {
-                            provider_report_id: p.id.to_string(),
-                            verdict: verdict as i32,
-                        },
-                    )
-                },
-            )
-            .await?;
-        Ok(Response::new(pb::RecordFixVerdictResponse {
-            provider_report: Some(self.provider_report_wire(id).await?),
-        }))
+        let mut tx = self.db().begin().await.map_err(IntakeError::from)?;
+        store::record_fix_verdict(
+            &mut tx,
+            id,
+            verdict,
+            &notes,
+            &principal.subject,
+            DbTime::new(now),
+            |p| {
+                NewEvent::new(
+                    p.report_id,
+                    p.report_reference.clone(),
+                    now,
+                    &pb::ProviderFixVerdictRecorded {
+                        provider_report_id: p.id.to_string(),
+                        verdict: verdict.to_wire(),
+                    },
+                )
+            },
+        )
+        .await?;
+        let reply = pb::RecordFixVerdictResponse {
+            provider_report: Some(provider_report_wire(&mut tx, id).await?),
+        };
+        tx.commit().await.map_err(IntakeError::from)?;
+        Ok(Response::new(reply))
     }
 
     /// Roles: helpdesk, security advisor, IT support.
@@ -214,21 +276,26 @@ impl IntakeApi {
         auth::require_any(&request, PROVIDERS)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let limit = page_size(&mut v, "page_size", req.page_size);
+        let limit = page::size(&mut v, "page_size", req.page_size);
+        let scope = b"ListOverdueProviderReports";
+        let tokens = self.db().page_tokens();
         let after = v
-            .check("page_token", convert::parse_page_token(&req.page_token))
+            .check(
+                "page_token",
+                tokens.open::<(DbTime, Uuid)>(scope, &req.page_token),
+            )
             .flatten();
         v.finish().map_err(IntakeError::from)?;
         let days = self.settings.provider_response_days;
         let cutoff = DbTime::new(OffsetDateTime::now_utc() - Duration::days(i64::from(days)));
-        let mut rows = self
-            .store
-            .overdue_provider_reports(cutoff, after, limit + 1)
-            .await?;
+        let conn = self.db().read().await.map_err(IntakeError::from)?;
+        let mut rows = store::overdue_provider_reports(conn, cutoff, after, limit + 1)
+            .await
+            .map_err(IntakeError::from)?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()
-                .map(|r| convert::page_token(r.reported_at, r.id))
+                .map(|r| tokens.seal(scope, &(r.reported_at, r.id)))
                 .unwrap_or_default()
         } else {
             String::new()

@@ -1,8 +1,13 @@
-//! SubmitReport: named or anonymous, idempotent, with immediate guidance.
+//! SubmitReport: named or anonymous, exactly once per idempotency key, with immediate
+//! guidance.
+//!
+//! For an anonymous report nothing about the caller is kept, even when a token was sent:
+//! no subject, no trace context (the call does not join the caller's trace, see the
+//! kit's server stack, and its event carries none), no time finer than the minute (its
+//! submission time and its event's), and a random id (a UUIDv7 carries the millisecond).
 
-use custos_kit::{auth, db_time::DbTime, outbox::NewEvent, time_fmt::to_timestamp};
+use custos_kit::{auth, idempotency, outbox::NewEvent, storage::DbTime, time_fmt::to_timestamp};
 use custos_proto::intake::v1::{self as pb, submit_report_request::Reporter};
-use prost::Message;
 use time::{Duration, OffsetDateTime};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -24,15 +29,13 @@ impl IntakeApi {
         }
     }
 
-    /// Roles: anyone with a token; without one, anonymous reports when enabled. For an
-    /// anonymous report nothing about the caller is kept, even when a token was sent.
-    #[tracing::instrument(skip_all, fields(report_id, anonymous))]
+    /// Roles: anyone with a token; without one, anonymous reports when enabled.
+    #[tracing::instrument(skip_all, fields(report_id))]
     pub(super) async fn submit(
         &self,
         request: Request<pb::SubmitReportRequest>,
     ) -> Result<Response<pb::SubmitReportResponse>, Status> {
         let anonymous = matches!(request.get_ref().reporter, Some(Reporter::Anonymous(_)));
-        tracing::Span::current().record("anonymous", anonymous);
         let principal = auth::principal(&request).cloned();
         let now = OffsetDateTime::now_utc();
         let req = request.into_inner();
@@ -40,43 +43,38 @@ impl IntakeApi {
         let submitted_by = match (&principal, anonymous) {
             (_, true) => None,
             (Some(p), false) => Some(p.subject.clone()),
-            (None, false) => {
-                return Err(Status::unauthenticated(
-                    "a named report needs a bearer token; sign in, or report anonymously",
-                ));
-            }
+            (None, false) => return Err(IntakeError::NamedNeedsToken.into()),
         };
         if anonymous && principal.is_none() && !self.settings.anonymous_reporting {
             return Err(IntakeError::AnonymousDisabled.into());
         }
 
-        let key = (!req.idempotency_key.is_empty()).then_some(req.idempotency_key.as_str());
-        let scope = submitted_by.as_deref().unwrap_or("anonymous");
-        let request_hash = key.map(|_| {
-            let mut unkeyed = req.clone();
-            unkeyed.idempotency_key.clear();
-            receipt::request_hash(&unkeyed.encode_to_vec())
-        });
-        let id = Uuid::now_v7();
-        let receipt_text = anonymous.then(|| receipt::new_receipt(id, key));
-        let submitted_at = DbTime::new(now);
-        let event = NewEvent::new(
-            id,
-            "",
-            now,
-            &pb::ReportSubmitted {
-                kind: new.kind.to_wire(),
-                category: new.details.category.clone(),
-                medium: new.details.medium.to_wire(),
-                personal_information: new.details.personal_information,
-                malware_suspected: new.details.malware_suspected,
-                anonymous,
-                requires_senior_management_notice: new.senior_notice(),
-                occurred_at: new.details.occurred_at.map(to_timestamp),
-                submitted_at: Some(to_timestamp(submitted_at.get())),
-            },
-        );
-        let idempotency_hash = key.map(|k| receipt::idempotency_hash(scope, k));
+        let key = req.idempotency_key.as_str();
+        let scope = submitted_by.clone().unwrap_or_else(|| "anonymous".into());
+        // Over the validated report, not its encoding (protobuf's is not canonical).
+        let request_hash = idempotency::fingerprint(&new);
+        let (id, submitted_at) = if anonymous {
+            (Uuid::new_v4(), DbTime::new(now).to_minute())
+        } else {
+            (Uuid::now_v7(), DbTime::new(now))
+        };
+        let payload = pb::ReportSubmitted {
+            kind: new.kind.to_wire(),
+            category: new.details.category.clone(),
+            medium: new.details.medium.to_wire(),
+            personal_information: new.details.personal_information,
+            malware_suspected: new.details.malware_suspected,
+            anonymous,
+            requires_senior_management_notice: new.senior_notice(),
+            occurred_at: new.details.occurred_at.map(to_timestamp),
+            submitted_at: Some(to_timestamp(submitted_at.get())),
+        };
+        let event = if anonymous {
+            NewEvent::anonymous(id, "", now, &payload)
+        } else {
+            NewEvent::new(id, "", now, &payload)
+        };
+        let receipt_text = anonymous.then(|| self.receipts.receipt(id, key));
         let suggests_malware = self
             .taxonomy
             .get(&new.details.category)
@@ -90,29 +88,31 @@ impl IntakeApi {
                 submitted_by,
                 submitted_at,
                 reference_prefix: format!("{}-{}-", self.settings.reference_prefix, now.year()),
-                idempotency_hash,
+                idempotency_hash: receipt::idempotency_hash(&scope, key),
                 request_hash: request_hash.clone(),
                 receipt_hash: receipt_text.as_deref().map(receipt::receipt_hash),
                 event,
             })
             .await?;
         let (row, receipt_text) = match outcome {
-            Submitted::Created(row) => {
-                tracing::info!(reference = %row.reference, "report received");
-                (row, receipt_text)
-            }
+            Submitted::Created(row) => (row, receipt_text),
             Submitted::Existing(row) => {
-                if row.request_hash != request_hash {
+                if row.request_hash.as_deref() != Some(request_hash.as_slice()) {
                     return Err(IntakeError::IdempotencyKeyReused.into());
                 }
-                tracing::info!(reference = %row.reference, "idempotent retry: returning the existing report");
-                let receipt_text = anonymous.then(|| receipt::new_receipt(row.id, key));
+                let receipt_text = anonymous.then(|| self.receipts.receipt(row.id, key));
                 (row, receipt_text)
             }
         };
-        tracing::Span::current().record("report_id", tracing::field::display(row.id));
+        if anonymous {
+            // Neither its id nor its reference: the log line's time would date it.
+            tracing::info!("anonymous report received");
+        } else {
+            tracing::Span::current().record("report_id", tracing::field::display(row.id));
+            tracing::info!(reference = %row.reference, "report received");
+        }
         Ok(Response::new(pb::SubmitReportResponse {
-            report: Some(convert::report(&row)?),
+            report: Some(convert::report(&row)),
             guidance,
             receipt: receipt_text.unwrap_or_default(),
         }))

@@ -1,25 +1,22 @@
-//! Reports: submission (idempotent), reads, listing, amendments and follow-ups.
+//! Reports as stored: typed rows, reads, and the listing built from the filters given.
 
-use custos_kit::{db_time::DbTime, with_pool};
+use custos_kit::storage::{AsConn, DbTime, JsonText, Select, StorageError, Value};
+use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::Store;
-use crate::{
-    error::IntakeError,
-    report::{Contact, Details, Kind, Medium, Status},
-};
+use crate::report::{Contact, Details, FollowUpSource, Kind, Medium, Status};
 
 /// A report row as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct ReportRow {
     pub id: Uuid,
     pub reference: String,
-    pub kind: i16,
-    pub status: i16,
-    pub details: String,
-    pub original: String,
-    pub contact: Option<String>,
+    pub kind: Kind,
+    pub status: Status,
+    pub details: JsonText<Details>,
+    pub original: JsonText<Original>,
+    pub contact: Option<JsonText<Contact>>,
     pub anonymous: bool,
     pub submitted_by: Option<String>,
     pub submitted_at: DbTime,
@@ -29,52 +26,34 @@ pub struct ReportRow {
     pub request_hash: Option<Vec<u8>>,
 }
 
+impl ReportRow {
+    pub fn contact(&self) -> Option<&Contact> {
+        self.contact.as_ref().map(|c| &c.0)
+    }
+}
+
 /// `SELECT <every ReportRow column> FROM reports <rest>`, as one static string.
 macro_rules! select_reports {
     ($rest:literal) => {
         concat!(
             "SELECT id, reference, kind, status, details, original, contact, anonymous, ",
             "submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash ",
-            "FROM reports ",
+            "FROM reports",
             $rest
         )
     };
 }
 pub(super) use select_reports;
 
-impl ReportRow {
-    pub fn kind(&self) -> Result<Kind, IntakeError> {
-        Kind::from_db(self.kind).ok_or_else(|| IntakeError::Corrupt(format!("kind {}", self.kind)))
-    }
-
-    pub fn status(&self) -> Result<Status, IntakeError> {
-        Status::from_db(self.status)
-            .ok_or_else(|| IntakeError::Corrupt(format!("status {}", self.status)))
-    }
-
-    pub fn details(&self) -> Result<Details, IntakeError> {
-        serde_json::from_str(&self.details).map_err(|e| IntakeError::Corrupt(e.to_string()))
-    }
-
-    pub fn original(&self) -> Result<Original, IntakeError> {
-        serde_json::from_str(&self.original).map_err(|e| IntakeError::Corrupt(e.to_string()))
-    }
-
-    pub fn contact(&self) -> Result<Option<Contact>, IntakeError> {
-        self.contact
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| IntakeError::Corrupt(e.to_string()))
-    }
-}
-
 /// The submission as received, kept unchanged beside the current state.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Original {
     pub details: Details,
     pub contact: Option<Contact>,
 }
+
+/// One changed field of an amendment: `(field, old, new)`.
+pub type Change = (String, String, String);
 
 /// A history entry as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -83,21 +62,20 @@ pub struct RevisionRow {
     pub changed_at: DbTime,
     pub changed_by: String,
     pub reason: String,
-    /// JSON list of `[field, old, new]`.
-    pub changes: String,
+    pub changes: JsonText<Vec<Change>>,
 }
 
 #[derive(Debug, Clone, FromRow)]
 pub struct FollowUpRow {
     pub id: Uuid,
     pub added_at: DbTime,
-    pub source: i16,
+    pub source: FollowUpSource,
     pub added_by: Option<String>,
     pub text: String,
 }
 
 /// Filters of ListReports; `None` does not filter.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListFilter {
     pub kind: Option<Kind>,
     pub category: Option<String>,
@@ -110,71 +88,88 @@ pub struct ListFilter {
 }
 
 /// Keyset position: reports strictly older than this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page {
     pub submitted_at: DbTime,
     pub id: Uuid,
 }
 
-impl Store {
-    pub async fn report(&self, id: Uuid) -> Result<Option<ReportRow>, IntakeError> {
-        self.report_by(select_reports!("WHERE id = $1"), Key::Id(id))
-            .await
-    }
-
-    pub async fn report_by_reference(
-        &self,
-        reference: &str,
-    ) -> Result<Option<ReportRow>, IntakeError> {
-        self.report_by(
-            select_reports!("WHERE reference = $1"),
-            Key::Text(reference.to_owned()),
-        )
-        .await
-    }
-
-    pub async fn report_by_receipt(
-        &self,
-        receipt_hash: Vec<u8>,
-    ) -> Result<Option<ReportRow>, IntakeError> {
-        self.report_by(
-            select_reports!("WHERE receipt_hash = $1"),
-            Key::Bytes(receipt_hash),
-        )
-        .await
-    }
-
-    pub(super) async fn report_by_idempotency(
-        &self,
-        hash: Vec<u8>,
-    ) -> Result<Option<ReportRow>, IntakeError> {
-        self.report_by(
-            select_reports!("WHERE idempotency_hash = $1"),
-            Key::Bytes(hash),
-        )
-        .await
-    }
-
-    async fn report_by(
-        &self,
-        sql: &'static str,
-        key: Key,
-    ) -> Result<Option<ReportRow>, IntakeError> {
-        Ok(with_pool!(self.db.reader(), p => {
-            let query = sqlx::query_as::<_, ReportRow>(sql);
-            let query = match key {
-                Key::Id(id) => query.bind(id),
-                Key::Text(text) => query.bind(text),
-                Key::Bytes(bytes) => query.bind(bytes),
-            };
-            query.fetch_optional(&p).await?
-        }))
-    }
+async fn report_by(
+    conn: impl AsConn,
+    column: &'static str,
+    value: Value,
+) -> Result<Option<ReportRow>, StorageError> {
+    let mut select = Select::new(select_reports!(""));
+    select.and(column, [value]);
+    Ok(select.fetch_all(conn).await?.pop())
 }
 
-/// The value a report is looked up by.
-enum Key {
-    Id(Uuid),
-    Text(String),
-    Bytes(Vec<u8>),
+pub async fn report(conn: impl AsConn, id: Uuid) -> Result<Option<ReportRow>, StorageError> {
+    report_by(conn, "id = ?", id.into()).await
+}
+
+pub async fn report_by_reference(
+    conn: impl AsConn,
+    reference: &str,
+) -> Result<Option<ReportRow>, StorageError> {
+    report_by(conn, "reference = ?", reference.into()).await
+}
+
+pub async fn report_by_receipt(
+    conn: impl AsConn,
+    receipt_hash: Vec<u8>,
+) -> Result<Option<ReportRow>, StorageError> {
+    report_by(conn, "receipt_hash = ?", receipt_hash.into()).await
+}
+
+pub(super) async fn report_by_idempotency(
+    conn: impl AsConn,
+    hash: Vec<u8>,
+) -> Result<Option<ReportRow>, StorageError> {
+    report_by(conn, "idempotency_hash = ?", hash.into()).await
+}
+
+/// Reports matching `filter`, newest first, strictly after `after`, at most `limit`.
+/// The statement holds only the filters given, so each combination is planned on its
+/// own (see the kit's `Select`) and served by the indexes of migration 1001.
+pub async fn list(
+    conn: impl AsConn,
+    filter: &ListFilter,
+    after: Option<Page>,
+    limit: i64,
+) -> Result<Vec<ReportRow>, StorageError> {
+    let mut select = Select::new(select_reports!(""));
+    select.and_eq("kind", filter.kind.map(Value::of));
+    select.and_eq("category", filter.category.as_deref());
+    select.and_eq("status", filter.status.map(Value::of));
+    select.and_eq("medium", filter.medium.map(Value::of));
+    select.and_eq("submitted_by", filter.submitted_by.as_deref());
+    if let Some(at) = filter.submitted_after {
+        select.and("submitted_at >= ?", [at.into()]);
+    }
+    if let Some(at) = filter.submitted_before {
+        select.and("submitted_at < ?", [at.into()]);
+    }
+    if let Some(page) = after {
+        select.and(
+            "(submitted_at, id) < (?, ?)",
+            [page.submitted_at.into(), page.id.into()],
+        );
+    }
+    select.then("ORDER BY submitted_at DESC, id DESC");
+    select.limit(limit);
+    select.fetch_all(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_kit::storage::DbEnum;
+
+    #[test]
+    fn enums_keep_their_stored_values() {
+        assert_eq!(Kind::Weakness.to_db(), 2);
+        assert_eq!(Status::from_db(4), Some(Status::Closed));
+        assert!(Kind::decode_db(9).unwrap_err().to_string().contains("Kind"));
+    }
 }

@@ -4,9 +4,12 @@
 //! delayed to form a batch: a lone submission is written at once, and batches grow only
 //! while the writers are busy. SQLite has one writer. PostgreSQL has a few, each writing
 //! its batch as one statement, so one batch can be in the database while the next forms.
-//! A batch commits or fails as a whole. If it fails for any reason but an unreachable
-//! database, each of its submissions is written alone, so that one that breaks a
-//! constraint cannot fail the others. Each caller hears its own outcome.
+//! A batch commits or fails as a whole. If it fails with an error that means nothing was
+//! written (a constraint it broke, a serialization failure), each of its submissions is
+//! written alone, so that one that breaks a constraint cannot fail the others. Any other
+//! failure (a connection lost during the commit above all) may have an unknown outcome:
+//! then every caller hears UNAVAILABLE and retries with its idempotency key, which finds
+//! the report if it was stored. Each caller hears its own outcome.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,12 +17,10 @@ use std::{
 };
 
 use custos_kit::{
-    db_time::DbTime,
-    error::{Code, ServiceError},
-    outbox::{NewEvent, OutboxWriter},
-    storage::{Db, Pool},
+    error::{Code, DisplayChain, ServiceError},
+    outbox::NewEvent,
+    storage::{AsConn, Backend, Conn, Db, DbTime, StorageError, Tx},
 };
-use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -49,8 +50,9 @@ pub struct Submission {
     pub submitted_at: DbTime,
     /// `SIR-2026-`: the number is appended.
     pub reference_prefix: String,
-    pub idempotency_hash: Option<Vec<u8>>,
-    pub request_hash: Option<Vec<u8>>,
+    pub idempotency_hash: Vec<u8>,
+    /// Fingerprint of the validated request, to tell a retry from a reused key.
+    pub request_hash: Vec<u8>,
     pub receipt_hash: Option<Vec<u8>>,
     /// The `ReportSubmitted` event; the store fills in its aggregate reference.
     pub event: NewEvent,
@@ -63,7 +65,7 @@ pub enum Submitted {
     Existing(ReportRow),
 }
 
-/// A submission serialised for storage.
+/// A submission serialised for storage (the JSON columns `JsonText` reads back).
 struct Row {
     s: Submission,
     details: String,
@@ -115,14 +117,19 @@ impl SubmitQueue {
     pub(super) fn start(db: &Db) -> Self {
         let (jobs, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let rx = Arc::new(Mutex::new(rx));
-        let writers = match db.writer() {
-            Pool::Postgres(pool) => POSTGRES_WRITERS.min(pool.options().get_max_connections()),
-            Pool::Sqlite(_) => 1,
+        let writers = match db.backend() {
+            Backend::Postgres => POSTGRES_WRITERS.min(db.max_connections()),
+            Backend::Sqlite => 1,
         };
         for _ in 0..writers {
             tokio::spawn(write_loop(rx.clone(), db.clone()));
         }
         SubmitQueue(jobs)
+    }
+
+    /// Submissions waiting for a writer.
+    pub(super) fn queued(&self) -> usize {
+        self.0.max_capacity() - self.0.capacity()
     }
 }
 
@@ -145,47 +152,56 @@ async fn write_loop(rx: Arc<Mutex<mpsc::Receiver<Job>>>, db: Db) {
             jobs.into_iter().map(|j| (j.row, j.reply)).unzip();
         let results = match write(&db, &rows).await {
             Ok(results) => results.into_iter().map(Ok).collect(),
-            // Anything but an unreachable database may be one submission's fault (a
-            // constraint it breaks): each is written alone, so that it cannot fail the
-            // others.
-            Err(error) if rows.len() > 1 && error.code() != Code::Unavailable => {
-                let message = custos_kit::error::DisplayChain(&error).to_string();
-                tracing::warn!(error = %message, submissions = rows.len(), "a batch of submissions failed; writing each alone");
+            // Nothing was written and it may be one submission's fault (a constraint it
+            // breaks): each is written alone, so that it cannot fail the others.
+            Err(error) if rows.len() > 1 && error.nothing_written() => {
+                tracing::warn!(error = %DisplayChain(&error), submissions = rows.len(), "a batch of submissions was refused whole; writing each alone");
                 let mut results = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let alone = write(&db, std::slice::from_ref(row)).await;
                     results.push(alone.map(|mut one| one.pop().flatten()).map_err(|error| {
                         log_failure(&error, 1);
-                        error.code()
+                        failed(&error)
                     }));
                 }
                 results
             }
+            // The outcome may be unknown (a connection lost during the commit): every
+            // caller is told UNAVAILABLE, and its retry with the same idempotency key
+            // finds its report if it was stored.
             Err(error) => {
                 log_failure(&error, rows.len());
-                rows.iter().map(|_| Err(error.code())).collect()
+                rows.iter().map(|_| Err(failed(&error))).collect()
             }
         };
-        if results.iter().any(|r| matches!(r, Ok(Some(_)))) {
-            db.outbox_committed();
-        }
         for (reply, result) in replies.into_iter().zip(results) {
-            // The cause was logged here; the caller hears its code.
-            let _ = reply.send(result.map_err(IntakeError::BatchFailed));
+            // The cause was logged here; the caller hears its code and reason.
+            let _ = reply.send(result);
         }
     }
 }
 
-async fn write(db: &Db, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, IntakeError> {
-    match db.writer() {
-        Pool::Postgres(pool) => write_postgres(&pool, rows).await,
-        Pool::Sqlite(pool) => write_sqlite(&pool, rows).await,
+/// What a caller of a failed write hears (the cause is logged by the writer).
+fn failed(error: &StorageError) -> IntakeError {
+    IntakeError::BatchFailed {
+        code: error.code(),
+        reason: error.reason(),
     }
 }
 
-fn log_failure(error: &IntakeError, submissions: usize) {
-    let message = custos_kit::error::DisplayChain(error).to_string();
-    tracing::error!(error = %message, submissions, "submissions could not be stored");
+/// Writes a batch in one transaction; the commit wakes the feed for its events.
+async fn write(db: &Db, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, StorageError> {
+    let mut tx = db.begin().await?;
+    let written = match db.backend() {
+        Backend::Postgres => write_postgres(&mut tx, rows).await?,
+        Backend::Sqlite => write_sqlite(&mut tx, rows).await?,
+    };
+    tx.commit().await?;
+    Ok(written)
+}
+
+fn log_failure(error: &StorageError, submissions: usize) {
+    tracing::error!(error = %DisplayChain(error), submissions, "submissions could not be stored");
 }
 
 /// A batch as one statement: each column an array, unnested into rows. A key already
@@ -194,16 +210,15 @@ fn log_failure(error: &IntakeError, submissions: usize) {
 /// a plan cached while the table was small kept scanning the whole table as it grew,
 /// and as `NOT EXISTS` the planner chose an anti-join that did the same.) A racing
 /// duplicate from another writer or replica is skipped by ON CONFLICT, which leaves a
-/// gap in the numbers (references are unique, not gap-free). Each outbox row joins its
-/// report by id.
+/// gap in the numbers (references are unique, not gap-free). The events follow in a
+/// second statement, through the kit's outbox.
 const INSERT_POSTGRES: &str = "WITH input AS ( \
        SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int2[], $4::text[], $5::int2[], \
          $6::text[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[], \
-         $12::bool[], $13::bytea[], $14::bytea[], $15::bytea[], $16::uuid[], $17::text[], \
-         $18::text[], $19::bytea[]) \
+         $12::bool[], $13::bytea[], $14::bytea[], $15::bytea[]) \
        WITH ORDINALITY AS t(id, prefix, kind, category, medium, details, original, contact, \
          anonymous, submitted_by, submitted_at, senior_notice, idempotency_hash, request_hash, \
-         receipt_hash, event_id, event_type, trace_context, payload, ord)), \
+         receipt_hash, ord)), \
      fresh AS MATERIALIZED ( \
        SELECT input.*, nextval('report_number_seq') AS number FROM input \
        WHERE (SELECT true FROM reports existing \
@@ -215,38 +230,33 @@ const INSERT_POSTGRES: &str = "WITH input AS ( \
          senior_notice, idempotency_hash, request_hash, receipt_hash) \
        SELECT id, number, prefix || CASE WHEN number < 1000000 \
            THEN lpad(number::text, 6, '0') ELSE number::text END, \
-         kind, $20, category, medium, details, original, contact, anonymous, submitted_by, \
+         kind, $16, category, medium, details, original, contact, anonymous, submitted_by, \
          submitted_at, submitted_at, 1, senior_notice, idempotency_hash, request_hash, \
          receipt_hash FROM fresh ORDER BY ord \
        ON CONFLICT (idempotency_hash) DO NOTHING \
        RETURNING id, reference, kind, status, details, original, contact, anonymous, \
-         submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash), \
-     o AS ( \
-       INSERT INTO outbox (event_id, event_type, occurred_at, aggregate_id, \
-         aggregate_reference, trace_context, payload) \
-       SELECT f.event_id, f.event_type, f.submitted_at, r.id::text, r.reference, \
-         f.trace_context, f.payload FROM r JOIN fresh f ON f.id = r.id ORDER BY f.ord) \
+         submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash) \
      SELECT * FROM r";
 
-async fn write_postgres(
-    pool: &PgPool,
-    rows: &[Row],
-) -> Result<Vec<Option<ReportRow>>, IntakeError> {
+async fn write_postgres(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, StorageError> {
     // A key repeated within the batch is written once; the repeats then find that report.
     let mut keys = HashSet::new();
     let batch: Vec<&Row> = rows
         .iter()
-        .filter(|r| (r.s.idempotency_hash.as_deref()).is_none_or(|key| keys.insert(key)))
+        .filter(|r| keys.insert(r.s.idempotency_hash.as_slice()))
         .collect();
     fn column<'a, T>(batch: &[&'a Row], f: impl Fn(&'a Row) -> T) -> Vec<T> {
         batch.iter().map(|r| f(r)).collect()
     }
+    let Conn::Postgres(c) = tx.conn() else {
+        unreachable!("called for PostgreSQL only")
+    };
     let inserted = sqlx::query_as::<_, ReportRow>(INSERT_POSTGRES)
         .bind(column(&batch, |r| r.s.id))
         .bind(column(&batch, |r| r.s.reference_prefix.as_str()))
-        .bind(column(&batch, |r| r.s.report.kind.to_db()))
+        .bind(column(&batch, |r| r.s.report.kind))
         .bind(column(&batch, |r| r.s.report.details.category.as_str()))
-        .bind(column(&batch, |r| r.s.report.details.medium.to_db()))
+        .bind(column(&batch, |r| r.s.report.details.medium))
         .bind(column(&batch, |r| r.details.as_str()))
         .bind(column(&batch, |r| r.original.as_str()))
         .bind(column(&batch, |r| r.contact.as_deref()))
@@ -254,24 +264,28 @@ async fn write_postgres(
         .bind(column(&batch, |r| r.s.submitted_by.as_deref()))
         .bind(column(&batch, |r| r.s.submitted_at))
         .bind(column(&batch, |r| r.s.report.senior_notice()))
-        .bind(column(&batch, |r| r.s.idempotency_hash.as_deref()))
-        .bind(column(&batch, |r| r.s.request_hash.as_deref()))
+        .bind(column(&batch, |r| r.s.idempotency_hash.as_slice()))
+        .bind(column(&batch, |r| r.s.request_hash.as_slice()))
         .bind(column(&batch, |r| r.s.receipt_hash.as_deref()))
-        .bind(column(&batch, |r| r.s.event.event_id))
-        .bind(column(&batch, |r| r.s.event.event_type.as_str()))
-        .bind(column(&batch, |r| r.s.event.trace_context.as_str()))
-        .bind(column(&batch, |r| r.s.event.payload.as_slice()))
-        .bind(Status::Received.to_db())
-        .fetch_all(pool)
+        .bind(Status::Received)
+        .fetch_all(&mut *c)
         .await?;
     let mut by_id: HashMap<Uuid, ReportRow> = inserted.into_iter().map(|r| (r.id, r)).collect();
+    let events: Vec<NewEvent> = batch
+        .iter()
+        .filter_map(|r| {
+            let report = by_id.get(&r.s.id)?;
+            Some(NewEvent {
+                aggregate_reference: report.reference.clone(),
+                ..r.s.event.clone()
+            })
+        })
+        .collect();
+    tx.append_events(&events).await?;
     Ok(rows.iter().map(|r| by_id.remove(&r.s.id)).collect())
 }
 
-async fn write_sqlite(
-    pool: &SqlitePool,
-    rows: &[Row],
-) -> Result<Vec<Option<ReportRow>>, IntakeError> {
+async fn write_sqlite(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, StorageError> {
     const INSERT: &str = "INSERT INTO reports (id, number, reference, kind, status, category, \
          medium, details, original, contact, anonymous, submitted_by, submitted_at, updated_at, \
          revision, senior_notice, idempotency_hash, request_hash, receipt_hash) \
@@ -279,45 +293,50 @@ async fn write_sqlite(
          ON CONFLICT (idempotency_hash) DO NOTHING \
          RETURNING id, reference, kind, status, details, original, contact, anonymous, \
          submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash";
-    // The only writer: numbers cannot be taken by anyone else meanwhile.
-    let mut tx = pool.begin().await?;
-    let mut number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM reports")
-        .fetch_one(&mut *tx)
-        .await?;
     let mut results = Vec::with_capacity(rows.len());
-    for r in rows {
-        let reference = format!("{}{number:06}", r.s.reference_prefix);
-        let inserted = sqlx::query_as::<_, ReportRow>(INSERT)
-            .bind(r.s.id)
-            .bind(number)
-            .bind(&reference)
-            .bind(r.s.report.kind.to_db())
-            .bind(Status::Received.to_db())
-            .bind(&r.s.report.details.category)
-            .bind(r.s.report.details.medium.to_db())
-            .bind(&r.details)
-            .bind(&r.original)
-            .bind(&r.contact)
-            .bind(r.s.report.contact.is_none())
-            .bind(&r.s.submitted_by)
-            .bind(r.s.submitted_at)
-            .bind(r.s.report.senior_notice())
-            .bind(&r.s.idempotency_hash)
-            .bind(&r.s.request_hash)
-            .bind(&r.s.receipt_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if inserted.is_some() {
-            let event = NewEvent {
-                aggregate_reference: reference,
-                ..r.s.event.clone()
-            };
-            tx.append_event(&event).await?;
-            number += 1;
+    let mut events = Vec::new();
+    {
+        let Conn::Sqlite(c) = tx.conn() else {
+            unreachable!("called for SQLite only")
+        };
+        // The only writer: numbers cannot be taken by anyone else meanwhile.
+        let mut number: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM reports")
+                .fetch_one(&mut *c)
+                .await?;
+        for r in rows {
+            let reference = format!("{}{number:06}", r.s.reference_prefix);
+            let inserted = sqlx::query_as::<_, ReportRow>(INSERT)
+                .bind(r.s.id)
+                .bind(number)
+                .bind(&reference)
+                .bind(r.s.report.kind)
+                .bind(Status::Received)
+                .bind(&r.s.report.details.category)
+                .bind(r.s.report.details.medium)
+                .bind(&r.details)
+                .bind(&r.original)
+                .bind(&r.contact)
+                .bind(r.s.report.contact.is_none())
+                .bind(&r.s.submitted_by)
+                .bind(r.s.submitted_at)
+                .bind(r.s.report.senior_notice())
+                .bind(&r.s.idempotency_hash)
+                .bind(&r.s.request_hash)
+                .bind(&r.s.receipt_hash)
+                .fetch_optional(&mut *c)
+                .await?;
+            if inserted.is_some() {
+                events.push(NewEvent {
+                    aggregate_reference: reference,
+                    ..r.s.event.clone()
+                });
+                number += 1;
+            }
+            results.push(inserted);
         }
-        results.push(inserted);
     }
-    tx.commit().await?;
+    tx.append_events(&events).await?;
     Ok(results)
 }
 
@@ -328,7 +347,10 @@ impl Store {
         let hash = s.idempotency_hash.clone();
         let (reply, outcome) = oneshot::channel();
         // The writers stop only when the store is dropped (the service is stopping).
-        let stopped = || IntakeError::BatchFailed(Code::Unavailable);
+        let stopped = || IntakeError::BatchFailed {
+            code: Code::Unavailable,
+            reason: "SERVICE_STOPPING",
+        };
         self.submit_queue
             .0
             .send(Job {
@@ -341,11 +363,8 @@ impl Store {
         match written {
             Some(row) => Ok(Submitted::Created(row)),
             None => {
-                let hash = hash.ok_or_else(|| {
-                    IntakeError::Corrupt("insert ignored without an idempotency key".into())
-                })?;
-                let row = self
-                    .report_by_idempotency(hash)
+                let conn = self.db.read().await?;
+                let row = super::reports::report_by_idempotency(conn, hash)
                     .await?
                     .ok_or_else(|| IntakeError::Corrupt("idempotent report not found".into()))?;
                 Ok(Submitted::Existing(row))

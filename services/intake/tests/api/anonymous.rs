@@ -1,7 +1,7 @@
 //! Anonymous reporting (policy section 11): no token needed, a one-time receipt, and no
 //! trace of who reported.
 
-use custos_kit::{auth::Role, with_pool};
+use custos_kit::{auth::Role, with_conn};
 use custos_proto::intake::v1 as pb;
 use custos_testing::{Backend, on_both_backends};
 use sqlx::Row;
@@ -45,6 +45,7 @@ async fn receipt_checks_status_and_adds_information(backend: Backend) {
         .add_receipt_information(pb::AddReceiptInformationRequest {
             receipt: receipt.clone(),
             text: "It happened again this morning".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap();
@@ -126,6 +127,7 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
         .add_receipt_information(pb::AddReceiptInformationRequest {
             receipt: response.receipt.clone(),
             text: "more detail".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap();
@@ -181,8 +183,9 @@ async fn dump_all_text(intake: &TestIntake) -> String {
     let mut out = String::new();
     for table in tables {
         let sql = format!("SELECT * FROM {table}");
-        let values: Vec<String> = with_pool!(intake.db.reader(), p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&p).await.unwrap();
+        let mut conn = intake.db.read().await.unwrap();
+        let values: Vec<String> = with_conn!(&mut conn, c => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *c).await.unwrap();
             rows.iter()
                 .flat_map(|row| {
                     (0..row.len()).map(move |i| {
@@ -199,7 +202,7 @@ async fn dump_all_text(intake: &TestIntake) -> String {
 }
 
 async fn without_the_setting_a_token_is_needed(backend: Backend) {
-    let intake = TestIntake::start_with(backend, |c| c.intake.anonymous_reporting = false).await;
+    let intake = TestIntake::start_with(backend, |c| c.service.anonymous_reporting = false).await;
     let err = intake
         .anonymous()
         .submit_report(anonymous_event())

@@ -1,7 +1,7 @@
 //! Starting intake for a test, and sample requests.
 
-use custos_intake::{App, Config, config::IntakeSettings};
-use custos_kit::{auth::Role, client::ClientInterceptor, config::TelemetryConfig, storage::Db};
+use custos_intake::{Config, Intake, IntakeSettings};
+use custos_kit::{auth::Role, client::ClientInterceptor, service::App, storage::Db};
 use custos_proto::intake::v1::{self as pb, intake_service_client::IntakeServiceClient};
 use custos_testing::{Backend, Running, TestDatabase};
 use prost_types::Timestamp;
@@ -22,19 +22,13 @@ impl TestIntake {
 
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let database = TestDatabase::new(backend).await;
-        let mut config = Config {
-            server: custos_testing::server_config(),
-            database: database.config(),
-            auth: custos_testing::auth_config(),
-            telemetry: TelemetryConfig::default(),
-            intake: IntakeSettings::default(),
-        };
+        let mut config = config(&database);
         adjust(&mut config);
         Self::start_on(database, config).await
     }
 
     pub async fn start_on(database: TestDatabase, config: Config) -> Self {
-        let app = App::build(config).await.expect("intake starts");
+        let app = App::build::<Intake>(config).await.expect("intake starts");
         let db = app.db().clone();
         let running = Running::spawn(app.local_addr(), |signal| app.run_until(signal));
         Self {
@@ -57,6 +51,27 @@ impl TestIntake {
     pub fn anonymous(&self) -> Client {
         IntakeServiceClient::new(custos_testing::anonymous(self.addr()))
     }
+}
+
+/// The receipt secret of every test intake.
+pub const RECEIPT_SECRET: &str = "test-receipt-secret-0123456789abcdef";
+
+/// Intake's settings in tests.
+pub fn settings() -> IntakeSettings {
+    IntakeSettings {
+        receipt_secret: Some(RECEIPT_SECRET.into()),
+        ..IntakeSettings::default()
+    }
+}
+
+/// A test intake's whole configuration on `database`.
+pub fn config(database: &TestDatabase) -> Config {
+    custos_testing::config(database, settings())
+}
+
+/// A fresh idempotency key.
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 pub fn hours_ago(hours: i64) -> Timestamp {
@@ -109,7 +124,7 @@ pub fn named(details: pb::ReportDetails, kind: pb::ReportKind) -> pb::SubmitRepo
         kind: kind as i32,
         details: Some(details),
         reporter: Some(pb::submit_report_request::Reporter::Contact(contact())),
-        idempotency_key: String::new(),
+        idempotency_key: key(),
     }
 }
 

@@ -1,10 +1,15 @@
-//! Intake end to end over gRPC, on SQLite and on PostgreSQL.
+//! Intake end to end over gRPC, on SQLite and on PostgreSQL, and a consumer of its feed
+//! built on the kit.
 
 mod common;
+mod tally;
 
 mod anonymous;
 mod auth;
+mod consumer;
 mod feed;
+mod history;
+mod parked;
 mod providers;
 mod reports;
 mod server;

@@ -8,7 +8,7 @@ use tonic::Code;
 use crate::common::*;
 
 async fn overdue_provider_reports_are_listed(backend: Backend) {
-    let intake = TestIntake::start_with(backend, |c| c.intake.provider_response_days = 10).await;
+    let intake = TestIntake::start_with(backend, |c| c.service.provider_response_days = 10).await;
     let mut it = intake.client("it-1", &[Role::ItSupport]);
     let mut alex = intake.client("alex", &[Role::Reporter]);
     let mut record = async |days_ago: i64, provider: &str| {
@@ -24,6 +24,7 @@ async fn overdue_provider_reports_are_listed(backend: Backend) {
             provider: provider.into(),
             provider_reference: format!("{provider}-123"),
             reported_at: Some(hours_ago(24 * days_ago)),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -43,6 +44,7 @@ async fn overdue_provider_reports_are_listed(backend: Backend) {
             provider_report_id: answered.id,
             responded_at: Some(hours_ago(24 * 28)),
             summary: "Patch scheduled for next release".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -109,6 +111,7 @@ async fn provider_tracking_rules(backend: Backend) {
             provider: "Acme".into(),
             provider_reference: String::new(),
             reported_at: Some(hours_ago(1)),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap_err();
@@ -141,6 +144,7 @@ async fn provider_tracking_rules(backend: Backend) {
             provider_report_id: uuid::Uuid::now_v7().to_string(),
             responded_at: Some(hours_ago(1)),
             summary: "ok".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap_err();

@@ -65,8 +65,7 @@ async fn who_sees_what(backend: Backend) {
 
     // Reads of personal data are audited.
     let id = Uuid::parse_str(&report.id).unwrap();
-    let audit = custos_intake::store::Store::new(intake.db.clone())
-        .audit_entries(&id)
+    let audit = custos_kit::audit::entries(intake.db.read().await.unwrap(), &id.to_string())
         .await
         .unwrap();
     let readers: Vec<&str> = audit.iter().map(|(actor, _)| actor.as_str()).collect();
@@ -389,6 +388,7 @@ async fn follow_ups_by_the_reporter_and_staff(backend: Backend) {
     let add = |text: &str| pb::AddFollowUpRequest {
         report_id: report.id.clone(),
         text: text.into(),
+        idempotency_key: String::new(),
     };
     intake
         .client("alex", &[Role::Reporter])

@@ -5,8 +5,8 @@
 use std::{str::FromStr, time::Duration};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use custos_intake::{Config, config::IntakeSettings};
-use custos_kit::{auth::Role, config::TelemetryConfig};
+use custos_intake::Intake;
+use custos_kit::{auth::Role, service::App};
 use custos_proto::intake::v1 as pb;
 use custos_testing::{Backend, Proxy, TestDatabase};
 use http_body_util::{BodyExt, Full};
@@ -45,13 +45,8 @@ async fn health_follows_the_database() {
         .port(proxy.addr.port())
         .to_url_lossy()
         .to_string();
-    let config = Config {
-        server: custos_testing::server_config(),
-        database: database.config_with_url(&via_proxy),
-        auth: custos_testing::auth_config(),
-        telemetry: TelemetryConfig::default(),
-        intake: IntakeSettings::default(),
-    };
+    let mut config = config(&database);
+    config.database = database.config_with_url(&via_proxy);
     let intake = TestIntake::start_on(database, config).await;
     let mut health = HealthClient::new(custos_testing::channel(intake.addr()));
     let mut watch = health
@@ -263,27 +258,30 @@ async fn a_browser_calls_with_grpc_web() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_starting_together_migrate_once() {
     let database = TestDatabase::new(Backend::Postgres).await;
-    let config = || Config {
-        server: custos_testing::server_config(),
-        database: database.config(),
-        auth: custos_testing::auth_config(),
-        telemetry: TelemetryConfig::default(),
-        intake: IntakeSettings::default(),
-    };
     let (a, b, c) = tokio::join!(
-        custos_intake::App::build(config()),
-        custos_intake::App::build(config()),
-        custos_intake::App::build(config()),
+        App::build::<Intake>(config(&database)),
+        App::build::<Intake>(config(&database)),
+        App::build::<Intake>(config(&database)),
     );
     let (a, b, c) = (
         a.expect("replica a starts"),
         b.expect("replica b starts"),
         c.expect("replica c starts"),
     );
-    let applied: i64 = custos_kit::with_pool!(a.db().reader(), p => {
-        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&p).await.unwrap()
+    let mut conn = a.db().read().await.unwrap();
+    let applied: i64 = custos_kit::with_conn!(&mut conn, c => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&mut *c).await.unwrap()
     });
-    assert_eq!(applied, 2, "the kit's and intake's migrations, once each");
+    drop(conn);
+    let expected = <Intake as custos_kit::service::Service>::migrations()
+        .postgres
+        .iter()
+        .count()
+        + 2;
+    assert_eq!(
+        applied as usize, expected,
+        "the kit's and intake's migrations, once each"
+    );
     drop((b, c));
     let db = a.db().clone();
     let running = custos_testing::Running::spawn(a.local_addr(), |signal| a.run_until(signal));

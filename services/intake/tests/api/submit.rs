@@ -118,7 +118,13 @@ async fn ten_concurrent_submissions_with_one_key_create_one_report(backend: Back
         .submit_report(other)
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    // INVALID_ARGUMENT, not ALREADY_EXISTS: retrying clients read the latter as success.
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        custos_kit::error::status_reason(&status),
+        Some(("IDEMPOTENCY_KEY_REUSED".into(), "intake.custos".into()))
+    );
+    assert_eq!(status_violations(&status)[0].field, "idempotency_key");
     // Another person's identical key is theirs alone.
     let theirs = intake
         .client("sam", &[Role::Reporter])
@@ -136,7 +142,7 @@ async fn bad_input_names_every_bad_field(backend: Backend) {
         (
             "empty request",
             pb::SubmitReportRequest::default(),
-            vec!["kind", "details", "reporter"],
+            vec!["kind", "details", "reporter", "idempotency_key"],
         ),
         (
             "unknown enum values",

@@ -2,6 +2,9 @@
 //! and graceful shutdown. Services hand over their routes and which calls may come
 //! without a token; everything else here is the same for all of them.
 
+mod limit;
+mod size;
+
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue, Method};
@@ -35,7 +38,8 @@ pub struct ServiceParts {
     /// The service's gRPC services (not health or reflection: those are added here).
     pub routes: Routes,
     /// Full paths (`/pkg.Service/Method`) that may be called without a bearer token.
-    pub anonymous_paths: &'static [&'static str],
+    /// Calls on them never join the caller's trace.
+    pub anonymous_paths: Vec<&'static str>,
     /// How often the database is probed for health.
     pub health_check: Duration,
 }
@@ -49,7 +53,7 @@ pub struct GrpcServer {
     verifier: Verifier,
     db: Db,
     parts: ServiceParts,
-    shutdown: CancellationToken,
+    stopping: CancellationToken,
     health: HealthReporter,
 }
 
@@ -67,14 +71,14 @@ pub enum ServeError {
 }
 
 impl GrpcServer {
-    /// Binds the listener. `shutdown` is cancelled when the server starts shutting down;
+    /// Binds the listener. `stopping` is cancelled when shutdown's grace period ends;
     /// long-lived work (feed streams, consumers) watches it.
     pub fn bind(
         config: &ServerConfig,
         verifier: Verifier,
         db: Db,
         parts: ServiceParts,
-        shutdown: CancellationToken,
+        stopping: CancellationToken,
     ) -> Result<Self, ServeError> {
         let incoming = TcpIncoming::bind(config.listen)
             .map_err(|source| ServeError::Bind {
@@ -94,7 +98,7 @@ impl GrpcServer {
             verifier,
             db,
             parts,
-            shutdown,
+            stopping,
             health,
         })
     }
@@ -103,14 +107,10 @@ impl GrpcServer {
         self.local_addr
     }
 
-    /// The token cancelled when shutdown starts.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
     /// Serves until `signal` completes, then shuts down gracefully: health reports
-    /// NOT_SERVING, long-lived streams are ended, the listener closes after the grace
-    /// period, and in-flight calls get `drain_timeout_secs` to finish.
+    /// NOT_SERVING at once; after the grace period (load balancers stop sending new
+    /// calls meanwhile) long-lived streams end and the listener closes; in-flight calls
+    /// get `drain_timeout_secs` to finish.
     pub async fn run_until(
         self,
         signal: impl Future<Output = ()> + Send,
@@ -122,9 +122,10 @@ impl GrpcServer {
             verifier,
             db,
             parts,
-            shutdown,
+            stopping,
             health,
         } = self;
+        let domain = crate::error::domain(parts.name);
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
         );
@@ -135,13 +136,15 @@ impl GrpcServer {
             _ => ServingStatus::NotServing,
         };
         set_all(&health, &names, initial).await;
+        // Cancelled as shutdown begins: health must stay NOT_SERVING from then on.
+        let draining = CancellationToken::new();
         let monitor = tokio::spawn(monitor_database(
             db,
             health.clone(),
             names.clone(),
             parts.health_check,
             initial,
-            shutdown.clone(),
+            draining.clone(),
         ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -159,61 +162,78 @@ impl GrpcServer {
             .add_service(reflection_v1alpha)
             .into_axum_router();
 
+        let anonymous: Arc<[&'static str]> = parts.anonymous_paths.clone().into();
         let stack = tower::ServiceBuilder::new()
             // CORS first: a browser's preflight OPTIONS is answered here and goes no further.
             .layer(cors(&config))
             // grpc-web → gRPC, so that every layer below sees plain gRPC.
             .layer(tonic_web::GrpcWebLayer::new())
-            // One span per call, parented by the caller's W3C trace context. Client
-            // mistakes (bad argument, not found, denied) are not failures; server-side
-            // ones are logged at WARN. No peer address or identity is recorded here:
-            // anonymous reports must leave no trace of who sent them.
+            // One span per call, parented by the caller's W3C trace context, except on
+            // calls that may be anonymous: those start a trace of their own, so that an
+            // anonymous report cannot be joined with the portal's traces of the session.
+            // Client mistakes (bad argument, not found, denied) are not failures;
+            // server-side ones are logged at WARN. No peer address, header or identity
+            // is recorded here.
             .layer(
                 TraceLayer::new(SharedClassifier::new(classifier()))
-                    .make_span_with(|request: &http::Request<_>| {
+                    .make_span_with(move |request: &http::Request<_>| {
+                        let path = request.uri().path();
                         let span = tracing::info_span!(
                             "rpc",
                             otel.kind = "server",
-                            rpc.method = %request.uri().path(),
+                            rpc.method = %path,
                         );
-                        let _ = span.set_parent(propagation::extract(request.headers()));
+                        if !anonymous.contains(&path) {
+                            let _ = span.set_parent(propagation::extract(request.headers()));
+                        }
                         span
                     })
                     .on_failure(DefaultOnFailure::new().level(Level::WARN)),
             )
             // Duration of every call by method and status (after the trace layer, so the
-            // measurement runs inside the call's span).
+            // measurement runs inside the call's span). Only known methods get a label of
+            // their own: a caller cannot create labels at will.
             .layer(crate::metrics::RpcMetricsLayer::new())
             // Load shedding before any work: past `max_concurrent_requests` calls in
             // flight, new ones fail fast with RESOURCE_EXHAUSTED instead of queueing.
-            // (`shed_status` words it; tonic's default speaks of "the connection",
-            // though the limit is the whole server's.)
-            .map_err(shed_status)
-            .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            // Health checks are exempt (see `limit`).
+            .layer(limit::InFlightLimitLayer::new(
                 config.max_concurrent_requests,
+                domain,
+            ))
+            // Oversized request messages are refused with RESOURCE_EXHAUSTED as their
+            // frame header arrives, before anything is buffered.
+            .layer(size::MessageSizeLayer::new(
+                config.max_message_bytes,
+                domain,
             ))
             // Authentication last, right before the handlers, so that shed or
             // malformed calls cost no signature check.
-            .layer(AuthLayer::new(verifier, parts.anonymous_paths));
+            .layer(AuthLayer::new(verifier, &parts.anonymous_paths, domain));
 
         let stop_accepting = {
-            let shutdown = shutdown.clone();
+            let stopping = stopping.clone();
+            let draining = draining.clone();
             let health = health.clone();
             let grace = Duration::from_secs(config.shutdown_grace_secs);
             let name = parts.name;
             async move {
                 signal.await;
-                tracing::info!(service = name, "shutting down: reporting NOT_SERVING");
-                shutdown.cancel();
+                draining.cancel();
+                tracing::info!(
+                    service = name,
+                    grace_secs = grace.as_secs(),
+                    "shutting down: reporting NOT_SERVING"
+                );
                 set_all(&health, &names, ServingStatus::NotServing).await;
                 if !grace.is_zero() {
                     tokio::time::sleep(grace).await;
                 }
                 tracing::info!(
                     service = name,
-                    "closing the listener and draining in-flight calls"
+                    "ending feed streams, closing the listener and draining in-flight calls"
                 );
+                stopping.cancel();
             }
         };
 
@@ -229,7 +249,7 @@ impl GrpcServer {
         tracing::info!(service = parts.name, address = %local_addr, "serving gRPC");
 
         let drain = Duration::from_secs(config.drain_timeout_secs);
-        let drained = shutdown.clone();
+        let drained = stopping.clone();
         let result = tokio::select! {
             result = server => result.map_err(ServeError::from),
             _ = async { drained.cancelled().await; tokio::time::sleep(drain).await } => {
@@ -237,7 +257,7 @@ impl GrpcServer {
                 Ok(())
             }
         };
-        shutdown.cancel();
+        stopping.cancel();
         monitor.abort();
         tracing::info!(service = parts.name, "stopped");
         result
@@ -262,18 +282,6 @@ fn classifier() -> GrpcErrorsAsFailures {
         GrpcErrorsAsFailures::new(),
         GrpcErrorsAsFailures::with_success,
     )
-}
-
-/// The status a shed call gets: what happened, and that a retry later may succeed.
-fn shed_status(error: tower::BoxError) -> tower::BoxError {
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        Box::new(tonic::Status::resource_exhausted(
-            "the service is at its limit of calls in flight (server.max_concurrent_requests); \
-             retry with backoff",
-        ))
-    } else {
-        error
-    }
 }
 
 fn cors(config: &ServerConfig) -> CorsLayer {
@@ -318,21 +326,21 @@ async fn monitor_database(
     names: Arc<[&'static str]>,
     every: Duration,
     initial: ServingStatus,
-    shutdown: CancellationToken,
+    stopping: CancellationToken,
 ) {
     let mut healthy = Some(initial == ServingStatus::Serving);
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = stopping.cancelled() => return,
             _ = ticker.tick() => {}
         }
         let ok = matches!(
             tokio::time::timeout(every.max(Duration::from_secs(1)), db.ping()).await,
             Ok(Ok(()))
         );
-        if shutdown.is_cancelled() {
+        if stopping.is_cancelled() {
             return;
         }
         if healthy != Some(ok) {

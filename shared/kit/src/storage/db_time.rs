@@ -32,6 +32,41 @@ impl DbTime {
     pub fn get(self) -> OffsetDateTime {
         self.0
     }
+
+    /// The same instant cut to the start of its minute (for what an anonymous reporter
+    /// does: a finer time could be matched with a gateway's access log).
+    pub fn to_minute(self) -> Self {
+        Self(
+            self.0
+                .replace_second(0)
+                .and_then(|t| t.replace_nanosecond(0))
+                .expect("0 is a valid second and nanosecond"),
+        )
+    }
+
+    /// Microseconds since the Unix epoch (page tokens carry this).
+    pub fn unix_micros(self) -> i64 {
+        (self.0.unix_timestamp_nanos() / 1_000) as i64
+    }
+
+    pub fn from_unix_micros(micros: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+            .ok()
+            .map(Self::new)
+    }
+}
+
+impl serde::Serialize for DbTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.unix_micros())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DbTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let micros = i64::deserialize(deserializer)?;
+        Self::from_unix_micros(micros).ok_or_else(|| serde::de::Error::custom("time out of range"))
+    }
 }
 
 impl From<OffsetDateTime> for DbTime {

@@ -1,0 +1,252 @@
+//! PostgreSQL or SQLite, chosen by the database URL. Each service owns a schema (on
+//! PostgreSQL) or a file (on SQLite) and its migrations per backend, embedded and run at
+//! start under an advisory lock so that replicas starting together do not race.
+//!
+//! How a store is written for both backends, and why, is in the kit's `DESIGN.md`: in
+//! short, store functions take a [`Tx`] (or, for reads, anything [`AsConn`]) and write
+//! each query once inside [`with_conn!`], which compiles it for both backends.
+
+mod db_time;
+mod error;
+mod migrate;
+mod probe;
+mod select;
+mod tx;
+mod types;
+
+pub use db_time::DbTime;
+pub use error::StorageError;
+pub use migrate::Migrations;
+pub use select::{Select, Value};
+pub use tx::{AsConn, Conn, Read, Tx};
+pub use types::{DbEnum, JsonText};
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use secrecy::ExposeSecret;
+use sqlx::{
+    PgPool, SqlitePool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use tokio::sync::watch;
+
+use crate::{config::DatabaseConfig, page::PageTokens};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Chooses SQL by backend inside a [`with_conn!`] body: `c.pick(postgres, sqlite)`.
+pub trait Dialect {
+    const BACKEND: Backend;
+
+    fn pick(&self, postgres: &'static str, sqlite: &'static str) -> &'static str {
+        match Self::BACKEND {
+            Backend::Postgres => postgres,
+            Backend::Sqlite => sqlite,
+        }
+    }
+}
+
+impl Dialect for sqlx::PgConnection {
+    const BACKEND: Backend = Backend::Postgres;
+}
+
+impl Dialect for sqlx::SqliteConnection {
+    const BACKEND: Backend = Backend::Sqlite;
+}
+
+/// A service's database: its pools, the signal its outbox readers wait on, and the
+/// key that seals its page tokens.
+#[derive(Debug, Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+#[derive(Debug)]
+struct DbInner {
+    pools: Pools,
+    schema: String,
+    probe: probe::Probe,
+    page_tokens: PageTokens,
+    /// Bumped when outbox events may have committed, here or in another replica.
+    outbox_changes: watch::Sender<u64>,
+    /// Bumped only by this process's commits (relayed to other replicas on PostgreSQL).
+    local_commits: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Pools {
+    Postgres(PgPool),
+    /// SQLite has one writer at a time: one connection writes, several read (WAL).
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+}
+
+impl Db {
+    /// Connects, creates the schema if needed and runs the kit's and the service's
+    /// migrations. `default_schema` is the service name.
+    pub async fn connect(
+        config: &DatabaseConfig,
+        default_schema: &str,
+        migrations: Migrations,
+    ) -> Result<Self, StorageError> {
+        let url = config.url.expose_secret();
+        let schema = config
+            .schema
+            .clone()
+            .unwrap_or_else(|| default_schema.to_owned());
+        let (pools, probe, setup) = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(StorageError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit survives power loss, as PostgreSQL's does.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.clone())
+                .await
+                .map_err(StorageError::Connect)?;
+            let setup = migrate::run_sqlite(&writer, migrations).await?;
+            let reader = SqlitePoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options.clone())
+                .await
+                .map_err(StorageError::Connect)?;
+            (
+                Pools::Sqlite { writer, reader },
+                probe::Probe::sqlite(options),
+                setup,
+            )
+        } else {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(StorageError::Connect)?
+                .options([("search_path", schema.as_str())]);
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections)
+                // Short, so that an unreachable database shows in health quickly.
+                .acquire_timeout(Duration::from_secs(3))
+                // No ping before each use (a round trip per query): a dead connection
+                // fails its query as UNAVAILABLE and is replaced, and health watches.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await
+                .map_err(StorageError::Connect)?;
+            let setup = migrate::run_postgres(&pool, &schema, migrations).await?;
+            (
+                Pools::Postgres(pool),
+                probe::Probe::postgres(options),
+                setup,
+            )
+        };
+        let (outbox_changes, _) = watch::channel(0);
+        let (local_commits, _) = watch::channel(0);
+        Ok(Self {
+            inner: Arc::new(DbInner {
+                pools,
+                schema,
+                probe,
+                page_tokens: PageTokens::new(&setup.page_token_key),
+                outbox_changes,
+                local_commits,
+            }),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner.pools {
+            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// The PostgreSQL schema (also used to name the outbox notification channel).
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The pool size (PostgreSQL) or the number of readers (SQLite).
+    pub fn max_connections(&self) -> u32 {
+        match &self.inner.pools {
+            Pools::Postgres(p) => p.options().get_max_connections(),
+            Pools::Sqlite { reader, .. } => reader.options().get_max_connections(),
+        }
+    }
+
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.inner.pools
+    }
+
+    /// Starts a transaction that writes. On SQLite it begins IMMEDIATE, taking the write
+    /// lock at once, so that a transaction that reads and then writes cannot fail to
+    /// upgrade its lock halfway. Dropping it uncommitted rolls it back.
+    pub async fn begin(&self) -> Result<Tx, StorageError> {
+        Tx::begin(self).await
+    }
+
+    /// A connection for reads outside a transaction (SQLite: one of the WAL readers, so
+    /// reads never wait for the writer).
+    pub async fn read(&self) -> Result<Read, StorageError> {
+        Read::acquire(self).await
+    }
+
+    /// Probes the database for health on a connection of its own: a pool busy with
+    /// calls under load is not ill health, and must not take every replica out of the
+    /// load balancer at once.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.inner.probe.ping().await
+    }
+
+    /// Seals and opens this service's page tokens (the key is kept in the database, so
+    /// every replica reads the tokens of the others).
+    pub fn page_tokens(&self) -> &PageTokens {
+        &self.inner.page_tokens
+    }
+
+    /// Called when a transaction that appended outbox events has committed.
+    pub(crate) fn outbox_committed(&self) {
+        self.inner
+            .local_commits
+            .send_modify(|n| *n = n.wrapping_add(1));
+        self.wake_outbox_readers();
+    }
+
+    /// Wakes every feed reader of this process to read the outbox again.
+    pub fn wake_outbox_readers(&self) {
+        self.inner
+            .outbox_changes
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes whenever outbox events may have committed (here or, on PostgreSQL, in
+    /// another replica: see `outbox::relay_notifications`).
+    pub fn outbox_changes(&self) -> watch::Receiver<u64> {
+        self.inner.outbox_changes.subscribe()
+    }
+
+    /// Changes when this process commits outbox events.
+    pub(crate) fn local_commits(&self) -> watch::Receiver<u64> {
+        self.inner.local_commits.subscribe()
+    }
+
+    pub async fn close(&self) {
+        self.inner.probe.close().await;
+        match &self.inner.pools {
+            Pools::Postgres(p) => p.close().await,
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The one transaction type every store, API handler and feed consumer shares, and the
+//! read connection for reads outside a transaction.
+//!
+//! A [`Tx`] is the unit of work: store functions run inside the caller's transaction, so
+//! an API call and a feed consumer use the same store code, and an effect commits with
+//! the consumer's cursor. Events go into the outbox only through [`Tx::append_event`]
+//! and [`Tx::append_events`], and [`Tx::commit`] is the only way to commit: it wakes the
+//! feed readers whenever the transaction appended events, so no caller can forget to.
+
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction, pool::PoolConnection};
+
+use super::{Db, Pools, StorageError};
+use crate::outbox::{self, NewEvent};
+
+/// A connection of either backend, for one query body written once (see [`with_conn!`]).
+pub enum Conn<'c> {
+    Postgres(&'c mut PgConnection),
+    Sqlite(&'c mut SqliteConnection),
+}
+
+/// Something queries can run on: a [`Tx`], or a [`Read`] connection.
+pub trait AsConn: Send {
+    fn conn(&mut self) -> Conn<'_>;
+}
+
+/// Runs `$body` with `$c` bound to the `&mut` connection of either backend behind `$x`
+/// (a `&mut Tx`, a `&mut Read` or a `&mut impl AsConn`). The body is compiled once per
+/// backend, so both get a real, type-checked implementation; inside it, `$c.pick(pg,
+/// sqlite)` chooses SQL where the dialects differ.
+#[macro_export]
+macro_rules! with_conn {
+    ($x:expr, $c:ident => $body:expr) => {
+        match $crate::storage::AsConn::conn($x) {
+            $crate::storage::Conn::Postgres($c) => $body,
+            $crate::storage::Conn::Sqlite($c) => $body,
+        }
+    };
+}
+
+enum TxInner {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// A transaction that writes (see the module documentation).
+pub struct Tx {
+    inner: TxInner,
+    db: Db,
+    events: usize,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tx {
+    pub(super) async fn begin(db: &Db) -> Result<Self, StorageError> {
+        let inner = match db.pools() {
+            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Pools::Sqlite { writer, .. } => {
+                TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+        };
+        Ok(Self {
+            inner,
+            db: db.clone(),
+            events: 0,
+        })
+    }
+
+    /// The database this transaction belongs to.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Appends an event to the outbox, to be published when this transaction commits.
+    pub async fn append_event(&mut self, event: &NewEvent) -> Result<(), StorageError> {
+        self.append_events(std::slice::from_ref(event)).await
+    }
+
+    /// Appends events to the outbox in one statement (PostgreSQL) or one per event
+    /// (SQLite), in order.
+    pub async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), StorageError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        outbox::insert(self, events).await?;
+        self.events += events.len();
+        Ok(())
+    }
+
+    /// Commits, then wakes this process's feed readers (and, through them, the other
+    /// replicas') if the transaction appended events.
+    pub async fn commit(self) -> Result<(), StorageError> {
+        match self.inner {
+            TxInner::Postgres(t) => t.commit().await?,
+            TxInner::Sqlite(t) => t.commit().await?,
+        }
+        if self.events > 0 {
+            self.db.outbox_committed();
+        }
+        Ok(())
+    }
+}
+
+impl AsConn for Tx {
+    fn conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            TxInner::Postgres(t) => Conn::Postgres(t),
+            TxInner::Sqlite(t) => Conn::Sqlite(t),
+        }
+    }
+}
+
+/// A pooled connection for reads outside a transaction.
+pub enum Read {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl std::fmt::Debug for Read {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Read")
+    }
+}
+
+impl Read {
+    pub(super) async fn acquire(db: &Db) -> Result<Self, StorageError> {
+        Ok(match db.pools() {
+            Pools::Postgres(pool) => Read::Postgres(pool.acquire().await?),
+            Pools::Sqlite { reader, .. } => Read::Sqlite(reader.acquire().await?),
+        })
+    }
+}
+
+impl AsConn for Read {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Read::Postgres(c) => Conn::Postgres(c),
+            Read::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
+
+impl<T: AsConn + ?Sized> AsConn for &mut T {
+    fn conn(&mut self) -> Conn<'_> {
+        (**self).conn()
+    }
+}
+
+impl AsConn for Conn<'_> {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Postgres(c) => Conn::Postgres(c),
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
