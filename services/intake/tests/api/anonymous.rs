@@ -1,9 +1,10 @@
 //! Anonymous reporting (policy section 11): no token needed, a one-time receipt, and no
 //! trace of who reported.
 
-use custos_kit::{auth::Role, with_conn};
+use custos_kit::{auth::Role, storage::Dialect, with_conn};
 use custos_proto::intake::v1 as pb;
 use custos_testing::{Backend, on_both_backends};
+use prost::Message;
 use sqlx::Row;
 use tonic::Code;
 
@@ -112,12 +113,39 @@ async fn a_retry_returns_the_same_receipt(backend: Backend) {
     assert_eq!(first.receipt, second.receipt);
 }
 
+/// What a portal or a gateway in front of intake would send along.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const USER_AGENT: &str = "ReporterBrowser/9.9 (identifying-agent)";
+const FORWARDED_FOR: &str = "203.0.113.77";
+
+/// Adds a caller's trace context, user agent and forwarded-for headers to every call.
+#[derive(Clone)]
+struct Revealing(custos_kit::client::ClientInterceptor);
+
+impl tonic::service::Interceptor for Revealing {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = self.0.call(request)?;
+        let headers = request.metadata_mut();
+        let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+        headers.insert("traceparent", traceparent.parse().unwrap());
+        headers.insert("user-agent", USER_AGENT.parse().unwrap());
+        headers.insert("x-forwarded-for", FORWARDED_FOR.parse().unwrap());
+        headers.insert("x-real-ip", FORWARDED_FOR.parse().unwrap());
+        Ok(request)
+    }
+}
+
 async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
     capture_logs();
     let intake = TestIntake::start(backend).await;
     // Even with a token, an anonymous report keeps nothing of the sender.
     let subject = "subject-who-must-not-be-stored";
-    let mut client = intake.client(subject, &[Role::Reporter]);
+    let token = custos_testing::token(subject, &[Role::Reporter]);
+    let interceptor = Revealing(custos_kit::client::ClientInterceptor::bearer(&token).unwrap());
+    let mut client = pb::intake_service_client::IntakeServiceClient::with_interceptor(
+        custos_testing::channel(intake.addr()),
+        interceptor,
+    );
     let response = client
         .submit_report(anonymous_event())
         .await
@@ -127,63 +155,100 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
         .add_receipt_information(pb::AddReceiptInformationRequest {
             receipt: response.receipt.clone(),
             text: "more detail".into(),
-            idempotency_key: String::new(),
+            idempotency_key: key(),
         })
         .await
         .unwrap();
-
-    let logs = captured_logs();
-    assert!(logs.contains("report received"), "the log capture works");
-    assert!(!logs.contains(subject), "the token subject was logged");
-    assert!(
-        !logs.contains("Alex Example"),
-        "contact details were logged"
+    let report = response.report.unwrap();
+    let id = uuid::Uuid::parse_str(&report.id).unwrap();
+    assert_eq!(
+        id.get_version_num(),
+        4,
+        "a random id: a UUIDv7 carries the millisecond"
     );
-    // The server's own log lines (not the test client's) never name a peer address; the
-    // one line with an address is the listener's own.
-    let peer_lines: Vec<&str> = logs
-        .lines()
-        .filter(|l| {
-            l.contains("127.0.0.1:")
-                && !l.contains("hyper_util::client")
-                && !l.contains("serving gRPC")
-        })
-        .collect();
+    let submitted = report.submitted_at.unwrap();
+    assert_eq!(
+        (submitted.seconds % 60, submitted.nanos),
+        (0, 0),
+        "to the minute"
+    );
+
+    let identifying = [
+        subject,
+        TRACE_ID,
+        USER_AGENT,
+        "identifying-agent",
+        FORWARDED_FOR,
+        "127.0.0.1",
+        "Alex Example",
+        "01632",
+    ];
+    let logs = captured_logs();
     assert!(
-        peer_lines.is_empty(),
-        "a peer address was logged: {peer_lines:?}"
+        logs.contains("anonymous report received"),
+        "the log capture works"
+    );
+    let server_lines: Vec<&str> = logs
+        .lines()
+        // The test client's own lines, and the listener's address, are not the server's.
+        .filter(|l| !l.contains("hyper_util::client") && !l.contains("serving gRPC"))
+        .filter(|l| !l.contains("h2::") && !l.contains("tower::buffer"))
+        .collect();
+    for value in identifying {
+        let found: Vec<_> = server_lines.iter().filter(|l| l.contains(value)).collect();
+        assert!(found.is_empty(), "`{value}` was logged: {found:?}");
+    }
+    assert!(
+        !logs.contains(&report.reference),
+        "an anonymous report's reference is not logged with a time"
     );
 
     let dump = dump_all_text(&intake).await;
-    assert!(!dump.contains(subject), "the token subject was stored");
+    for value in identifying {
+        assert!(!dump.contains(value), "`{value}` was stored");
+    }
     assert!(
-        !dump.contains(&response.receipt),
+        !dump.contains(&response.receipt) && !dump.contains(&response.receipt.replace('-', "")),
         "the receipt was stored in clear"
     );
-    assert!(
-        !dump.contains(&response.receipt.replace('-', "")),
-        "the receipt was stored in clear"
-    );
-    assert!(
-        !dump.contains("Alex Example") && !dump.contains("01632"),
-        "contact details were stored"
-    );
-    assert!(!dump.contains("127.0.0.1"), "a peer address was stored");
+
+    // The feed: no trace context, random event ids, times to the minute.
+    let mut stream = crate::feed::subscribe(&intake, "").await;
+    for _ in 0..2 {
+        let event = crate::feed::next_event(&mut stream).await;
+        assert!(event.trace_context.is_empty(), "{:?}", event.trace_context);
+        let event_id = uuid::Uuid::parse_str(&event.event_id).unwrap();
+        assert_eq!(event_id.get_version_num(), 4);
+        let at = event.occurred_at.unwrap();
+        assert_eq!((at.seconds % 60, at.nanos), (0, 0), "{}", event.event_type);
+        let text = format!("{event:?}");
+        for value in identifying {
+            assert!(!text.contains(value), "`{value}` in the feed");
+        }
+        if event.event_type == "custos.intake.v1.ReportSubmitted" {
+            let payload =
+                pb::ReportSubmitted::decode(event.payload.unwrap().value.as_slice()).unwrap();
+            let at = payload.submitted_at.unwrap();
+            assert_eq!((at.seconds % 60, at.nanos), (0, 0));
+        }
+    }
 }
 
-/// Every text and blob value of every intake table, concatenated.
+/// Every text and blob value of every table of intake's schema (found by asking the
+/// database, so that a table added later is searched too), concatenated.
 async fn dump_all_text(intake: &TestIntake) -> String {
-    let tables = [
-        "reports",
-        "report_revisions",
-        "follow_ups",
-        "outbox",
-        "audit_log",
-    ];
+    let mut conn = intake.db.read().await.unwrap();
+    let tables: Vec<String> = with_conn!(&mut conn, c => {
+        let sql = c.pick(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+            "SELECT name FROM sqlite_master WHERE type = 'table'",
+        );
+        sqlx::query_scalar(sql).fetch_all(&mut *c).await.unwrap()
+    });
+    assert!(tables.len() >= 10, "{tables:?}");
     let mut out = String::new();
     for table in tables {
-        let sql = format!("SELECT * FROM {table}");
-        let mut conn = intake.db.read().await.unwrap();
+        let sql = format!("SELECT * FROM \"{table}\"");
         let values: Vec<String> = with_conn!(&mut conn, c => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *c).await.unwrap();
             rows.iter()
@@ -199,6 +264,85 @@ async fn dump_all_text(intake: &TestIntake) -> String {
         out.push_str(&values.join("\n"));
     }
     out
+}
+
+/// An anonymous call never joins the caller's trace: the trace id it sent appears on no
+/// span the service records (spans go to the tracing backend with their times). Calls
+/// that may be anonymous never take a caller's parent, even with a token; any other
+/// call does, which shows the check can see a join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_call_does_not_join_the_callers_trace() {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt;
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))),
+    )
+    .unwrap();
+    let intake = TestIntake::start(Backend::Sqlite).await;
+    let client = |token: Option<String>| {
+        let inner = match token {
+            Some(t) => custos_kit::client::ClientInterceptor::bearer(&t).unwrap(),
+            None => custos_kit::client::ClientInterceptor::anonymous(),
+        };
+        pb::intake_service_client::IntakeServiceClient::with_interceptor(
+            custos_testing::channel(intake.addr()),
+            Revealing(inner),
+        )
+    };
+    let traced = |exporter: &InMemorySpanExporter| {
+        exporter
+            .get_finished_spans()
+            .unwrap()
+            .iter()
+            .filter(|s| s.span_context.trace_id().to_string() == TRACE_ID)
+            .count()
+    };
+    client(None).submit_report(anonymous_event()).await.unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    assert!(
+        spans.iter().any(|s| s.name == "rpc"),
+        "the call was traced: {spans:?}"
+    );
+    assert_eq!(
+        traced(&exporter),
+        0,
+        "the anonymous call joined the caller's trace"
+    );
+
+    let mut named_caller = client(Some(custos_testing::token("alex", &[Role::Reporter])));
+    named_caller
+        .submit_report(named(event_details(), pb::ReportKind::Event))
+        .await
+        .unwrap();
+    assert_eq!(
+        traced(&exporter),
+        0,
+        "SubmitReport never joins a caller's trace"
+    );
+    named_caller
+        .list_reports(pb::ListReportsRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        traced(&exporter) > 0,
+        "an authenticated call joins the caller's trace"
+    );
+    // The events: the named submission's carries its (server-side) trace context, the
+    // anonymous one's none at all.
+    let mut stream = crate::feed::subscribe(&intake, "").await;
+    let anonymous = crate::feed::next_event(&mut stream).await;
+    let named = crate::feed::next_event(&mut stream).await;
+    assert!(named.trace_context.contains_key("traceparent"), "{named:?}");
+    assert!(anonymous.trace_context.is_empty(), "{anonymous:?}");
 }
 
 async fn without_the_setting_a_token_is_needed(backend: Backend) {

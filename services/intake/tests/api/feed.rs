@@ -168,6 +168,47 @@ async fn postgres_events_that_commit_out_of_order_are_not_skipped() {
     assert!(batch.events.is_empty() && !batch.held_back);
 }
 
+/// An event waiting behind a transaction open elsewhere in the cluster: the feed records
+/// how long it has waited, and says at WARN which transaction it waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_held_back_events_are_measured_and_explained() {
+    capture_logs();
+    let metrics = custos_testing::metrics::capture();
+    let intake =
+        TestIntake::start_with(Backend::Postgres, |c| c.feed.held_back_warning_secs = 0).await;
+    let mut stream = subscribe(&intake, "").await;
+    let other = sqlx::PgPool::connect(intake.database.url()).await.unwrap();
+    let mut blocker = other.begin().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let report = submit_event(&intake, "alex").await;
+    crate::consumer::eventually("a WARN names the blocking transaction", async || {
+        captured_logs().lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("held back")
+                && l.contains(&format!("blocking_pid={pid}"))
+        })
+    })
+    .await;
+    let age = metrics.points("custos.feed.held_back.age");
+    assert!(
+        age.iter()
+            .any(|(attrs, secs)| attrs["feed"] == "intake" && *secs > 0.0),
+        "{age:?}"
+    );
+    blocker.commit().await.unwrap();
+    assert_eq!(
+        next_event(&mut stream).await.aggregate_reference,
+        report.reference
+    );
+}
+
 /// Replicas share one database. A report submitted on one replica reaches a subscriber
 /// of another as it commits (LISTEN/NOTIFY between them), not at the next heartbeat's
 /// re-read: heartbeats here are an hour apart, and after the first event the only way

@@ -6,10 +6,12 @@ mod tally;
 
 mod anonymous;
 mod auth;
+mod batches;
 mod consumer;
 mod feed;
 mod history;
 mod parked;
+mod protocol;
 mod providers;
 mod reports;
 mod server;

@@ -292,3 +292,202 @@ async fn replicas_starting_together_migrate_once() {
     };
     submit_event(&intake, "alex").await;
 }
+
+/// The health probe has a connection of its own: with every pooled connection busy, the
+/// database still reports healthy (a busy pool is load, not an outage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_does_not_depend_on_a_free_pooled_connection() {
+    let intake =
+        TestIntake::start_with(Backend::Postgres, |c| c.database.max_connections = 2).await;
+    let held = (
+        intake.db.read().await.unwrap(),
+        intake.db.read().await.unwrap(),
+    );
+    tokio::time::timeout(Duration::from_secs(2), intake.db.ping())
+        .await
+        .expect("the probe does not wait for the pool")
+        .expect("healthy");
+    drop(held);
+}
+
+/// Shutdown: NOT_SERVING at once; feed streams go on through the grace period (load
+/// balancers stop sending calls meanwhile), and end after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reports_not_serving_before_ending_streams() {
+    use custos_proto::common::v1::{
+        SubscribeRequest, event_feed_service_client::EventFeedServiceClient,
+    };
+    let intake = TestIntake::start_with(Backend::Sqlite, |c| {
+        c.server.shutdown_grace_secs = 1;
+        c.server.feed_heartbeat_secs = 3600;
+    })
+    .await;
+    let mut health = HealthClient::new(custos_testing::channel(intake.addr()));
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next_status(&mut watch).await, ServingStatus::Serving);
+    let mut feed =
+        EventFeedServiceClient::new(custos_testing::authed(intake.addr(), "c", &[Role::Service]))
+            .subscribe(SubscribeRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+
+    let TestIntake { mut running, .. } = intake;
+    running.begin_stop();
+    assert_eq!(next_status(&mut watch).await, ServingStatus::NotServing);
+    let not_serving = tokio::time::Instant::now();
+    let ended = tokio::time::timeout(WAIT, feed.message())
+        .await
+        .expect("the stream ends after the grace period");
+    assert!(!matches!(ended, Ok(Some(_))), "no more items: {ended:?}");
+    let open_for = not_serving.elapsed();
+    assert!(
+        open_for >= Duration::from_millis(900),
+        "the stream stayed open through the grace period ({open_for:?})"
+    );
+    running.stop().await.unwrap();
+}
+
+/// PostgreSQL over TLS: `sslmode=require` connects (Debian's server has SSL on with a
+/// self-signed certificate) and the connections are encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls() {
+    let database = TestDatabase::new(Backend::Postgres).await;
+    let url = format!(
+        "{}{}sslmode=require",
+        database.url(),
+        if database.url().contains('?') {
+            "&"
+        } else {
+            "?"
+        }
+    );
+    let mut config = config(&database);
+    config.database = database.config_with_url(&url);
+    let intake = TestIntake::start_on(database, config).await;
+    submit_event(&intake, "alex").await;
+    let mut conn = intake.db.read().await.unwrap();
+    let encrypted: bool = custos_kit::with_conn!(&mut conn, c => {
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&mut *c).await.unwrap()
+    });
+    assert!(encrypted, "the connection uses TLS");
+}
+
+/// Migrations are tracked as one set: a migration that was applied and is missing from
+/// the build, or was edited since, stops the start with a message saying which.
+async fn changed_migrations_stop_the_start(backend: Backend) {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let intake = TestIntake::start(backend).await;
+    let TestIntake {
+        running, database, ..
+    } = intake;
+    running.stop().await.unwrap();
+    let shipped = <Intake as custos_kit::service::Service>::migrations();
+    let leak = |migrations: Vec<Migration>| -> &'static Migrator {
+        let mut migrator = Migrator::DEFAULT;
+        migrator.migrations = migrations.into();
+        Box::leak(Box::new(migrator))
+    };
+    let tampered = |m: &'static Migrator| -> &'static Migrator {
+        leak(
+            m.iter()
+                .map(|m| {
+                    Migration::new(
+                        m.version,
+                        m.description.clone(),
+                        MigrationType::Simple,
+                        sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(format!(
+                            "{}\n-- edited",
+                            m.sql.as_str()
+                        ))),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    };
+    let without_first =
+        |m: &'static Migrator| -> &'static Migrator { leak(m.iter().skip(1).cloned().collect()) };
+    for (case, migrations, expected) in [
+        (
+            "removed",
+            custos_kit::storage::Migrations {
+                postgres: without_first(shipped.postgres),
+                sqlite: without_first(shipped.sqlite),
+            },
+            "was applied to this database but is not in this build",
+        ),
+        (
+            "edited",
+            custos_kit::storage::Migrations {
+                postgres: tampered(shipped.postgres),
+                sqlite: tampered(shipped.sqlite),
+            },
+            "has changed since it was applied",
+        ),
+    ] {
+        let err = custos_kit::storage::Db::connect(&database.config(), "intake", migrations)
+            .await
+            .expect_err(case)
+            .to_string();
+        assert!(
+            err.contains(expected) && err.contains("1000"),
+            "{case}: {err}"
+        );
+    }
+}
+
+custos_testing::on_both_backends!(changed_migrations_stop_the_start);
+
+/// SQLite: a transaction that reads and then writes starts IMMEDIATE. Begun deferred,
+/// its write would fail at once (SQLITE_BUSY_SNAPSHOT) if another connection wrote
+/// after its read; begun immediate, the other connection waits for it instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_transactions_take_the_write_lock_first() {
+    use sqlx::{ConnectOptions, Connection};
+    let intake = TestIntake::start(Backend::Sqlite).await;
+    let report = submit_event(&intake, "alex").await;
+    let mut tx = intake.db.begin().await.unwrap();
+    let revision: i32 = custos_kit::with_conn!(&mut tx, c => {
+        sqlx::query_scalar("SELECT revision FROM reports WHERE reference = $1").bind(&report.reference).fetch_one(&mut *c).await.unwrap()
+    });
+    let path = intake
+        .database
+        .url()
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    let other = tokio::spawn(async move {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .busy_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("UPDATE reports SET revision = revision + 10")
+            .execute(&mut conn)
+            .await
+            .expect("the other writer waits, then writes");
+        conn.close().await.unwrap();
+    });
+    custos_kit::with_conn!(&mut tx, c => {
+        sqlx::query("UPDATE reports SET revision = $1 + 1 WHERE reference = $2")
+            .bind(revision)
+            .bind(&report.reference)
+            .execute(&mut *c)
+            .await
+            .expect("the write after the read succeeds");
+    });
+    tx.commit().await.unwrap();
+    other.await.unwrap();
+    let mut conn = intake.db.read().await.unwrap();
+    let revision: i32 = custos_kit::with_conn!(&mut conn, c => {
+        sqlx::query_scalar("SELECT revision FROM reports").fetch_one(&mut *c).await.unwrap()
+    });
+    assert_eq!(revision, 12, "both writes applied, ours first");
+}

@@ -511,49 +511,9 @@ async fn concurrent_submissions_each_hear_their_outcome(backend: Backend) {
     assert_eq!(refs, created, "one event per new report");
 }
 
-/// A submission that breaks a constraint at the database (here a receipt already held by
-/// another report) fails alone: the submissions written beside it are stored, and it
-/// leaves nothing behind.
-async fn a_failing_submission_does_not_fail_the_others(backend: Backend) {
-    let (_intake, store) = start(backend).await;
-    let now = OffsetDateTime::now_utc();
-    let anonymous = new_report(Kind::Weakness, false);
-    let first = submission(&anonymous, None, now);
-    let taken_receipt = first.receipt_hash.clone();
-    store.submit(first).await.unwrap();
-
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..30 {
-        let mut s = submission(&anonymous, None, now);
-        let poisoned = i == 15;
-        if poisoned {
-            s.receipt_hash = taken_receipt.clone();
-        }
-        let store = store.clone();
-        calls.spawn(async move { (poisoned, store.submit(s).await) });
-    }
-    let mut failed = 0;
-    while let Some(call) = calls.join_next().await {
-        match call.unwrap() {
-            (true, outcome) => {
-                assert!(outcome.is_err(), "the duplicate receipt is refused");
-                failed += 1;
-            }
-            (false, outcome) => assert!(matches!(outcome, Ok(Submitted::Created(_)))),
-        }
-    }
-    assert_eq!(failed, 1);
-    let stored = store::list(read(&store).await, &ListFilter::default(), None, 100)
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 30, "the first report and the 29 good ones");
-    assert_eq!(all_events(&store).await.len(), 30, "and their events only");
-}
-
 on_both_backends!(
     submit_read_and_idempotency,
     concurrent_submissions_each_hear_their_outcome,
-    a_failing_submission_does_not_fail_the_others,
     list_filters_and_pages,
     amend_history_and_follow_ups,
     provider_reports_and_overdue

@@ -184,3 +184,91 @@ fn rs256_tokens_verify_against_the_jwks_file() {
             .is_err()
     );
 }
+
+/// A second P-256 key, for rotation (openssl ecparam -name prime256v1).
+const TEST_EC_KEY_2: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgKZ3VkCH7GoYIygEN
+Ug5XbeTgc98NBGMxvf1fXX2tEzOhRANCAASjUvgTe5+bUxq5Xg7CfUOjIZZ6q6mV
+V1lWkIAFfru+3734h0t6tZTLXr3lma5x4X5nz9RMFpygURZp8Glq+wnR
+-----END PRIVATE KEY-----";
+
+const JWK_1: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256",
+    "x":"DKzmrUUjj365s9QkHz1D-2Zym1PcBL9PnE5WjcmtgLo",
+    "y":"2ebDoFaI77WiIU53IdUgMjZEcJh9luUYD7Vhop5ylM8"}"#;
+const JWK_2: &str = r#"{"kty":"EC","crv":"P-256","kid":"k2","use":"sig","alg":"ES256",
+    "x":"o1L4E3ufm1MauV4Own1DoyGWequplVdZVpCABX67vt8",
+    "y":"vfiHS3q1lMteveWZrnHhfmfP1EwWnKBRFmnwaWr7CdE"}"#;
+
+fn es256(key: &str, kid: Option<&str>, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = kid.map(String::from);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_ec_pem(key.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// During a rotation a token may come without a `kid`: it is tried against every key of
+/// its algorithm, and accepted if any signed it.
+#[test]
+fn a_token_without_a_key_id_is_tried_against_every_key() {
+    let verifier = jwks_verifier("rotation", &format!(r#"{{"keys":[{JWK_1},{JWK_2}]}}"#));
+    let claims = claims("erin", "helpdesk");
+    for key in [TEST_EC_KEY, TEST_EC_KEY_2] {
+        let principal = verifier.verify(&es256(key, None, &claims)).unwrap();
+        assert_eq!(principal.subject, "erin");
+    }
+    // A key id still pins the key: k1's id on k2's signature is refused.
+    assert!(
+        verifier
+            .verify(&es256(TEST_EC_KEY_2, Some("k1"), &claims))
+            .is_err()
+    );
+}
+
+/// The JWKS file is read again when it changes: a new key is accepted without a
+/// restart, and a removed one is refused.
+#[test]
+fn the_jwks_file_is_reloaded_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, format!(r#"{{"keys":[{JWK_1}]}}"#)).unwrap();
+    let verifier = Verifier::from_config(&AuthConfig {
+        jwks_file: Some(file.clone()),
+        jwks_reload_secs: 0,
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let claims = claims("frank", "helpdesk");
+    let new_key = es256(TEST_EC_KEY_2, Some("k2"), &claims);
+    let old_key = es256(TEST_EC_KEY, Some("k1"), &claims);
+    assert!(verifier.verify(&new_key).is_err(), "not yet published");
+    std::fs::write(&file, format!(r#"{{"keys":[{JWK_2}]}}"#)).unwrap();
+    assert!(verifier.verify(&new_key).is_ok(), "published: accepted");
+    assert!(verifier.verify(&old_key).is_err(), "retired: refused");
+    // A broken file keeps the keys in use.
+    std::fs::write(&file, "{not json").unwrap();
+    assert!(verifier.verify(&new_key).is_ok());
+}
+
+/// `nbf` (not before) is checked: a token that is not valid yet is refused.
+#[test]
+fn a_token_not_valid_yet_is_refused() {
+    let config = config();
+    let minter = TokenMinter::from_config(&config).unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = |nbf: u64| {
+        minter.mint_claims(serde_json::json!({
+            "sub": "gail", "iss": "custos", "aud": "custos", "exp": now + 7200, "nbf": nbf,
+            "roles": ["helpdesk"],
+        }))
+    };
+    let verifier = Verifier::from_config(&config).unwrap();
+    assert!(
+        verifier.verify(&token(now + 3600)).is_err(),
+        "not before an hour from now"
+    );
+    assert!(verifier.verify(&token(now - 10)).is_ok());
+}
