@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Benchmarks intake's SubmitReport on this machine, all traffic on 127.0.0.1:
-#   1. PostgreSQL (durable): custos-load at 32 concurrent calls, then pgbench running the
-#      equivalent single-statement insert (report row + outbox row) with 32 clients against
-#      the same tables, in the same run.
-#   2. SQLite (durable, synchronous=FULL, WAL): custos-load at 32 concurrent calls.
-#   3. Idle resident memory of the intake service.
-# Usage: tests/load/bench.sh [seconds]   (builds release binaries first)
+# Benchmarks intake on this machine, all traffic on 127.0.0.1. Builds release binaries.
+#
+#   tests/load/bench.sh [seconds]         SubmitReport:
+#     1. PostgreSQL (durable): custos-load at 32 concurrent calls, then pgbench running the
+#        equivalent single-statement insert (report row + outbox row) with 32 clients
+#        against the same tables, in the same run.
+#     2. SQLite (durable, synchronous=FULL, WAL): custos-load at 32 concurrent calls.
+#     3. Idle resident memory of the intake service.
+#
+#   tests/load/bench.sh list [reports] [seconds]   ListReports on PostgreSQL:
+#     seeds `reports` (default 1,000,000) reports through the API from 20,000 reporters,
+#     spreads them over three years with statuses as classification would leave them
+#     (the newest received or under assessment, the older closed, a few escalated), then
+#     runs every filter combination the API offers at 32 concurrent calls for `seconds`
+#     (default 5) each, in the basic view and then the full one (each report audited),
+#     and prints each combination's latency.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SECONDS_PER_RUN=${1:-20}
+MODE=submit
+if [ "${1:-}" = list ]; then MODE=list; shift; fi
 PG_ADMIN_URL=${CUSTOS_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BENCH_DB=custos_bench
-PG_URL=${PG_ADMIN_URL%/*}/$BENCH_DB
+# Loopback: no TLS, as pgbench below (production uses sslmode=verify-full).
+PG_URL=${PG_ADMIN_URL%/*}/$BENCH_DB?sslmode=disable
 SECRET=bench-secret-0123456789abcdef0123456789
 PORT=50191
+LOAD="target/release/custos-load"
 
 cargo build --release -q -p custos-intake -p custos-load -p custos
 WORK=$(mktemp -d)
@@ -23,10 +35,13 @@ trap cleanup EXIT
 
 psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
 printf '%s' "$SECRET" > "$WORK/dev-signing-secret"
-TOKEN=$(target/release/custos token --data-dir "$WORK" --role reporter --subject load)
+token() { target/release/custos token --data-dir "$WORK" --subject "$1" --role "$2"; }
+TOKEN=$(token load reporter)
 
 start_intake() { # database-url log
   CUSTOS_AUTH__HS256_SECRET=$SECRET CUSTOS_AUTH__ISSUER=custos-standalone \
+  CUSTOS_INTAKE__RECEIPT_SECRET=bench-receipt-secret-0123456789abcdef \
+  CUSTOS_SERVER__SHUTDOWN_GRACE_SECS=0 \
   CUSTOS_DATABASE__MAX_CONNECTIONS=${BENCH_POOL:-16} CUSTOS_SERVER__MAX_CONCURRENT_REQUESTS=4096 \
   RUST_LOG=warn target/release/custos-intake --listen 127.0.0.1:$PORT --database-url "$1" >"$2" 2>&1 &
   INTAKE_PID=$!
@@ -38,15 +53,45 @@ start_intake() { # database-url log
 }
 stop_intake() { kill -TERM "$INTAKE_PID"; wait "$INTAKE_PID" || true; INTAKE_PID=; }
 
+if [ "$MODE" = list ]; then
+  REPORTS=${1:-1000000}
+  SECONDS_PER_COMBINATION=${2:-5}
+  start_intake "$PG_URL" "$WORK/pg.log"
+  echo "== seeding $REPORTS reports =="
+  CUSTOS_LOAD_SECRET=$SECRET $LOAD seed --server http://127.0.0.1:$PORT --issuer custos-standalone \
+    --reporters 20000 --reports "$REPORTS"
+  echo "== spreading them over three years, with statuses =="
+  psql -q "$PG_URL" <<'SQL'
+SET search_path = intake;
+UPDATE reports SET submitted_at = now() - random() * interval '1095 days';
+UPDATE reports SET updated_at = submitted_at,
+  status = CASE
+    WHEN submitted_at > now() - interval '14 days' THEN 1 + (random() < 0.4)::int
+    WHEN random() < 0.05 THEN 3
+    ELSE 4 END;
+VACUUM ANALYZE reports;
+SQL
+  for view in basic full; do
+    echo "== ListReports, $view view =="
+    $LOAD list --server http://127.0.0.1:$PORT --staff-token "$(token desk helpdesk)" \
+      --reporter-token "$(token reporter-1 reporter)" --seconds "$SECONDS_PER_COMBINATION" --view $view
+  done
+  stop_intake
+  # CUSTOS_BENCH_KEEP=1 keeps the seeded database (to look at plans, or to rerun `list`).
+  [ "${CUSTOS_BENCH_KEEP:-}" = 1 ] || psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"
+  exit 0
+fi
+
+SECONDS_PER_RUN=${1:-20}
 echo "== PostgreSQL (durable) =="
 start_intake "$PG_URL" "$WORK/pg.log"
 sleep 5
 echo "idle RSS of custos-intake on PostgreSQL: $(awk '/VmRSS/ {print $2, $3}' /proc/$INTAKE_PID/status)"
-target/release/custos-load --server http://127.0.0.1:$PORT --token "$TOKEN" --concurrency 32 --seconds "$SECONDS_PER_RUN"
+$LOAD submit --server http://127.0.0.1:$PORT --token "$TOKEN" --concurrency 32 --seconds "$SECONDS_PER_RUN"
 stop_intake
 echo "-- pgbench: the same report + outbox insert as one statement, 32 clients --"
 SQL=$PWD/tests/load/pgbench/insert_report.sql
-(cd "$WORK" && PGOPTIONS="-c search_path=intake" pgbench -n -c 32 -j 2 -T "$SECONDS_PER_RUN" \
+(cd "$WORK" && PGOPTIONS="-c search_path=intake" PGSSLMODE=disable pgbench -n -c 32 -j 2 -T "$SECONDS_PER_RUN" \
   -l -f "$SQL" "$PG_URL" | grep -E "latency average|^tps")
 # pgbench's own latency percentiles, from its per-transaction log (microseconds, 3rd column).
 cat "$WORK"/pgbench_log.* | awk '{print $3}' | sort -n \
@@ -56,6 +101,6 @@ echo "== SQLite (durable: WAL, synchronous=FULL) =="
 start_intake "sqlite://$WORK/intake.db" "$WORK/sqlite.log"
 sleep 5
 echo "idle RSS of custos-intake on SQLite: $(awk '/VmRSS/ {print $2, $3}' /proc/$INTAKE_PID/status)"
-target/release/custos-load --server http://127.0.0.1:$PORT --token "$TOKEN" --concurrency 32 --seconds "$SECONDS_PER_RUN"
+$LOAD submit --server http://127.0.0.1:$PORT --token "$TOKEN" --concurrency 32 --seconds "$SECONDS_PER_RUN"
 stop_intake
 psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"

@@ -298,6 +298,7 @@ async fn run_report(command: ReportCommand) -> Result<(), String> {
                     filter: Some(filter),
                     page_size,
                     page_token,
+                    view: pb::ReportView::Full as i32,
                 })
                 .await
                 .map_err(status)?

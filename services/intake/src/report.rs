@@ -170,18 +170,23 @@ impl Details {
     }
 
     pub fn to_wire(&self) -> pb::ReportDetails {
+        self.clone().into_wire()
+    }
+
+    /// The same, consuming the details (no copies of the text).
+    pub fn into_wire(self) -> pb::ReportDetails {
         pb::ReportDetails {
-            category: self.category.clone(),
+            category: self.category,
             medium: self.medium.to_wire(),
-            data_involved: self.data_involved.clone(),
+            data_involved: self.data_involved,
             risk_to_others: self.risk_to_others.map_or(0, RiskToOthers::to_wire),
-            risk_details: self.risk_details.clone(),
-            incident_location: self.incident_location.clone(),
-            inventory_numbers: self.inventory_numbers.clone(),
+            risk_details: self.risk_details,
+            incident_location: self.incident_location,
+            inventory_numbers: self.inventory_numbers,
             occurred_at: self.occurred_at.map(time_fmt::to_timestamp),
-            affected_location: self.affected_location.clone(),
-            circumstances: self.circumstances.clone(),
-            symptoms: self.symptoms.clone(),
+            affected_location: self.affected_location,
+            circumstances: self.circumstances,
+            symptoms: self.symptoms,
             personal_information: self.personal_information,
             malware_suspected: self.malware_suspected,
         }
@@ -198,10 +203,15 @@ impl Contact {
     }
 
     pub fn to_wire(&self) -> pb::ReporterContact {
+        self.clone().into_wire()
+    }
+
+    /// The same, consuming the contact.
+    pub fn into_wire(self) -> pb::ReporterContact {
         pb::ReporterContact {
-            name: self.name.clone(),
-            phone: self.phone.clone(),
-            email: self.email.clone(),
+            name: self.name,
+            phone: self.phone,
+            email: self.email,
         }
     }
 }
@@ -384,6 +394,17 @@ pub fn parse_submission(
         }
     };
     custos_kit::idempotency::check(&mut v, "idempotency_key", &request.idempotency_key, true);
+    // Every anonymous reporter shares one key scope, and a retry returns the receipt: the
+    // key must be a UUID, as random as the client can make it, not a guessable string.
+    if contact.is_none()
+        && !request.idempotency_key.is_empty()
+        && uuid::Uuid::try_parse(&request.idempotency_key).is_err()
+    {
+        v.add(
+            "idempotency_key",
+            "must be a UUID for an anonymous report (generate a random one per report)",
+        );
+    }
     v.finish()?;
     Ok(NewReport {
         kind: kind.expect("checked"),

@@ -272,6 +272,9 @@ impl Validate for DatabaseConfig {
                 "must start with postgres://, postgresql:// or sqlite:",
             ));
         }
+        if let Some(problem) = postgres_without_tls(url) {
+            return Err(ConfigError::invalid("database.url", problem));
+        }
         if let Some(schema) = &self.schema
             && (schema.is_empty()
                 || !schema
@@ -297,6 +300,29 @@ impl Validate for DatabaseConfig {
         }
         Ok(())
     }
+}
+
+/// A PostgreSQL URL that would talk to a server beyond this machine without saying how
+/// to use TLS: the driver's default (`prefer`) falls back to plain text without a word.
+fn postgres_without_tls(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    if rest.contains("sslmode=") {
+        return None;
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let local = host.is_empty() || matches!(host, "localhost" | "127.0.0.1" | "::1");
+    (!local).then_some(
+        "names a server beyond this machine without sslmode: add sslmode=verify-full \
+         (with sslrootcert=…), or sslmode=require; sslmode=disable only on a network you trust",
+    )
 }
 
 /// How bearer tokens are verified.
@@ -500,7 +526,10 @@ mod tests {
             jail.set_env("CUSTOS_SERVER__REQUEST_TIMEOUT_SECS", "9");
             jail.set_env("CUSTOS_OWN__ANSWER", "41");
             jail.set_env("CUSTOS_TOKEN", "not configuration");
-            let flags = [("database.url", serde_json::json!("postgres://db/custos"))];
+            let flags = [(
+                "database.url",
+                serde_json::json!("postgres://db/custos?sslmode=verify-full"),
+            )];
             let config = ServiceConfig::<Own>::load("own", file, &flags).unwrap();
             assert_eq!(
                 config.server.request_timeout_secs, 9,
@@ -509,7 +538,7 @@ mod tests {
             assert_eq!(config.service.answer, 41, "the service's own section");
             assert_eq!(
                 config.database.url.expose_secret(),
-                "postgres://db/custos",
+                "postgres://db/custos?sslmode=verify-full",
                 "flags beat everything"
             );
             assert!(
@@ -550,6 +579,24 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_remote_postgres_needs_an_sslmode() {
+        for (url, ok) in [
+            ("postgres://u:p@db.example.org:5432/custos", false),
+            (
+                "postgres://u@db.example.org/custos?sslmode=verify-full",
+                true,
+            ),
+            ("postgres://postgres@127.0.0.1:5432/custos", true),
+            ("postgresql://localhost/custos", true),
+            ("postgres://u@[::1]:5432/custos", true),
+            ("postgres://u@10.0.0.5/custos?application_name=x", false),
+            ("sqlite://data/intake.db", true),
+        ] {
+            assert_eq!(postgres_without_tls(url).is_none(), ok, "{url}");
+        }
     }
 
     #[test]

@@ -211,7 +211,8 @@ impl Feed {
                 feed = self.source,
                 waited_secs = waited.as_secs(),
                 "feed events are held back behind an open transaction elsewhere in the \
-                 PostgreSQL cluster; they are delivered once it ends"
+                 PostgreSQL cluster; they are delivered once it ends (grant pg_monitor to \
+                 this service's database role to have the transaction named here)"
             ),
         }
     }
@@ -294,11 +295,18 @@ impl EventFeedService for Feed {
     }
 }
 
-/// Whether a refusal from a feed means its cursor belongs to another history.
+/// Whether a refusal from a feed means its cursor cannot be resumed: it belongs to
+/// another history, or the feed does not read it at all (a cursor of another feed, or of
+/// an older version).
 pub fn is_expired_cursor(status: &Status) -> bool {
     use tonic_types::StatusExt;
-    status.code() == tonic::Code::FailedPrecondition
+    let expired = status.code() == tonic::Code::FailedPrecondition
         && status
             .get_details_error_info()
-            .is_some_and(|info| info.reason == "CURSOR_EXPIRED")
+            .is_some_and(|info| info.reason == "CURSOR_EXPIRED");
+    let unreadable = status.code() == tonic::Code::InvalidArgument
+        && crate::error::status_violations(status)
+            .iter()
+            .any(|v| v.field == "after_cursor");
+    expired || unreadable
 }

@@ -105,7 +105,9 @@ pub async fn claim(tx: &mut Tx, key: &Key, fingerprint: &[u8]) -> Result<Claim, 
             .bind(key.method)
             .bind(fingerprint)
             .bind(empty)
-            .bind(DbTime::now())
+            // To the minute: enough to expire keys, and no finer a date for what an
+            // anonymous caller did.
+            .bind(DbTime::now().to_minute())
             .execute(&mut *c)
             .await
             .map_err(StorageError::from)?

@@ -31,6 +31,18 @@ pub fn size(v: &mut Violations, field: &str, requested: i32) -> i64 {
     }
 }
 
+/// Cuts `rows` (read with one more than `limit`, to know whether there is a next page)
+/// to `limit`, and returns the next page's token (`token` of the last row kept), or the
+/// empty string on the last page.
+pub fn cut<R>(rows: &mut Vec<R>, limit: i64, token: impl Fn(&R) -> String) -> String {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(token).unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 /// What a client is told about a token that does not open.
 pub const INVALID: &str =
     "is not a page token of this call with this filter: start again without a page_token";

@@ -61,7 +61,7 @@ impl<U: Message + prost::Name + Default> Decoder for CheckedDecoder<U> {
             <Status as tonic_types::StatusExt>::with_error_details(
                 tonic::Code::InvalidArgument,
                 format!(
-                    "the request is not a valid {} message: {}",
+                    "the message is not a valid {}: {}",
                     U::full_name(),
                     status.message()
                 ),

@@ -158,6 +158,17 @@ impl IntakeApi {
             })
         })
         .await?;
+        // The answer holds the whole report, personal data included: the amendment is
+        // recorded as a read too, in its own transaction.
+        custos_kit::audit::record(
+            &mut tx,
+            &principal,
+            "report.amend",
+            "report",
+            &[row.id.to_string()],
+        )
+        .await
+        .map_err(IntakeError::from)?;
         tx.commit().await.map_err(IntakeError::from)?;
         tracing::info!(reference = %row.reference, revision = revision.number, "report amended");
         Ok(Response::new(pb::AmendReportResponse {

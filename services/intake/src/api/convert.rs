@@ -4,32 +4,64 @@ use custos_kit::{storage::DbTime, time_fmt::to_timestamp};
 use custos_proto::intake::v1 as pb;
 use uuid::Uuid;
 
-use crate::store::{FollowUpRow, ProviderReportRow, ProviderResponseRow, ReportRow, RevisionRow};
+use crate::store::{
+    FollowUpRow, Original, ProviderReportRow, ProviderResponseRow, ReportRow, ReportSummaryRow,
+    RevisionRow,
+};
 
 pub fn ts(at: DbTime) -> Option<prost_types::Timestamp> {
     Some(to_timestamp(at.get()))
 }
 
 pub fn report(row: &ReportRow) -> pb::Report {
+    into_report(row.clone())
+}
+
+/// The same, consuming the row (lists convert many rows: no copies of their text).
+pub fn into_report(row: ReportRow) -> pb::Report {
     pb::Report {
         id: row.id.to_string(),
-        reference: row.reference.clone(),
+        reference: row.reference,
         kind: row.kind.to_wire(),
         status: row.status.to_wire(),
-        details: Some(row.details.to_wire()),
-        contact: row.contact().map(|c| c.to_wire()),
+        details: Some(row.details.into_inner().into_wire()),
+        contact: row.contact.map(|c| c.into_inner().into_wire()),
         anonymous: row.anonymous,
         submitted_at: ts(row.submitted_at),
-        submitted_by: row.submitted_by.clone().unwrap_or_default(),
+        submitted_by: row.submitted_by.unwrap_or_default(),
         requires_senior_management_notice: row.senior_notice,
         revision: row.revision,
         updated_at: ts(row.updated_at),
     }
 }
 
+/// A report in the basic view: what a triage list shows, no personal data.
+pub fn summary(row: ReportSummaryRow) -> pb::Report {
+    pb::Report {
+        id: row.id.to_string(),
+        reference: row.reference,
+        kind: row.kind.to_wire(),
+        status: row.status.to_wire(),
+        details: Some(pb::ReportDetails {
+            category: row.category,
+            medium: row.medium.to_wire(),
+            ..Default::default()
+        }),
+        anonymous: row.anonymous,
+        submitted_at: ts(row.submitted_at),
+        requires_senior_management_notice: row.senior_notice,
+        revision: row.revision,
+        updated_at: ts(row.updated_at),
+        ..Default::default()
+    }
+}
+
 /// The history: revision 1 is the original submission, then every amendment.
-pub fn history(row: &ReportRow, revisions: &[RevisionRow]) -> Vec<pb::Revision> {
-    let original = &row.original;
+pub fn history(
+    row: &ReportRow,
+    original: &Original,
+    revisions: &[RevisionRow],
+) -> Vec<pb::Revision> {
     let mut fields = original.details.fields();
     if let Some(contact) = &original.contact {
         fields.extend(contact.fields());

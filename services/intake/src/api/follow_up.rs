@@ -107,7 +107,14 @@ impl IntakeApi {
         if !principal.has_any(AMEND)
             && row.submitted_by.as_deref() != Some(principal.subject.as_str())
         {
-            return Err(IntakeError::NotFound.into());
+            // They may see the report (no secret that it exists), not add to it.
+            return Err(custos_kit::error::status(
+                tonic::Code::PermissionDenied,
+                "adding to a report needs the role helpdesk or security_advisor, or to be \
+                 its reporter",
+                "ROLE_REQUIRED",
+                crate::error::DOMAIN,
+            ));
         }
         tracing::Span::current().record("report_id", tracing::field::display(row.id));
         let follow_up = self

@@ -292,14 +292,9 @@ impl IntakeApi {
         let mut rows = store::overdue_provider_reports(conn, cutoff, after, limit + 1)
             .await
             .map_err(IntakeError::from)?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| tokens.seal(scope, &(r.reported_at, r.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page::cut(&mut rows, limit, |r| {
+            tokens.seal(scope, &(r.reported_at, r.id))
+        });
         let provider_reports = rows
             .iter()
             .map(|p| convert::provider_report(p, &[]))

@@ -3,7 +3,6 @@
 //! the audit trail, and committed, before the report is returned.
 
 use custos_kit::{
-    audit,
     auth::{self, Principal},
     error::Violations,
     page,
@@ -64,10 +63,7 @@ impl IntakeApi {
             return Ok(());
         }
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let mut tx = self.db().begin().await?;
-        audit::record(&mut tx, principal, action, "report", &ids).await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(self.db().audit(principal, action, "report", &ids).await?)
     }
 
     /// Roles: helpdesk, security advisor, service; or the named reporter for their own.
@@ -99,6 +95,10 @@ impl IntakeApi {
             .filter(|r| may_see(&principal, r))
             .ok_or(IntakeError::NotFound)?;
         tracing::Span::current().record("report_id", tracing::field::display(row.id));
+        let original = store::original(&mut conn, row.id)
+            .await
+            .map_err(IntakeError::from)?
+            .ok_or_else(|| IntakeError::Corrupt("a report without its original".into()))?;
         let revisions = store::revisions(&mut conn, row.id).await?;
         let follow_ups = store::follow_ups(&mut conn, row.id).await?;
         let mut provider_reports = Vec::new();
@@ -115,7 +115,7 @@ impl IntakeApi {
         self.audit(&principal, "report.read", &[row.id]).await?;
         Ok(Response::new(pb::GetReportResponse {
             report: Some(convert::report(&row)),
-            history: convert::history(&row, &revisions),
+            history: convert::history(&row, &original, &revisions),
             follow_ups: follow_ups.iter().map(convert::follow_up).collect(),
             provider_reports,
         }))
@@ -162,6 +162,14 @@ impl IntakeApi {
         if !principal.has_any(READ_ALL) {
             filter.submitted_by = Some(principal.subject.clone());
         }
+        let basic = match pb::ReportView::try_from(req.view) {
+            Ok(pb::ReportView::Basic) => true,
+            Ok(pb::ReportView::Unspecified | pb::ReportView::Full) => false,
+            Err(_) => {
+                v.add("view", "must be BASIC or FULL");
+                false
+            }
+        };
         let limit = page::size(&mut v, "page_size", req.page_size);
         // A token is bound to the filter (and so to the caller, for their own reports).
         let scope = format!("ListReports {filter:?}");
@@ -175,27 +183,33 @@ impl IntakeApi {
         v.finish().map_err(IntakeError::from)?;
 
         let conn = self.db().read().await.map_err(IntakeError::from)?;
-        let mut rows = store::list(conn, &filter, after, limit + 1)
-            .await
-            .map_err(IntakeError::from)?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| {
-                    let position = Page {
-                        submitted_at: r.submitted_at,
-                        id: r.id,
-                    };
-                    tokens.seal(scope.as_bytes(), &position)
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let seal = |at: DbTime, id: Uuid| {
+            tokens.seal(
+                scope.as_bytes(),
+                &Page {
+                    submitted_at: at,
+                    id,
+                },
+            )
         };
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        self.audit(&principal, "report.list", &ids).await?;
+        let (reports, next_page_token) = if basic {
+            let mut rows = store::list_summaries(conn, &filter, after, limit + 1)
+                .await
+                .map_err(IntakeError::from)?;
+            let next = page::cut(&mut rows, limit, |r| seal(r.submitted_at, r.id));
+            // No personal data in this view: nothing to audit.
+            (rows.into_iter().map(convert::summary).collect(), next)
+        } else {
+            let mut rows = store::list(conn, &filter, after, limit + 1)
+                .await
+                .map_err(IntakeError::from)?;
+            let next = page::cut(&mut rows, limit, |r| seal(r.submitted_at, r.id));
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+            self.audit(&principal, "report.list", &ids).await?;
+            (rows.into_iter().map(convert::into_report).collect(), next)
+        };
         Ok(Response::new(pb::ListReportsResponse {
-            reports: rows.iter().map(convert::report).collect(),
+            reports,
             next_page_token,
         }))
     }

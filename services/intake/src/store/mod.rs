@@ -17,8 +17,8 @@ pub use providers::{
     record_provider_response,
 };
 pub use reports::{
-    Change, FollowUpRow, ListFilter, Original, Page, ReportRow, RevisionRow, list, report,
-    report_by_receipt, report_by_reference,
+    Change, FollowUpRow, ListFilter, Original, Page, ReportRow, ReportSummaryRow, RevisionRow,
+    list, list_summaries, original, report, report_by_receipt, report_by_reference,
 };
 pub use submissions::{Submission, Submitted};
 

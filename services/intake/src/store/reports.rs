@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::report::{Contact, Details, FollowUpSource, Kind, Medium, Status};
 
-/// A report row as stored.
+/// A report row as stored (without the original submission, which only the history
+/// needs: see [`original`]).
 #[derive(Debug, Clone, FromRow)]
 pub struct ReportRow {
     pub id: Uuid,
@@ -15,7 +16,6 @@ pub struct ReportRow {
     pub kind: Kind,
     pub status: Status,
     pub details: JsonText<Details>,
-    pub original: JsonText<Original>,
     pub contact: Option<JsonText<Contact>>,
     pub anonymous: bool,
     pub submitted_by: Option<String>,
@@ -32,11 +32,31 @@ impl ReportRow {
     }
 }
 
+/// A report as a triage list shows it: no personal data (no contact, no submitter, no
+/// free text), and nothing to decode but plain columns.
+#[derive(Debug, Clone, FromRow)]
+pub struct ReportSummaryRow {
+    pub id: Uuid,
+    pub reference: String,
+    pub kind: Kind,
+    pub status: Status,
+    pub category: String,
+    pub medium: Medium,
+    pub anonymous: bool,
+    pub submitted_at: DbTime,
+    pub updated_at: DbTime,
+    pub revision: i32,
+    pub senior_notice: bool,
+}
+
+const SELECT_SUMMARIES: &str = "SELECT id, reference, kind, status, category, medium, anonymous, \
+     submitted_at, updated_at, revision, senior_notice FROM reports";
+
 /// `SELECT <every ReportRow column> FROM reports <rest>`, as one static string.
 macro_rules! select_reports {
     ($rest:literal) => {
         concat!(
-            "SELECT id, reference, kind, status, details, original, contact, anonymous, ",
+            "SELECT id, reference, kind, status, details, contact, anonymous, ",
             "submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash ",
             "FROM reports",
             $rest
@@ -129,16 +149,25 @@ pub(super) async fn report_by_idempotency(
     report_by(conn, "idempotency_hash = ?", hash.into()).await
 }
 
-/// Reports matching `filter`, newest first, strictly after `after`, at most `limit`.
-/// The statement holds only the filters given, so each combination is planned on its
-/// own (see the kit's `Select`) and served by the indexes of migration 1001.
-pub async fn list(
-    conn: impl AsConn,
+/// The submission as first received.
+pub async fn original(mut conn: impl AsConn, id: Uuid) -> Result<Option<Original>, StorageError> {
+    const SQL: &str = "SELECT original FROM reports WHERE id = $1";
+    let original: Option<JsonText<Original>> = custos_kit::with_conn!(&mut conn, c => {
+        sqlx::query_scalar(SQL).bind(id).fetch_optional(&mut *c).await?
+    });
+    Ok(original.map(JsonText::into_inner))
+}
+
+/// The statement for a page of reports matching `filter`, newest first, strictly after
+/// `after`, at most `limit`. It holds only the filters given, so each combination is
+/// planned on its own (see the kit's `Select`) and served by the indexes of migration 1001.
+fn list_statement(
+    base: &'static str,
     filter: &ListFilter,
     after: Option<Page>,
     limit: i64,
-) -> Result<Vec<ReportRow>, StorageError> {
-    let mut select = Select::new(select_reports!(""));
+) -> Select {
+    let mut select = Select::new(base);
     select.and_eq("kind", filter.kind.map(Value::of));
     select.and_eq("category", filter.category.as_deref());
     select.and_eq("status", filter.status.map(Value::of));
@@ -158,7 +187,31 @@ pub async fn list(
     }
     select.then("ORDER BY submitted_at DESC, id DESC");
     select.limit(limit);
-    select.fetch_all(conn).await
+    select
+}
+
+/// A page of whole reports (see [`list_statement`]).
+pub async fn list(
+    conn: impl AsConn,
+    filter: &ListFilter,
+    after: Option<Page>,
+    limit: i64,
+) -> Result<Vec<ReportRow>, StorageError> {
+    list_statement(select_reports!(""), filter, after, limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// A page of summaries (see [`list_statement`]).
+pub async fn list_summaries(
+    conn: impl AsConn,
+    filter: &ListFilter,
+    after: Option<Page>,
+    limit: i64,
+) -> Result<Vec<ReportSummaryRow>, StorageError> {
+    list_statement(SELECT_SUMMARIES, filter, after, limit)
+        .fetch_all(conn)
+        .await
 }
 
 #[cfg(test)]

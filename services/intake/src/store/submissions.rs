@@ -181,11 +181,21 @@ async fn write_loop(rx: Arc<Mutex<mpsc::Receiver<Job>>>, db: Db) {
     }
 }
 
-/// What a caller of a failed write hears (the cause is logged by the writer).
+/// What a caller of a failed write hears (the cause is logged by the writer). A write
+/// that certainly wrote nothing fails with its own code; any other failure may have
+/// stored the report, so the caller hears UNAVAILABLE: retry with the same idempotency
+/// key, which returns the report if it was stored.
 fn failed(error: &StorageError) -> IntakeError {
-    IntakeError::BatchFailed {
-        code: error.code(),
-        reason: error.reason(),
+    if error.nothing_written() || error.code() == Code::Unavailable {
+        IntakeError::BatchFailed {
+            code: error.code(),
+            reason: error.reason(),
+        }
+    } else {
+        IntakeError::BatchFailed {
+            code: Code::Unavailable,
+            reason: "OUTCOME_UNKNOWN",
+        }
     }
 }
 
@@ -234,7 +244,7 @@ const INSERT_POSTGRES: &str = "WITH input AS ( \
          submitted_at, submitted_at, 1, senior_notice, idempotency_hash, request_hash, \
          receipt_hash FROM fresh ORDER BY ord \
        ON CONFLICT (idempotency_hash) DO NOTHING \
-       RETURNING id, reference, kind, status, details, original, contact, anonymous, \
+       RETURNING id, reference, kind, status, details, contact, anonymous, \
          submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash) \
      SELECT * FROM r";
 
@@ -291,7 +301,7 @@ async fn write_sqlite(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Option<ReportRow>
          revision, senior_notice, idempotency_hash, request_hash, receipt_hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1, $14, $15, $16, $17) \
          ON CONFLICT (idempotency_hash) DO NOTHING \
-         RETURNING id, reference, kind, status, details, original, contact, anonymous, \
+         RETURNING id, reference, kind, status, details, contact, anonymous, \
          submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash";
     let mut results = Vec::with_capacity(rows.len());
     let mut events = Vec::new();

@@ -211,6 +211,8 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
         !dump.contains(&response.receipt) && !dump.contains(&response.receipt.replace('-', "")),
         "the receipt was stored in clear"
     );
+    let finer = times_finer_than_the_minute(&intake).await;
+    assert!(finer.is_empty(), "times finer than the minute: {finer:?}");
 
     // The feed: no trace context, random event ids, times to the minute.
     let mut stream = crate::feed::subscribe(&intake, "").await;
@@ -232,6 +234,55 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
             assert_eq!((at.seconds % 60, at.nanos), (0, 0));
         }
     }
+}
+
+/// Every stored time (a `timestamptz` column on PostgreSQL, a value in the stored time
+/// format on SQLite) that is not on a whole minute, as `table.column = value`; the
+/// migrations' own bookkeeping aside.
+async fn times_finer_than_the_minute(intake: &TestIntake) -> Vec<String> {
+    let mut conn = intake.db.read().await.unwrap();
+    let mut finer = Vec::new();
+    match intake.database.backend {
+        Backend::Postgres => {
+            let columns: Vec<(String, String)> = with_conn!(&mut conn, c => {
+                sqlx::query_as(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() \
+                     AND data_type = 'timestamp with time zone' AND table_name <> '_sqlx_migrations'",
+                )
+                .fetch_all(&mut *c)
+                .await
+                .unwrap()
+            });
+            assert!(columns.len() >= 8, "{columns:?}");
+            for (table, column) in columns {
+                let sql = format!(
+                    "SELECT \"{column}\"::text FROM \"{table}\" \
+                     WHERE date_trunc('minute', \"{column}\") <> \"{column}\""
+                );
+                let values: Vec<String> = with_conn!(&mut conn, c => {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *c).await.unwrap()
+                });
+                finer.extend(
+                    values
+                        .into_iter()
+                        .map(|v| format!("{table}.{column} = {v}")),
+                );
+            }
+        }
+        Backend::Sqlite => {
+            // `2026-11-28T09:15:37.123456Z`: a whole minute ends `:00.000000Z`.
+            let dump = dump_all_text(intake).await;
+            for value in dump.lines() {
+                let b = value.as_bytes();
+                let is_time = b.len() == 27 && b[10] == b'T' && b[26] == b'Z' && b[19] == b'.';
+                if is_time && &value[17..26] != "00.000000" {
+                    finer.push(value.to_owned());
+                }
+            }
+        }
+    }
+    finer
 }
 
 /// Every text and blob value of every table of intake's schema (found by asking the
@@ -262,6 +313,7 @@ async fn dump_all_text(intake: &TestIntake) -> String {
                 .collect()
         });
         out.push_str(&values.join("\n"));
+        out.push('\n');
     }
     out
 }

@@ -190,8 +190,9 @@ async fn a_refused_submission_fails_alone_in_its_batch(backend: Backend) {
 on_both_backends!(a_refused_submission_fails_alone_in_its_batch);
 
 /// A batch that fails for a reason that does not prove nothing was written (here: its
-/// statement cancelled) is not retried report by report; its callers hear the failure,
-/// and their retries with the same keys store each report once.
+/// statement cancelled) is not retried report by report; its callers hear UNAVAILABLE
+/// (the outcome is not known), and their retries with the same keys store each report
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_batch_of_unknown_outcome_is_not_retried_row_by_row() {
     let intake = TestIntake::start(Backend::Postgres).await;
@@ -226,7 +227,13 @@ async fn postgres_a_batch_of_unknown_outcome_is_not_retried_row_by_row() {
     hold.release().await;
     for call in calls {
         let err = call.await.unwrap().expect_err("the cancelled batch fails");
-        assert_eq!(tonic::Status::from(err).code(), tonic::Code::Internal);
+        // The outcome is not known to be "nothing written": retry, with the key.
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert_eq!(
+            custos_kit::error::status_reason(&status).unwrap().0,
+            "OUTCOME_UNKNOWN"
+        );
     }
     let stored = |store: &Store| {
         let db = store.db().clone();

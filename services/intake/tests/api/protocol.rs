@@ -171,6 +171,7 @@ async fn page_tokens_are_opaque_and_bound_to_their_filter(backend: Backend) {
             filter: Some(events.clone()),
             page_size: 1,
             page_token: String::new(),
+            view: 0,
         })
         .await
         .unwrap()
@@ -184,6 +185,7 @@ async fn page_tokens_are_opaque_and_bound_to_their_filter(backend: Backend) {
             filter: Some(events),
             page_size: 1,
             page_token: token.clone(),
+            view: 0,
         })
         .await
         .unwrap()
@@ -197,6 +199,7 @@ async fn page_tokens_are_opaque_and_bound_to_their_filter(backend: Backend) {
             }),
             page_size: 1,
             page_token: token.clone(),
+            view: 0,
         })
         .await
         .unwrap_err();
@@ -212,6 +215,7 @@ async fn page_tokens_are_opaque_and_bound_to_their_filter(backend: Backend) {
             }),
             page_size: 1,
             page_token: token,
+            view: 0,
         })
         .await
         .unwrap_err();

@@ -106,6 +106,7 @@ async fn listing_filters_and_pages(backend: Backend) {
             filter: Some(filter),
             page_size,
             page_token,
+            view: 0,
         };
 
     // Pages of two, newest first, covering everything once.
@@ -406,6 +407,13 @@ async fn follow_ups_by_the_reporter_and_staff(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    // A role that may read every report, but not add to them, is told so.
+    let err = intake
+        .client("svc", &[Role::Service])
+        .add_follow_up(add("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
     let err = intake
         .client("alex", &[Role::Reporter])
         .add_follow_up(add("  "))
@@ -426,9 +434,81 @@ async fn follow_ups_by_the_reporter_and_staff(backend: Backend) {
     assert_eq!(by, ["alex", "desk"]);
 }
 
+/// The basic view has no personal data (no contact, no submitter, no free text), so its
+/// reads are not audited; the full view's are, report by report, and so is an amendment,
+/// whose answer holds the whole report.
+async fn list_views_and_what_is_audited(backend: Backend) {
+    let intake = TestIntake::start(backend).await;
+    let report = submit_event(&intake, "alex").await;
+    let mut desk = intake.client("desk", &[Role::Helpdesk]);
+    let list = |view: pb::ReportView| pb::ListReportsRequest {
+        view: view as i32,
+        ..Default::default()
+    };
+    let basic = desk
+        .list_reports(list(pb::ReportView::Basic))
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    let listed = &basic[0];
+    assert_eq!(listed.reference, report.reference);
+    assert!(listed.contact.is_none() && listed.submitted_by.is_empty());
+    let details = listed.details.as_ref().unwrap();
+    assert_eq!(details.category, "equipment_theft_or_loss");
+    assert!(details.circumstances.is_empty() && details.data_involved.is_empty());
+    let audited = async || {
+        custos_kit::audit::entries(intake.db.read().await.unwrap(), &report.id)
+            .await
+            .unwrap()
+    };
+    assert!(
+        audited().await.is_empty(),
+        "the basic view reads no personal data"
+    );
+    let full = desk
+        .list_reports(list(pb::ReportView::Full))
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    assert_eq!(full[0].contact.as_ref().unwrap().name, contact().name);
+    assert_eq!(
+        audited().await,
+        [("desk".to_owned(), "report.list".to_owned())]
+    );
+    desk.amend_report(pb::AmendReportRequest {
+        report_id: report.id.clone(),
+        details: Some(pb::ReportDetails {
+            symptoms: "Screen cracked".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["details.symptoms".into()],
+        }),
+        reason: "more detail".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        audited().await.last().unwrap(),
+        &("desk".to_owned(), "report.amend".to_owned())
+    );
+    let err = desk
+        .list_reports(pb::ListReportsRequest {
+            view: 9,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status_violations(&err)[0].field, "view");
+}
+
 on_both_backends!(
     who_sees_what,
     listing_filters_and_pages,
     amendments_keep_the_original_and_every_change,
     follow_ups_by_the_reporter_and_staff,
+    list_views_and_what_is_audited,
 );

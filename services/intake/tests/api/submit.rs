@@ -212,6 +212,14 @@ async fn bad_input_names_every_bad_field(backend: Backend) {
             ],
         ),
         (
+            "an anonymous report's key that is not a UUID",
+            pb::SubmitReportRequest {
+                idempotency_key: "aaaaaaaaaaaaaaaa".into(),
+                ..anonymous_event()
+            },
+            vec!["idempotency_key"],
+        ),
+        (
             "category of the wrong kind",
             named(
                 pb::ReportDetails {

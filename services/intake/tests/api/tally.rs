@@ -101,13 +101,17 @@ impl EventHandler for Tally {
                 .or_default() += 1;
             record(tx, event, &self.replica).await?;
             if self.behaviour.poison.lock().unwrap().contains(reference) {
-                return Err(format!("{reference} is poison to this handler").into());
+                return Err(HandlerError::failed(format!(
+                    "{reference} is poison to this handler"
+                )));
             }
             if let Some(left) = self.behaviour.failures.lock().unwrap().get_mut(reference)
                 && *left > 0
             {
                 *left -= 1;
-                return Err(format!("{reference} failed on purpose").into());
+                return Err(HandlerError::failed(format!(
+                    "{reference} failed on purpose"
+                )));
             }
             Ok(())
         })

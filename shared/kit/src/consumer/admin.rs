@@ -167,14 +167,9 @@ impl FeedAdminService for FeedAdmin {
         let mut rows = parking::list(conn, consumer, after, limit + 1)
             .await
             .map_err(|e| self.status(e.into()))?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| tokens.seal(scope.as_bytes(), &(r.parked_at, r.event_id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = crate::page::cut(&mut rows, limit, |r| {
+            tokens.seal(scope.as_bytes(), &(r.parked_at, r.event_id))
+        });
         let parked_events = rows
             .into_iter()
             .map(|r| pb::ParkedEvent {

@@ -30,11 +30,12 @@ impl Lease {
                     .fetch_one(&mut conn)
                     .await?;
                 if got {
-                    // Named, so that an operator sees who holds which lease.
+                    // Named (`custos lease <schema>.<consumer>`), so that an operator sees
+                    // who holds which lease.
                     sqlx::query(
                         "SELECT set_config('application_name', 'custos lease ' || $1, false)",
                     )
-                    .bind(name)
+                    .bind(&key)
                     .execute(&mut conn)
                     .await?;
                     Ok(Some(Lease::Postgres(conn, key)))

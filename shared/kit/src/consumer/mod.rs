@@ -50,7 +50,49 @@ use crate::{
 };
 use lease::Lease;
 
-pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+/// Why a handler could not apply an event. Errors that say nothing about the event (the
+/// database unreachable, a serialization failure or deadlock) are transient: they are
+/// retried without counting towards parking it. Any `ServiceError` converts with `?`
+/// and is judged by its code; other failures are `HandlerError::failed`.
+#[derive(Debug)]
+pub struct HandlerError {
+    transient: bool,
+    error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl HandlerError {
+    /// The event could not be applied (counts towards parking it).
+    pub fn failed(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            transient: false,
+            error: error.into(),
+        }
+    }
+
+    /// A failure that says nothing about the event: retried, not counted.
+    pub fn transient(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            transient: true,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: ServiceError + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        let transient = matches!(error.code(), Code::Unavailable | Code::Aborted);
+        Self {
+            transient,
+            error: Box::new(error),
+        }
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        DisplayChain(self.error.as_ref()).fmt(f)
+    }
+}
 
 /// Applies one event inside the consumer's transaction. Store functions called with
 /// `tx` commit with the consumer's cursor, or not at all.
@@ -60,6 +102,13 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &'a mut Tx,
         event: &'a Event,
     ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>>;
+}
+
+/// Whether an event is about something an anonymous caller did: such events have random
+/// (version 4) ids and no trace context (see `NewEvent::anonymous`).
+fn is_anonymous(event: &Event) -> bool {
+    event.trace_context.is_empty()
+        && Uuid::try_parse(&event.event_id).is_ok_and(|id| id.get_version_num() == 4)
 }
 
 /// Where a consumer finds the feed and how it authenticates.
@@ -159,25 +208,13 @@ enum ApplyError {
 }
 
 impl ApplyError {
-    /// Failures that say nothing about the event (the database was unreachable) do not
-    /// count towards parking it.
+    /// Failures that say nothing about the event (the database unreachable, a
+    /// serialization failure) do not count towards parking it.
     fn is_transient(&self) -> bool {
-        fn unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
-            let mut source = Some(error);
-            while let Some(e) = source {
-                if e.downcast_ref::<StorageError>()
-                    .is_some_and(|s| s.code() == Code::Unavailable)
-                {
-                    return true;
-                }
-                source = e.source();
-            }
-            false
-        }
         match self {
             ApplyError::Fenced => false,
-            ApplyError::Storage(e) => e.code() == Code::Unavailable,
-            ApplyError::Handler(e) => unavailable(e.as_ref()),
+            ApplyError::Storage(e) => matches!(e.code(), Code::Unavailable | Code::Aborted),
+            ApplyError::Handler(e) => e.transient,
         }
     }
 
@@ -185,7 +222,7 @@ impl ApplyError {
         match self {
             ApplyError::Fenced => "another replica took over the consumer's lease".into(),
             ApplyError::Storage(e) => DisplayChain(e).to_string(),
-            ApplyError::Handler(e) => DisplayChain(e.as_ref()).to_string(),
+            ApplyError::Handler(e) => e.to_string(),
         }
     }
 }
@@ -462,7 +499,7 @@ impl Consumer {
                 }
                 tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, event_type = %event.event_type, attempts, error = %error.describe(), "applying an event failed; retrying");
             } else {
-                tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, error = %error.describe(), "applying an event failed on an unavailable database; retrying");
+                tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, error = %error.describe(), "applying an event failed for a passing reason (database unavailable, a concurrent change); retrying");
             }
             tokio::select! {
                 _ = stopping.cancelled() => return Err("shutting down".into()),
@@ -475,11 +512,16 @@ impl Consumer {
     /// Applies one event exactly once in effect, in one transaction with the cursor.
     async fn apply(&self, event: &Event, holder: &str) -> Result<(), ApplyError> {
         let inner = &self.inner;
-        let event_id = Uuid::try_parse(&event.event_id)
-            .map_err(|_| ApplyError::Handler("the event has no valid id".into()))?;
+        let event_id = parking::event_key(event);
         let mut tx = inner.db.begin().await?;
         if parking::first_time(&mut tx, &inner.name, event_id).await? {
-            let span = tracing::info_span!("apply_event", consumer = %inner.name, event_type = %event.event_type, event_id = %event.event_id);
+            // An event about something an anonymous caller did (a random id, see
+            // `NewEvent::anonymous`) is not named on a span: the span's times would date it.
+            let span = if is_anonymous(event) {
+                tracing::info_span!("apply_event", consumer = %inner.name, event_type = %event.event_type)
+            } else {
+                tracing::info_span!("apply_event", consumer = %inner.name, event_type = %event.event_type, event_id = %event.event_id)
+            };
             let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(
                 &span,
                 crate::propagation::context_from_map(&event.trace_context),

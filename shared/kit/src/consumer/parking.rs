@@ -18,8 +18,20 @@ use crate::{
     with_conn,
 };
 
+/// The id an event is recognised by: its own, or (for an event without a valid id, which
+/// no custos producer sends) one derived from its cursor, so that two such events are
+/// never taken for one.
+pub(super) fn event_key(event: &Event) -> Uuid {
+    Uuid::try_parse(&event.event_id).unwrap_or_else(|_| {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("custos event without id\0{}", event.cursor));
+        Uuid::from_bytes(digest[..16].try_into().expect("16 of 32 bytes"))
+    })
+}
+
 /// Records that `consumer` applies `event_id` in this transaction; false if it already
-/// had (the event then has no second effect).
+/// had (the event then has no second effect). The time is kept to the minute: an
+/// anonymous act's event must not be dated by when it was applied.
 pub(super) async fn first_time(
     tx: &mut Tx,
     consumer: &str,
@@ -28,13 +40,14 @@ pub(super) async fn first_time(
     const SQL: &str = "INSERT INTO consumed_events (consumer, event_id, consumed_at) \
          VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let inserted = with_conn!(tx, c => {
-        sqlx::query(SQL).bind(consumer).bind(event_id).bind(DbTime::now()).execute(&mut *c).await?.rows_affected()
+        sqlx::query(SQL).bind(consumer).bind(event_id).bind(DbTime::now().to_minute()).execute(&mut *c).await?.rows_affected()
     });
     Ok(inserted == 1)
 }
 
 /// Moves the cursor, only if `holder` is still the session that may: otherwise the
-/// transaction must roll back (another replica took over).
+/// transaction must roll back (another replica took over). Its time is kept to the
+/// minute, as in [`first_time`].
 pub(super) async fn advance(
     tx: &mut Tx,
     consumer: &str,
@@ -44,7 +57,7 @@ pub(super) async fn advance(
     const SQL: &str = "UPDATE consumer_cursors SET cursor = $2, updated_at = $3 \
          WHERE consumer = $1 AND holder = $4";
     let updated = with_conn!(tx, c => {
-        sqlx::query(SQL).bind(consumer).bind(cursor).bind(DbTime::now()).bind(holder).execute(&mut *c).await.map_err(StorageError::from)?.rows_affected()
+        sqlx::query(SQL).bind(consumer).bind(cursor).bind(DbTime::now().to_minute()).bind(holder).execute(&mut *c).await.map_err(StorageError::from)?.rows_affected()
     });
     if updated == 1 {
         Ok(())
@@ -64,7 +77,7 @@ pub(super) async fn record_failure(
          VALUES ($1, $2, 1, $3, $4) ON CONFLICT (consumer, event_id) DO UPDATE \
          SET attempts = consumer_failures.attempts + 1, last_error = excluded.last_error, \
          updated_at = excluded.updated_at RETURNING attempts";
-    let event_id = Uuid::try_parse(&event.event_id).unwrap_or_default();
+    let event_id = event_key(event);
     let mut tx = inner.db.begin().await?;
     let attempts: i32 = with_conn!(&mut tx, c => {
         sqlx::query_scalar(SQL).bind(&inner.name).bind(event_id).bind(error).bind(DbTime::now()).fetch_one(&mut *c).await?
@@ -76,7 +89,7 @@ pub(super) async fn record_failure(
 /// Forgets the failed attempts at an event that has now been applied.
 pub(super) async fn forget_failures(inner: &Inner, event: &Event) -> Result<(), StorageError> {
     const SQL: &str = "DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2";
-    let event_id = Uuid::try_parse(&event.event_id).unwrap_or_default();
+    let event_id = event_key(event);
     let mut tx = inner.db.begin().await?;
     with_conn!(&mut tx, c => {
         sqlx::query(SQL).bind(&inner.name).bind(event_id).execute(&mut *c).await?;
@@ -97,7 +110,7 @@ pub(super) async fn park(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (consumer, event_id) DO UPDATE \
          SET error = excluded.error, attempts = excluded.attempts, parked_at = excluded.parked_at";
     const FORGET: &str = "DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2";
-    let event_id = Uuid::try_parse(&event.event_id).unwrap_or_default();
+    let event_id = event_key(event);
     let mut tx = inner.db.begin().await?;
     with_conn!(&mut tx, c => {
         sqlx::query(PARK)
@@ -207,7 +220,7 @@ impl Consumer {
             && let Err(error) = inner.handler.handle(&mut tx, &event).await
         {
             drop(tx);
-            let error = crate::error::DisplayChain(error.as_ref()).to_string();
+            let error = error.to_string();
             let mut tx = inner.db.begin().await?;
             with_conn!(&mut tx, c => {
                 sqlx::query(FAILED).bind(&inner.name).bind(event_id).bind(&error).execute(&mut *c).await?;

@@ -72,13 +72,14 @@ struct DbInner {
     schema: String,
     probe: probe::Probe,
     page_tokens: PageTokens,
+    auditor: crate::audit::Auditor,
     /// Bumped when outbox events may have committed, here or in another replica.
     outbox_changes: watch::Sender<u64>,
     /// Bumped only by this process's commits (relayed to other replicas on PostgreSQL).
     local_commits: watch::Sender<u64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Pools {
     Postgres(PgPool),
     /// SQLite has one writer at a time: one connection writes, several read (WAL).
@@ -151,11 +152,13 @@ impl Db {
         };
         let (outbox_changes, _) = watch::channel(0);
         let (local_commits, _) = watch::channel(0);
+        let auditor = crate::audit::Auditor::start(pools.clone());
         Ok(Self {
             inner: Arc::new(DbInner {
                 pools,
                 schema,
                 probe,
+                auditor,
                 page_tokens: PageTokens::new(&setup.page_token_key),
                 outbox_changes,
                 local_commits,
@@ -205,6 +208,22 @@ impl Db {
     /// load balancer at once.
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.inner.probe.ping().await
+    }
+
+    /// Records that `actor` read `target_ids` (personal data or evidence) with `action`
+    /// (e.g. `report.read`), and returns once the record has committed: return the data
+    /// only after this succeeds. Concurrent calls' records share a commit.
+    pub async fn audit(
+        &self,
+        actor: &crate::auth::Principal,
+        action: &str,
+        target_type: &str,
+        target_ids: &[String],
+    ) -> Result<(), StorageError> {
+        self.inner
+            .auditor
+            .record(actor, action, target_type, target_ids)
+            .await
     }
 
     /// Seals and opens this service's page tokens (the key is kept in the database, so
