@@ -182,9 +182,6 @@ async fn insert(conn: Conn<'_>, rows: &[Row<'_>]) -> Result<(), StorageError> {
     Ok(())
 }
 
-const INSERT_POSTGRES: &str = "INSERT INTO audit_log (id, at, actor, roles, action, target_type, \
-     target_id) SELECT id, $2, $3, $4, $5, $6, target_id \
-     FROM UNNEST($1::uuid[], $7::text[]) AS t(id, target_id)";
 const INSERT_SQLITE: &str = "INSERT INTO audit_log (id, at, actor, roles, action, target_type, \
      target_id) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -197,42 +194,24 @@ pub async fn record(
     target_type: &str,
     target_ids: &[String],
 ) -> Result<(), StorageError> {
-    if target_ids.is_empty() {
-        return Ok(());
-    }
     let roles: Vec<&str> = actor.roles.iter().map(|r| r.as_str()).collect();
     let roles = roles.join(" ");
     let at = DbTime::now();
-    match tx.conn() {
-        Conn::Postgres(c) => {
-            let ids: Vec<Uuid> = target_ids.iter().map(|_| Uuid::now_v7()).collect();
-            sqlx::query(INSERT_POSTGRES)
-                .bind(ids)
-                .bind(at)
-                .bind(&actor.subject)
-                .bind(&roles)
-                .bind(action)
-                .bind(target_type)
-                .bind(target_ids)
-                .execute(&mut *c)
-                .await?;
-        }
-        Conn::Sqlite(c) => {
-            for target in target_ids {
-                sqlx::query(INSERT_SQLITE)
-                    .bind(Uuid::now_v7())
-                    .bind(at)
-                    .bind(&actor.subject)
-                    .bind(&roles)
-                    .bind(action)
-                    .bind(target_type)
-                    .bind(target)
-                    .execute(&mut *c)
-                    .await?;
-            }
-        }
+    let rows: Vec<Row<'_>> = target_ids
+        .iter()
+        .map(|target| Row {
+            at,
+            actor: &actor.subject,
+            roles: &roles,
+            action,
+            target_type,
+            target_id: target,
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    insert(tx.conn(), &rows).await
 }
 
 /// `(actor, action)` of the entries about one target, oldest first.

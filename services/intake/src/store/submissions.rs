@@ -199,15 +199,18 @@ fn failed(error: &StorageError) -> IntakeError {
     }
 }
 
-/// Writes a batch in one transaction; the commit wakes the feed for its events.
+/// Writes a batch in one transaction (on PostgreSQL one statement); either way the feed
+/// is woken for its events.
 async fn write(db: &Db, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, StorageError> {
-    let mut tx = db.begin().await?;
-    let written = match db.backend() {
-        Backend::Postgres => write_postgres(&mut tx, rows).await?,
-        Backend::Sqlite => write_sqlite(&mut tx, rows).await?,
-    };
-    tx.commit().await?;
-    Ok(written)
+    match db.backend() {
+        Backend::Postgres => write_postgres(db, rows).await,
+        Backend::Sqlite => {
+            let mut tx = db.begin().await?;
+            let written = write_sqlite(&mut tx, rows).await?;
+            tx.commit().await?;
+            Ok(written)
+        }
+    }
 }
 
 fn log_failure(error: &StorageError, submissions: usize) {
@@ -220,15 +223,17 @@ fn log_failure(error: &StorageError, submissions: usize) {
 /// a plan cached while the table was small kept scanning the whole table as it grew,
 /// and as `NOT EXISTS` the planner chose an anti-join that did the same.) A racing
 /// duplicate from another writer or replica is skipped by ON CONFLICT, which leaves a
-/// gap in the numbers (references are unique, not gap-free). The events follow in a
-/// second statement, through the kit's outbox.
-const INSERT_POSTGRES: &str = "WITH input AS ( \
+/// gap in the numbers (references are unique, not gap-free). Each outbox row joins its
+/// report by id, in the same statement.
+const INSERT_POSTGRES: &str = concat!(
+    "WITH input AS ( \
        SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int2[], $4::text[], $5::int2[], \
          $6::text[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[], \
-         $12::bool[], $13::bytea[], $14::bytea[], $15::bytea[]) \
+         $12::bool[], $13::bytea[], $14::bytea[], $15::bytea[], $16::uuid[], $17::text[], \
+         $18::timestamptz[], $19::text[], $20::bytea[]) \
        WITH ORDINALITY AS t(id, prefix, kind, category, medium, details, original, contact, \
          anonymous, submitted_by, submitted_at, senior_notice, idempotency_hash, request_hash, \
-         receipt_hash, ord)), \
+         receipt_hash, event_id, event_type, occurred_at, trace_context, payload, ord)), \
      fresh AS MATERIALIZED ( \
        SELECT input.*, nextval('report_number_seq') AS number FROM input \
        WHERE (SELECT true FROM reports existing \
@@ -240,15 +245,21 @@ const INSERT_POSTGRES: &str = "WITH input AS ( \
          senior_notice, idempotency_hash, request_hash, receipt_hash) \
        SELECT id, number, prefix || CASE WHEN number < 1000000 \
            THEN lpad(number::text, 6, '0') ELSE number::text END, \
-         kind, $16, category, medium, details, original, contact, anonymous, submitted_by, \
+         kind, $21, category, medium, details, original, contact, anonymous, submitted_by, \
          submitted_at, submitted_at, 1, senior_notice, idempotency_hash, request_hash, \
          receipt_hash FROM fresh ORDER BY ord \
        ON CONFLICT (idempotency_hash) DO NOTHING \
        RETURNING id, reference, kind, status, details, contact, anonymous, \
-         submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash) \
-     SELECT * FROM r";
+         submitted_by, submitted_at, updated_at, revision, senior_notice, request_hash), \
+     o AS ( \
+       INSERT INTO outbox (",
+    custos_kit::outbox_columns!(),
+    ") SELECT f.event_id, f.event_type, f.occurred_at, r.id::text, r.reference, \
+         f.trace_context, f.payload FROM r JOIN fresh f ON f.id = r.id ORDER BY f.ord) \
+     SELECT * FROM r"
+);
 
-async fn write_postgres(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, StorageError> {
+async fn write_postgres(db: &Db, rows: &[Row]) -> Result<Vec<Option<ReportRow>>, StorageError> {
     // A key repeated within the batch is written once; the repeats then find that report.
     let mut keys = HashSet::new();
     let batch: Vec<&Row> = rows
@@ -258,9 +269,8 @@ async fn write_postgres(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Option<ReportRo
     fn column<'a, T>(batch: &[&'a Row], f: impl Fn(&'a Row) -> T) -> Vec<T> {
         batch.iter().map(|r| f(r)).collect()
     }
-    let Conn::Postgres(c) = tx.conn() else {
-        unreachable!("called for PostgreSQL only")
-    };
+    // One statement, committed on its own: no BEGIN and COMMIT round trips per batch.
+    let mut once = db.autocommit().await?.expect("PostgreSQL");
     let inserted = sqlx::query_as::<_, ReportRow>(INSERT_POSTGRES)
         .bind(column(&batch, |r| r.s.id))
         .bind(column(&batch, |r| r.s.reference_prefix.as_str()))
@@ -277,21 +287,15 @@ async fn write_postgres(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Option<ReportRo
         .bind(column(&batch, |r| r.s.idempotency_hash.as_slice()))
         .bind(column(&batch, |r| r.s.request_hash.as_slice()))
         .bind(column(&batch, |r| r.s.receipt_hash.as_deref()))
+        .bind(column(&batch, |r| r.s.event.event_id))
+        .bind(column(&batch, |r| r.s.event.event_type.as_str()))
+        .bind(column(&batch, |r| DbTime::new(r.s.event.occurred_at)))
+        .bind(column(&batch, |r| r.s.event.trace_context.as_str()))
+        .bind(column(&batch, |r| r.s.event.payload.as_slice()))
         .bind(Status::Received)
-        .fetch_all(&mut *c)
+        .fetch_all(once.connection())
         .await?;
     let mut by_id: HashMap<Uuid, ReportRow> = inserted.into_iter().map(|r| (r.id, r)).collect();
-    let events: Vec<NewEvent> = batch
-        .iter()
-        .filter_map(|r| {
-            let report = by_id.get(&r.s.id)?;
-            Some(NewEvent {
-                aggregate_reference: report.reference.clone(),
-                ..r.s.event.clone()
-            })
-        })
-        .collect();
-    tx.append_events(&events).await?;
     Ok(rows.iter().map(|r| by_id.remove(&r.s.id)).collect())
 }
 

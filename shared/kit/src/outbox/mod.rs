@@ -84,13 +84,26 @@ impl NewEvent {
     }
 }
 
-const INSERT_POSTGRES: &str = "INSERT INTO outbox (event_id, event_type, occurred_at, \
-     aggregate_id, aggregate_reference, trace_context, payload) \
-     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
-     $6::text[], $7::bytea[])";
-const INSERT_SQLITE: &str = "INSERT INTO outbox (event_id, event_type, occurred_at, \
-     aggregate_id, aggregate_reference, trace_context, payload) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// The outbox columns a statement writes an event's fields into, in the order of
+/// [`NewEvent`]'s fields (for a statement run through `storage::Autocommit`).
+#[macro_export]
+macro_rules! outbox_columns {
+    () => {
+        "event_id, event_type, occurred_at, aggregate_id, aggregate_reference, trace_context, payload"
+    };
+}
+
+const INSERT_POSTGRES: &str = concat!(
+    "INSERT INTO outbox (",
+    outbox_columns!(),
+    ") SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], \
+     $5::text[], $6::text[], $7::bytea[])"
+);
+const INSERT_SQLITE: &str = concat!(
+    "INSERT INTO outbox (",
+    outbox_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
 
 /// Writes events in the caller's transaction (called by `Tx::append_events`, which
 /// counts them so that its commit wakes the feed).

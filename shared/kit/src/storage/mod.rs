@@ -18,7 +18,7 @@ pub use db_time::DbTime;
 pub use error::StorageError;
 pub use migrate::Migrations;
 pub use select::{Select, Value};
-pub use tx::{AsConn, Conn, Read, Tx};
+pub use tx::{AsConn, Autocommit, Conn, Read, Tx};
 pub use types::{DbEnum, JsonText};
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -195,6 +195,12 @@ impl Db {
     /// upgrade its lock halfway. Dropping it uncommitted rolls it back.
     pub async fn begin(&self) -> Result<Tx, StorageError> {
         Tx::begin(self).await
+    }
+
+    /// On PostgreSQL, a connection for one statement that commits on its own (see
+    /// [`Autocommit`]); `None` on SQLite, where every write goes through a [`Tx`].
+    pub async fn autocommit(&self) -> Result<Option<Autocommit>, StorageError> {
+        Autocommit::acquire(self).await
     }
 
     /// A connection for reads outside a transaction (SQLite: one of the WAL readers, so

@@ -116,6 +116,45 @@ impl AsConn for Tx {
     }
 }
 
+/// One PostgreSQL statement that commits on its own, for a hot path where the BEGIN and
+/// COMMIT round trips of a [`Tx`] cost more than the statement (intake's group-committed
+/// submissions). Such a statement may insert outbox rows itself, with the columns of
+/// [`crate::outbox_columns!`]: when this is dropped the feed is woken, whatever happened,
+/// so a statement's events can no more be forgotten than a `Tx`'s.
+pub struct Autocommit {
+    conn: PoolConnection<Postgres>,
+    db: Db,
+}
+
+impl std::fmt::Debug for Autocommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Autocommit")
+    }
+}
+
+impl Autocommit {
+    pub(super) async fn acquire(db: &Db) -> Result<Option<Self>, StorageError> {
+        match db.pools() {
+            Pools::Postgres(pool) => Ok(Some(Self {
+                conn: pool.acquire().await?,
+                db: db.clone(),
+            })),
+            Pools::Sqlite { .. } => Ok(None),
+        }
+    }
+
+    /// The connection, for one statement.
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Autocommit {
+    fn drop(&mut self) {
+        self.db.outbox_committed();
+    }
+}
+
 /// A pooled connection for reads outside a transaction.
 pub enum Read {
     Postgres(PoolConnection<Postgres>),
