@@ -63,13 +63,19 @@ if [ "$MODE" = list ]; then
   echo "== spreading them over three years, with statuses =="
   psql -q "$PG_URL" <<'SQL'
 SET search_path = intake;
-UPDATE reports SET submitted_at = now() - random() * interval '1095 days';
-UPDATE reports SET updated_at = submitted_at,
-  status = CASE
-    WHEN submitted_at > now() - interval '14 days' THEN 1 + (random() < 0.4)::int
-    WHEN random() < 0.05 THEN 3
-    ELSE 4 END;
-VACUUM ANALYZE reports;
+-- Time follows insertion, as it does in life (the newest rows are the last written),
+-- over three years.
+UPDATE reports SET submitted_at = now() - interval '1095 days' * (1 - number::float8 /
+  (SELECT max(number) FROM reports)) - random() * interval '10 minutes';
+-- Statuses as classification leaves them: recent reports mostly open, some already
+-- closed or escalated; older ones mostly closed, a few escalated, a few long-running.
+UPDATE reports SET updated_at = submitted_at, status = CASE
+    WHEN submitted_at > now() - interval '14 days' THEN
+      CASE WHEN r < 0.40 THEN 1 WHEN r < 0.70 THEN 2 WHEN r < 0.75 THEN 3 ELSE 4 END
+    ELSE CASE WHEN r < 0.05 THEN 3 WHEN r < 0.06 THEN 2 ELSE 4 END END
+FROM (SELECT id AS rid, random() AS r FROM reports) x WHERE x.rid = reports.id;
+VACUUM FULL reports;
+ANALYZE reports;
 SQL
   for view in basic full; do
     echo "== ListReports, $view view =="
