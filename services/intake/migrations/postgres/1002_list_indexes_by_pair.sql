@@ -11,3 +11,8 @@ CREATE STATISTICS reports_kind_medium (mcv) ON kind, medium FROM reports;
 CREATE STATISTICS reports_category_status (mcv) ON category, status FROM reports;
 CREATE STATISTICS reports_category_medium (mcv) ON category, medium FROM reports;
 CREATE STATISTICS reports_status_medium (mcv) ON status, medium FROM reports;
+-- New statistics objects are empty until the table is analysed (autoanalyze waits for a
+-- tenth of the rows to change): fill them now. On a large table the index build above
+-- blocks writes to reports until this migration commits (4.4 s on one million reports
+-- on 2 cores); submissions meanwhile queue, or their callers retry with their keys.
+ANALYZE reports;

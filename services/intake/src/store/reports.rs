@@ -160,7 +160,7 @@ pub async fn original(mut conn: impl AsConn, id: Uuid) -> Result<Option<Original
 
 /// The statement for a page of reports matching `filter`, newest first, strictly after
 /// `after`, at most `limit`. It holds only the filters given, so each combination is
-/// planned on its own (see the kit's `Select`) and served by the indexes of migration 1001.
+/// planned on its own (see the kit's `Select`) and served by the indexes of migrations 1001 and 1002.
 fn list_statement(
     base: &'static str,
     filter: &ListFilter,

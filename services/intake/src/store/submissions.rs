@@ -7,7 +7,8 @@
 //! A batch commits or fails as a whole. If it fails with an error that means nothing was
 //! written (a constraint it broke, a serialization failure), each of its submissions is
 //! written alone, so that one that breaks a constraint cannot fail the others. Any other
-//! failure (a connection lost during the commit above all) may have an unknown outcome:
+//! failure (a connection lost while the batch commits above all) may have an unknown
+//! outcome:
 //! then every caller hears UNAVAILABLE and retries with its idempotency key, which finds
 //! the report if it was stored. Each caller hears its own outcome.
 
@@ -54,7 +55,8 @@ pub struct Submission {
     /// Fingerprint of the validated request, to tell a retry from a reused key.
     pub request_hash: Vec<u8>,
     pub receipt_hash: Option<Vec<u8>>,
-    /// The `ReportSubmitted` event; the store fills in its aggregate reference.
+    /// The `ReportSubmitted` event; the store fills in its aggregate reference (and on
+    /// PostgreSQL takes its aggregate id from the stored report's id).
     pub event: NewEvent,
 }
 
@@ -166,7 +168,7 @@ async fn write_loop(rx: Arc<Mutex<mpsc::Receiver<Job>>>, db: Db) {
                 }
                 results
             }
-            // The outcome may be unknown (a connection lost during the commit): every
+            // The outcome may be unknown (a connection lost as the batch commits): every
             // caller is told UNAVAILABLE, and its retry with the same idempotency key
             // finds its report if it was stored.
             Err(error) => {
@@ -220,8 +222,8 @@ fn log_failure(error: &StorageError, submissions: usize) {
 /// A batch as one statement: each column an array, unnested into rows. A key already
 /// stored takes no number: `existing` is a scalar subquery, so it runs once per row as
 /// an equality probe of the unique index. (Written as `NOT IN` / `= ANY` over the batch,
-/// a plan cached while the table was small kept scanning the whole table as it grew,
-/// and as `NOT EXISTS` the planner chose an anti-join that did the same.) A racing
+/// a generic plan made while the table was small kept scanning the whole table as it
+/// grew, and as `NOT EXISTS` the planner chose an anti-join that did the same.) A racing
 /// duplicate from another writer or replica is skipped by ON CONFLICT, which leaves a
 /// gap in the numbers (references are unique, not gap-free). Each outbox row joins its
 /// report by id, in the same statement.
@@ -295,6 +297,10 @@ async fn write_postgres(db: &Db, rows: &[Row]) -> Result<Vec<Option<ReportRow>>,
         .bind(Status::Received)
         .fetch_all(once.connection())
         .await?;
+    if inserted.is_empty() {
+        // Every key was already stored (retries, say): no outbox rows either.
+        once.wrote_nothing();
+    }
     let mut by_id: HashMap<Uuid, ReportRow> = inserted.into_iter().map(|r| (r.id, r)).collect();
     Ok(rows.iter().map(|r| by_id.remove(&r.s.id)).collect())
 }

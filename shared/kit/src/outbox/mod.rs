@@ -1,5 +1,7 @@
 //! The transactional outbox. Events are appended with `Tx::append_event(s)` in the
-//! transaction of the write that caused them, and `Tx::commit` wakes the feed readers.
+//! transaction of the write that caused them, and `Tx::commit` wakes the feed readers
+//! (or, on a hot path, by the write's own statement through `storage::Autocommit`, which
+//! wakes them when dropped).
 //!
 //! **Late commits.** On PostgreSQL an identity value is handed out at insert, not at
 //! commit: a transaction holding id 41 can commit after id 42 has been read. Each row

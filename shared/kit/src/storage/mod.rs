@@ -33,9 +33,6 @@ use tokio::sync::watch;
 
 use crate::{config::DatabaseConfig, page::PageTokens};
 
-/// Prepared statements kept per PostgreSQL connection.
-const STATEMENT_CACHE: usize = 512;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
@@ -135,18 +132,7 @@ impl Db {
         } else {
             let options = PgConnectOptions::from_str(url)
                 .map_err(StorageError::Connect)?
-                .options([
-                    ("search_path", schema.as_str()),
-                    // Every statement is planned for the values it is run with. A kept
-                    // statement otherwise switches to one generic plan after five runs,
-                    // and list filters over skewed columns (a rare category, a common
-                    // status) want different plans for different values. Statements stay
-                    // prepared all the same, which saves a round trip per query.
-                    ("plan_cache_mode", "force_custom_plan"),
-                ])
-                // A list statement is built from the filters given, so a service has
-                // a few hundred distinct statements (sqlx keeps 100 by default).
-                .statement_cache_capacity(STATEMENT_CACHE);
+                .options([("search_path", schema.as_str())]);
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 // Short, so that an unreachable database shows in health quickly.

@@ -150,10 +150,10 @@ impl Select {
         &self.values
     }
 
-    /// Runs the statement and decodes each row as `R`. The statement is kept prepared
-    /// (one round trip per run); on PostgreSQL it is still planned for the values given
-    /// each time (a rare category and a common one want different plans), because the
-    /// kit's connections set `plan_cache_mode = force_custom_plan`.
+    /// Runs the statement and decodes each row as `R`. The statement is not kept
+    /// prepared: on PostgreSQL a one-off statement is planned with the values given (a
+    /// rare category and a common one want different plans), where a kept one would
+    /// switch to one generic plan for all values after five runs.
     pub async fn fetch_all<R>(&self, mut conn: impl AsConn) -> Result<Vec<R>, StorageError>
     where
         R: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
@@ -161,7 +161,7 @@ impl Select {
         let sql = sqlx::AssertSqlSafe(self.sql.clone());
         Ok(crate::with_conn!(&mut conn, c => {
             let arguments = c.arguments(&self.values).map_err(sqlx::Error::Encode)?;
-            sqlx::query_as_with(sql, arguments).fetch_all(&mut *c).await?
+            sqlx::query_as_with(sql, arguments).persistent(false).fetch_all(&mut *c).await?
         }))
     }
 }

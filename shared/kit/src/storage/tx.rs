@@ -3,9 +3,11 @@
 //!
 //! A [`Tx`] is the unit of work: store functions run inside the caller's transaction, so
 //! an API call and a feed consumer use the same store code, and an effect commits with
-//! the consumer's cursor. Events go into the outbox only through [`Tx::append_event`]
-//! and [`Tx::append_events`], and [`Tx::commit`] is the only way to commit: it wakes the
-//! feed readers whenever the transaction appended events, so no caller can forget to.
+//! the consumer's cursor. Events go into the outbox through [`Tx::append_event`] and
+//! [`Tx::append_events`], and [`Tx::commit`] is the only way to commit a `Tx`: it wakes
+//! the feed readers whenever the transaction appended events, so no caller can forget
+//! to. The one exception is [`Autocommit`], one PostgreSQL statement for a hot path that
+//! writes its own outbox rows; it wakes the feed readers when dropped.
 
 use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction, pool::PoolConnection};
 
@@ -119,11 +121,14 @@ impl AsConn for Tx {
 /// One PostgreSQL statement that commits on its own, for a hot path where the BEGIN and
 /// COMMIT round trips of a [`Tx`] cost more than the statement (intake's group-committed
 /// submissions). Such a statement may insert outbox rows itself, with the columns of
-/// [`crate::outbox_columns!`]: when this is dropped the feed is woken, whatever happened,
-/// so a statement's events can no more be forgotten than a `Tx`'s.
+/// [`crate::outbox_columns!`]: when this is dropped the feed is woken, whatever happened
+/// (an error may have an unknown outcome), unless the caller has seen that its statement
+/// wrote nothing; so a statement's events can no more be forgotten than a `Tx`'s. Run one
+/// statement on it, to the end, and only one: a second would be a second transaction.
 pub struct Autocommit {
     conn: PoolConnection<Postgres>,
     db: Db,
+    wake: bool,
 }
 
 impl std::fmt::Debug for Autocommit {
@@ -138,6 +143,7 @@ impl Autocommit {
             Pools::Postgres(pool) => Ok(Some(Self {
                 conn: pool.acquire().await?,
                 db: db.clone(),
+                wake: true,
             })),
             Pools::Sqlite { .. } => Ok(None),
         }
@@ -147,11 +153,19 @@ impl Autocommit {
     pub fn connection(&mut self) -> &mut PgConnection {
         &mut self.conn
     }
+
+    /// The statement succeeded and wrote no rows (every one skipped by a conflict, say):
+    /// there is nothing to wake the feed for.
+    pub fn wrote_nothing(&mut self) {
+        self.wake = false;
+    }
 }
 
 impl Drop for Autocommit {
     fn drop(&mut self) {
-        self.db.outbox_committed();
+        if self.wake {
+            self.db.outbox_committed();
+        }
     }
 }
 
