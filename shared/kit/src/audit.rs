@@ -61,11 +61,10 @@ impl Auditor {
         if target_ids.is_empty() {
             return Ok(());
         }
-        let roles: Vec<&str> = actor.roles.iter().map(|r| r.as_str()).collect();
         let (done, outcome) = oneshot::channel();
         let entries = Entries {
             actor: actor.subject.clone(),
-            roles: roles.join(" "),
+            roles: roles_of(actor),
             action: action.to_owned(),
             target_type: target_type.to_owned(),
             target_ids: target_ids.to_vec(),
@@ -147,6 +146,12 @@ const INSERT_MANY_POSTGRES: &str = "INSERT INTO audit_log (id, at, actor, roles,
      target_type, target_id) SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], \
      $4::text[], $5::text[], $6::text[], $7::text[])";
 
+/// The actor's roles as stored: space-separated.
+fn roles_of(actor: &Principal) -> String {
+    let roles: Vec<&str> = actor.roles.iter().map(|r| r.as_str()).collect();
+    roles.join(" ")
+}
+
 async fn insert(conn: Conn<'_>, rows: &[Row<'_>]) -> Result<(), StorageError> {
     match conn {
         Conn::Postgres(c) => {
@@ -194,8 +199,7 @@ pub async fn record(
     target_type: &str,
     target_ids: &[String],
 ) -> Result<(), StorageError> {
-    let roles: Vec<&str> = actor.roles.iter().map(|r| r.as_str()).collect();
-    let roles = roles.join(" ");
+    let roles = roles_of(actor);
     let at = DbTime::now();
     let rows: Vec<Row<'_>> = target_ids
         .iter()

@@ -59,9 +59,6 @@ impl IntakeApi {
         action: &str,
         ids: &[Uuid],
     ) -> Result<(), IntakeError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         Ok(self.db().audit(principal, action, "report", &ids).await?)
     }
