@@ -25,7 +25,15 @@ struct Entries {
     target_type: String,
     target_ids: Vec<String>,
     at: DbTime,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), Failed>>,
+}
+
+/// Why a batch of entries was not written, as each of its callers hears it.
+#[derive(Debug, Clone)]
+struct Failed {
+    /// The database was unreachable (the read may be retried), rather than refusing.
+    unavailable: bool,
+    message: String,
 }
 
 /// The queue in front of the audit writer.
@@ -73,8 +81,13 @@ impl Auditor {
         };
         let stopped = || StorageError::Unavailable(sqlx::Error::PoolClosed);
         self.0.send(entries).await.map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?.map_err(|e| {
-            StorageError::Corrupt(format!("the audit trail could not be written: {e}"))
+        outcome.await.map_err(|_| stopped())?.map_err(|failed| {
+            let message = format!("the audit trail could not be written: {}", failed.message);
+            if failed.unavailable {
+                StorageError::Unavailable(sqlx::Error::Io(std::io::Error::other(message)))
+            } else {
+                StorageError::Corrupt(message)
+            }
         })
     }
 }
@@ -92,10 +105,12 @@ async fn write_loop(pools: Pools, mut rx: mpsc::Receiver<Entries>) {
         if let Err(error) = &result {
             tracing::error!(error = %crate::error::DisplayChain(error), calls = batch.len(), "audit entries could not be written; the reads fail");
         }
+        let result = result.map_err(|e| Failed {
+            unavailable: matches!(e, StorageError::Unavailable(_) | StorageError::Connect(_)),
+            message: e.to_string(),
+        });
         for entries in batch {
-            let _ = entries
-                .done
-                .send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            let _ = entries.done.send(result.clone());
         }
     }
 }

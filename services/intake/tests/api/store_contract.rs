@@ -515,7 +515,33 @@ async fn concurrent_submissions_each_hear_their_outcome(backend: Backend) {
     assert_eq!(refs, created, "one event per new report");
 }
 
+/// A read whose audit entry cannot be written because the database is unreachable fails
+/// as unavailable (the caller may retry the read), not as an internal error.
+async fn audit_with_the_database_gone_is_unavailable(backend: Backend) {
+    let (_intake, store) = start(backend).await;
+    let desk = Principal {
+        subject: "desk".into(),
+        roles: [Role::Helpdesk].into(),
+    };
+    store
+        .db()
+        .audit(&desk, "report.read", "report", &["r1".into()])
+        .await
+        .unwrap();
+    store.db().close().await;
+    let error = store
+        .db()
+        .audit(&desk, "report.read", "report", &["r1".into()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, custos_kit::storage::StorageError::Unavailable(_)),
+        "{error:?}"
+    );
+}
+
 on_both_backends!(
+    audit_with_the_database_gone_is_unavailable,
     submit_read_and_idempotency,
     concurrent_submissions_each_hear_their_outcome,
     list_filters_and_pages,
