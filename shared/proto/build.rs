@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "custos/intake/v1/report.proto",
         "custos/intake/v1/events.proto",
         "custos/intake/v1/intake_service.proto",
+        "custos/classification/v1/resources.proto",
+        "custos/classification/v1/classification_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

@@ -31,24 +31,27 @@ pub struct Connection {
     json: bool,
 }
 
+/// A channel to `server` whose calls carry `token` (if any).
+pub(crate) fn connect(
+    server: &str,
+    token: Option<&str>,
+) -> Result<InterceptedService<Channel, ClientInterceptor>, String> {
+    let channel = Channel::from_shared(server.to_owned())
+        .map_err(|_| format!("--server `{server}` is not a URL like http://127.0.0.1:50051"))?
+        .connect_lazy();
+    let interceptor = match token {
+        Some(t) => ClientInterceptor::bearer(t.trim())?,
+        None => ClientInterceptor::anonymous(),
+    };
+    Ok(InterceptedService::new(channel, interceptor))
+}
+
 type Client = IntakeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
 impl Connection {
     /// A channel to `--server` whose calls carry `--token` (if any).
     pub(crate) fn channel(&self) -> Result<InterceptedService<Channel, ClientInterceptor>, String> {
-        let channel = Channel::from_shared(self.server.clone())
-            .map_err(|_| {
-                format!(
-                    "--server `{}` is not a URL like http://127.0.0.1:50051",
-                    self.server
-                )
-            })?
-            .connect_lazy();
-        let interceptor = match &self.token {
-            Some(t) => ClientInterceptor::bearer(t.trim())?,
-            None => ClientInterceptor::anonymous(),
-        };
-        Ok(InterceptedService::new(channel, interceptor))
+        connect(&self.server, self.token.as_deref())
     }
 
     fn client(&self) -> Result<Client, String> {
@@ -171,7 +174,7 @@ pub enum ReceiptCommand {
     },
 }
 
-fn fail(message: String) -> ExitCode {
+pub(crate) fn fail(message: String) -> ExitCode {
     eprintln!("{message}");
     ExitCode::FAILURE
 }

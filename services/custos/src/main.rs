@@ -1,6 +1,7 @@
 //! `custos`: run the whole suite on one machine (`custos serve`), mint development tokens
-//! (`custos token`), and work with reports from the command line.
+//! (`custos token`), and work with reports and the risk matrix from the command line.
 
+mod classification_cli;
 mod cli;
 mod feed_cli;
 mod output;
@@ -34,6 +35,9 @@ enum Command {
     /// Check on an anonymous report, or add to it, with its receipt.
     #[command(subcommand)]
     Receipt(cli::ReceiptCommand),
+    /// The risk impact matrix, and scoring an impact with it.
+    #[command(subcommand)]
+    Matrix(classification_cli::MatrixCommand),
     /// A service's feed consumers: state, parked events, replay, reset (role admin).
     #[command(subcommand)]
     Feed(feed_cli::FeedCommand),
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             Command::Token(a) => standalone::token(a),
             Command::Report(c) => cli::report(*c).await,
             Command::Receipt(c) => cli::receipt(c).await,
+            Command::Matrix(c) => classification_cli::matrix(c).await,
             Command::Feed(c) => feed_cli::feed(c).await,
         }
     })

@@ -218,6 +218,13 @@ fn service_config<S: Service>(
     }
 }
 
+/// The port `n` after the first, or a message when there is none.
+fn next_port(first: u16, n: u16) -> Result<u16, String> {
+    first
+        .checked_add(n)
+        .ok_or_else(|| format!("--port {first} leaves no port for the next service"))
+}
+
 async fn run(args: &ServeArgs) -> Result<(), String> {
     let secret = secret(&args.data_dir, true)?;
     let data_dir = std::fs::canonicalize(&args.data_dir).map_err(|e| e.to_string())?;
@@ -233,27 +240,43 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
         ..Default::default()
     };
     // Every service of the suite, each on the next port.
+    let built = |name: &str, e: custos_kit::service::AppError| {
+        format!("{name}: {}", custos_kit::error::DisplayChain(&e))
+    };
     let apps: Vec<App> = vec![
         App::build::<custos_intake::Intake>(service_config::<custos_intake::Intake>(
             args, &data_dir, args.port, &auth, intake,
         ))
         .await
-        .map_err(|e| format!("intake: {}", custos_kit::error::DisplayChain(&e)))?,
+        .map_err(|e| built("intake", e))?,
+        App::build::<custos_classification::Classification>(service_config::<
+            custos_classification::Classification,
+        >(
+            args,
+            &data_dir,
+            next_port(args.port, 1)?,
+            &auth,
+            custos_classification::ClassificationSettings::default(),
+        ))
+        .await
+        .map_err(|e| built("classification", e))?,
     ];
     let exe = std::env::args().next().unwrap_or_else(|| "custos".into());
+    let width = apps.iter().map(|a| a.name().len()).max().unwrap_or(0) + 2;
     let addresses: Vec<String> = apps
         .iter()
-        .map(|a| format!("  {:<9}http://{}", a.name(), a.local_addr()))
+        .map(|a| format!("  {:<width$}http://{}", a.name(), a.local_addr()))
         .collect();
     println!(
         "custos is running (standalone, SQLite in {dir})\n\
          \n{addresses}\n\
          \nTokens for development (any role: {roles}):\n  {exe} token --data-dir {dir} --role helpdesk --subject alice\n\
-         \nThen, for example:\n  export CUSTOS_TOKEN=$({exe} token --data-dir {dir} --role helpdesk)\n  {exe} report list --server http://{intake}\n\
+         \nThen, for example:\n  export CUSTOS_TOKEN=$({exe} token --data-dir {dir} --role helpdesk)\n  {exe} report list --server http://{intake}\n  {exe} matrix show --server http://{classification}\n\
          \nStop with Ctrl-C.",
         dir = data_dir.display(),
         addresses = addresses.join("\n"),
         intake = apps[0].local_addr(),
+        classification = apps[1].local_addr(),
         roles = Role::ALL
             .iter()
             .map(|r| r.as_str())

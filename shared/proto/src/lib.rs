@@ -7,20 +7,43 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/custos_descriptor.bin"));
 
-pub mod common {
-    pub mod v1 {
-        tonic::include_proto!("custos.common.v1");
+/// The generated modules, nested as their protobuf packages are (so that references
+/// between packages, such as `google.type.Money` from `custos.classification.v1`,
+/// resolve); re-exported below under the short paths the services use.
+pub mod custos {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("custos.common.v1");
+        }
+    }
+
+    pub mod intake {
+        pub mod v1 {
+            tonic::include_proto!("custos.intake.v1");
+
+            /// Fully qualified protobuf name of a payload message, used as the event type.
+            pub const PACKAGE: &str = "custos.intake.v1";
+        }
+    }
+
+    pub mod classification {
+        pub mod v1 {
+            tonic::include_proto!("custos.classification.v1");
+
+            /// Fully qualified protobuf name of a payload message, used as the event type.
+            pub const PACKAGE: &str = "custos.classification.v1";
+        }
     }
 }
 
-pub mod intake {
-    pub mod v1 {
-        tonic::include_proto!("custos.intake.v1");
-
-        /// Fully qualified protobuf name of a payload message, used as the event type.
-        pub const PACKAGE: &str = "custos.intake.v1";
+/// Google's API types that custos messages use (`google.type.Money`).
+pub mod google {
+    pub mod r#type {
+        tonic::include_proto!("google.r#type");
     }
 }
+
+pub use custos::{classification, common, intake};
 
 pub mod codec;
 
@@ -46,4 +69,5 @@ message_limits!(
     common::v1::event_feed_service_server::EventFeedServiceServer,
     common::v1::feed_admin_service_server::FeedAdminServiceServer,
     intake::v1::intake_service_server::IntakeServiceServer,
+    classification::v1::classification_service_server::ClassificationServiceServer,
 );

@@ -1,0 +1,50 @@
+//! The classification service: reports assessed against the organisation's risk impact
+//! matrix, the decision that a series of events is an incident, and the incident
+//! register with its public business-continuity feed.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod matrix;
+
+pub use config::ClassificationSettings;
+
+use custos_kit::{
+    config::ConfigError,
+    service::{BuildError, Context, Service},
+    storage::Migrations,
+};
+use custos_proto::classification::v1::classification_service_server::ClassificationServiceServer;
+
+use crate::matrix::RiskMatrix;
+
+/// Classification as a custos service.
+#[derive(Debug)]
+pub struct Classification;
+
+/// Classification's whole configuration: the kit's sections and `[classification]`.
+pub type Config = custos_kit::config::ServiceConfig<ClassificationSettings>;
+
+impl Service for Classification {
+    const NAME: &'static str = "classification";
+    type Settings = ClassificationSettings;
+
+    fn migrations() -> Migrations {
+        custos_kit::migrations!()
+    }
+
+    async fn build(
+        context: &mut Context,
+        settings: ClassificationSettings,
+    ) -> Result<(), BuildError> {
+        let matrix = match &settings.risk_matrix_file {
+            Some(path) => RiskMatrix::load(path)
+                .map_err(|e| ConfigError::invalid("classification.risk_matrix_file", e))?,
+            None => RiskMatrix::policy_default(),
+        };
+        context.add_service(ClassificationServiceServer::new(
+            api::ClassificationApi::new(matrix),
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! Classification end to end over gRPC.
+
+mod common;
+
+mod matrix;

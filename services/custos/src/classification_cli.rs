@@ -1,0 +1,298 @@
+//! `custos matrix`: the risk impact matrix and impact scoring, from the classification
+//! service.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use custos_proto::{
+    classification::v1::{self as pb, classification_service_client::ClassificationServiceClient},
+    google::r#type::Money,
+    prost_types::Duration,
+};
+use serde_json::json;
+
+use crate::{
+    cli::{connect, fail},
+    output,
+};
+
+#[derive(Debug, Args)]
+pub struct ClassificationConnection {
+    /// Address of the classification service.
+    #[arg(
+        long,
+        env = "CUSTOS_CLASSIFICATION_SERVER",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    server: String,
+    /// Bearer token (see `custos token`).
+    #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+type Client = ClassificationServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        custos_kit::client::ClientInterceptor,
+    >,
+>;
+
+impl ClassificationConnection {
+    fn client(&self) -> Result<Client, String> {
+        Ok(ClassificationServiceClient::new(connect(
+            &self.server,
+            self.token.as_deref(),
+        )?))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MatrixCommand {
+    /// Show the risk impact matrix in force.
+    Show {
+        #[command(flatten)]
+        conn: ClassificationConnection,
+    },
+    /// Score an impact from figures and chosen descriptors (roles security_advisor,
+    /// incident_officer, service). Every dimension needs a figure or a choice.
+    Score(Score),
+}
+
+#[derive(Debug, Args)]
+pub struct Score {
+    /// Estimated financial loss, e.g. 250000 or 1200.50, in the matrix's currency.
+    #[arg(long)]
+    loss: Option<String>,
+    /// Damages and fines faced, in the matrix's currency.
+    #[arg(long)]
+    fines: Option<String>,
+    /// People facing disciplinary action.
+    #[arg(long)]
+    people_disciplined: Option<i32>,
+    /// Days a system has gone without a backup (repeat once per system).
+    #[arg(long = "backup-gap-days")]
+    backup_gap_days: Vec<u32>,
+    /// A chosen descriptor, as dimension=row (repeat), e.g. contractual=minor.
+    #[arg(long = "choose", value_parser = parse_choice)]
+    choices: Vec<pb::ImpactChoice>,
+    /// Currency of --loss and --fines.
+    #[arg(long, default_value = "GBP")]
+    currency: String,
+    #[command(flatten)]
+    conn: ClassificationConnection,
+}
+
+fn parse_choice(s: &str) -> Result<pb::ImpactChoice, String> {
+    let (dimension, row) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not dimension=row"))?;
+    Ok(pb::ImpactChoice {
+        dimension: dimension.trim().into(),
+        row: row.trim().into(),
+    })
+}
+
+/// "1200.50" as units and nanos.
+fn parse_amount(s: &str, currency: &str) -> Result<Money, String> {
+    let bad = || format!("`{s}` is not an amount such as 250000 or 1200.50");
+    let (units, fraction) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    if fraction.len() > 9 || !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let units: i64 = units.parse().map_err(|_| bad())?;
+    let nanos: i32 = format!("{fraction:0<9}").parse().map_err(|_| bad())?;
+    Ok(Money {
+        currency_code: currency.into(),
+        units,
+        nanos: if units < 0 { -nanos } else { nanos },
+    })
+}
+
+pub fn level(v: i32) -> &'static str {
+    match pb::ImpactLevel::try_from(v) {
+        Ok(pb::ImpactLevel::Low) => "low",
+        Ok(pb::ImpactLevel::Medium) => "medium",
+        Ok(pb::ImpactLevel::High) => "high",
+        _ => "unknown",
+    }
+}
+
+pub async fn matrix(command: MatrixCommand) -> ExitCode {
+    match run(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+async fn run(command: MatrixCommand) -> Result<(), String> {
+    let status = |s: tonic::Status| output::status_error(&s);
+    match command {
+        MatrixCommand::Show { conn } => {
+            let m = conn
+                .client()?
+                .get_risk_matrix(pb::GetRiskMatrixRequest {})
+                .await
+                .map_err(status)?
+                .into_inner()
+                .matrix
+                .unwrap_or_default();
+            if conn.json {
+                let dimensions: Vec<_> = m
+                    .dimensions
+                    .iter()
+                    .map(|d| {
+                        let descriptors: Vec<_> = d
+                            .descriptors
+                            .iter()
+                            .map(|x| json!({"row": x.row, "text": x.text}))
+                            .collect();
+                        json!({"code": d.code, "display_name": d.display_name, "descriptors": descriptors})
+                    })
+                    .collect();
+                let rows: Vec<_> = m
+                    .rows
+                    .iter()
+                    .map(|r| json!({"code": r.code, "display_name": r.display_name, "level": level(r.level)}))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"display_name": m.display_name, "currency_code": m.currency_code, "rows": rows, "dimensions": dimensions})
+                );
+                return Ok(());
+            }
+            println!("{}", m.display_name);
+            let mut table = Table::new();
+            let mut header = vec!["impact".to_owned()];
+            header.extend(
+                m.rows
+                    .iter()
+                    .map(|r| format!("{} ({})", r.code, level(r.level))),
+            );
+            // Wrapped to the terminal (or 120 columns when there is none): the policy's
+            // descriptors are long.
+            table
+                .load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(header);
+            if table.width().is_none() {
+                table.set_width(120);
+            }
+            for d in &m.dimensions {
+                let mut row = vec![format!("{}\n[{}]", d.display_name, d.code)];
+                row.extend(d.descriptors.iter().map(|x| x.text.clone()));
+                table.add_row(row);
+            }
+            println!("{table}");
+        }
+        MatrixCommand::Score(s) => {
+            let figures = pb::ImpactFigures {
+                estimated_financial_loss: s
+                    .loss
+                    .as_deref()
+                    .map(|a| parse_amount(a, &s.currency))
+                    .transpose()?,
+                damages_and_fines: s
+                    .fines
+                    .as_deref()
+                    .map(|a| parse_amount(a, &s.currency))
+                    .transpose()?,
+                people_disciplined: s.people_disciplined,
+                systems_without_backup: (!s.backup_gap_days.is_empty()).then(|| {
+                    pb::SystemsWithoutBackup {
+                        backup_gaps: s
+                            .backup_gap_days
+                            .iter()
+                            .map(|d| Duration {
+                                seconds: i64::from(*d) * 86_400,
+                                nanos: 0,
+                            })
+                            .collect(),
+                    }
+                }),
+            };
+            let score = s
+                .conn
+                .client()?
+                .score_impact(pb::ScoreImpactRequest {
+                    figures: Some(figures),
+                    choices: s.choices.clone(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .score
+                .unwrap_or_default();
+            if s.conn.json {
+                let dimensions: Vec<_> = score
+                    .dimensions
+                    .iter()
+                    .map(|d| json!({"dimension": d.dimension, "row": d.row, "level": level(d.level), "descriptor": d.descriptor, "figure_row": d.figure_row, "chosen_row": d.chosen_row}))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"overall_level": level(score.overall_level), "dimensions": dimensions})
+                );
+                return Ok(());
+            }
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(["impact", "row", "level", "from", "descriptor"]);
+            if table.width().is_none() {
+                table.set_width(120);
+            }
+            for d in &score.dimensions {
+                let from = match (d.figure_row.is_empty(), d.chosen_row.is_empty()) {
+                    (false, true) => "figure".to_owned(),
+                    (true, false) => "choice".to_owned(),
+                    _ if d.figure_row == d.row => format!("figure (chosen {})", d.chosen_row),
+                    _ => format!("choice (figure {})", d.figure_row),
+                };
+                table.add_row([
+                    d.dimension.clone(),
+                    d.row.clone(),
+                    level(d.level).to_owned(),
+                    from,
+                    d.descriptor.clone(),
+                ]);
+            }
+            println!("{table}");
+            println!(
+                "Overall impact: {}",
+                level(score.overall_level).to_uppercase()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_read_exactly() {
+        let m = parse_amount("1200.5", "GBP").unwrap();
+        assert_eq!((m.units, m.nanos), (1200, 500_000_000));
+        let m = parse_amount("250000", "GBP").unwrap();
+        assert_eq!((m.units, m.nanos), (250_000, 0));
+        assert!(parse_amount("12,000", "GBP").is_err());
+        assert!(parse_amount("1.0000000001", "GBP").is_err());
+        assert!(parse_amount("1.-5", "GBP").is_err());
+    }
+
+    #[test]
+    fn a_choice_is_dimension_equals_row() {
+        let c = parse_choice("contractual = minor").unwrap();
+        assert_eq!(
+            (c.dimension.as_str(), c.row.as_str()),
+            ("contractual", "minor")
+        );
+        assert!(parse_choice("contractual").is_err());
+    }
+}
