@@ -14,14 +14,40 @@ pub const DOMAIN: &str = "classification.custos";
 pub enum ClassificationError {
     #[error("the request has invalid fields")]
     Invalid(Vec<FieldViolation>),
+    /// Dimensions (codes) that neither a figure nor a choice scores.
+    #[error("the impact is not scored on every dimension")]
+    Unscored {
+        dimensions: Vec<String>,
+        violations: Vec<FieldViolation>,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl ClassificationError {
+    pub fn unscored(dimensions: Vec<String>) -> Self {
+        let violations = dimensions
+            .iter()
+            .map(|d| FieldViolation {
+                field: "choices".into(),
+                description: format!(
+                    "no figure or choice scores the dimension `{d}`: choose a row for it"
+                ),
+            })
+            .collect();
+        ClassificationError::Unscored {
+            dimensions,
+            violations,
+        }
+    }
 }
 
 impl ServiceError for ClassificationError {
     fn code(&self) -> Code {
         match self {
-            ClassificationError::Invalid(_) => Code::InvalidArgument,
+            ClassificationError::Invalid(_) | ClassificationError::Unscored { .. } => {
+                Code::InvalidArgument
+            }
             ClassificationError::Storage(e) => e.code(),
         }
     }
@@ -29,6 +55,7 @@ impl ServiceError for ClassificationError {
     fn reason(&self) -> &'static str {
         match self {
             ClassificationError::Invalid(_) => "INVALID_ARGUMENT",
+            ClassificationError::Unscored { .. } => "IMPACT_UNSCORED",
             ClassificationError::Storage(e) => e.reason(),
         }
     }
@@ -36,7 +63,17 @@ impl ServiceError for ClassificationError {
     fn violations(&self) -> &[FieldViolation] {
         match self {
             ClassificationError::Invalid(v) => v,
+            ClassificationError::Unscored { violations, .. } => violations,
             _ => &[],
+        }
+    }
+
+    fn metadata(&self) -> std::collections::HashMap<String, String> {
+        match self {
+            ClassificationError::Unscored { dimensions, .. } => {
+                [("dimensions".to_owned(), dimensions.join(","))].into()
+            }
+            _ => Default::default(),
         }
     }
 }

@@ -69,6 +69,9 @@ impl Figure {
     }
 }
 
+/// At most this many systems in one request's `systems_without_backup`.
+pub const MAX_SYSTEMS: usize = 10_000;
+
 /// Billionths of a currency unit in one unit (the precision of `google.type.Money`).
 pub const NANOS_PER_UNIT: i128 = 1_000_000_000;
 

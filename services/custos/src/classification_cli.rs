@@ -23,14 +23,15 @@ pub struct ClassificationConnection {
     #[arg(
         long,
         env = "CUSTOS_CLASSIFICATION_SERVER",
-        default_value = "http://127.0.0.1:50052"
+        default_value = "http://127.0.0.1:50052",
+        global = true
     )]
     server: String,
     /// Bearer token (see `custos token`).
-    #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// Print JSON instead of tables.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 
@@ -65,10 +66,10 @@ pub enum MatrixCommand {
 #[derive(Debug, Args)]
 pub struct Score {
     /// Estimated financial loss, e.g. 250000 or 1200.50, in the matrix's currency.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     loss: Option<String>,
     /// Damages and fines faced, in the matrix's currency.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     fines: Option<String>,
     /// People facing disciplinary action.
     #[arg(long)]
@@ -79,9 +80,9 @@ pub struct Score {
     /// A chosen descriptor, as dimension=row (repeat), e.g. contractual=minor.
     #[arg(long = "choose", value_parser = parse_choice)]
     choices: Vec<pb::ImpactChoice>,
-    /// Currency of --loss and --fines.
-    #[arg(long, default_value = "GBP")]
-    currency: String,
+    /// Currency of --loss and --fines (default: the matrix's).
+    #[arg(long)]
+    currency: Option<String>,
     #[command(flatten)]
     conn: ClassificationConnection,
 }
@@ -96,20 +97,48 @@ fn parse_choice(s: &str) -> Result<pb::ImpactChoice, String> {
     })
 }
 
-/// "1200.50" as units and nanos.
+/// "1200.50" as units and nanos (a negative amount is sent as such: the server says
+/// why it is refused).
 fn parse_amount(s: &str, currency: &str) -> Result<Money, String> {
     let bad = || format!("`{s}` is not an amount such as 250000 or 1200.50");
-    let (units, fraction) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
-    if fraction.len() > 9 || !fraction.chars().all(|c| c.is_ascii_digit()) {
+    let text = s.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (units, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |p: &str| p.chars().all(|c| c.is_ascii_digit());
+    if units.is_empty() || fraction.len() > 9 || !all_digits(units) || !all_digits(fraction) {
         return Err(bad());
     }
     let units: i64 = units.parse().map_err(|_| bad())?;
     let nanos: i32 = format!("{fraction:0<9}").parse().map_err(|_| bad())?;
+    let sign = if negative { -1 } else { 1 };
     Ok(Money {
         currency_code: currency.into(),
-        units,
-        nanos: if units < 0 { -nanos } else { nanos },
+        units: sign * units,
+        nanos: sign as i32 * nanos,
     })
+}
+
+fn figure(v: i32) -> &'static str {
+    match pb::ImpactFigure::try_from(v) {
+        Ok(pb::ImpactFigure::FinancialLoss) => "financial_loss",
+        Ok(pb::ImpactFigure::DamagesAndFines) => "damages_and_fines",
+        Ok(pb::ImpactFigure::PeopleDisciplined) => "people_disciplined",
+        Ok(pb::ImpactFigure::SystemsWithoutBackup) => "systems_without_backup",
+        _ => "",
+    }
+}
+
+/// Where a row begins, e.g. "≥ 100000 GBP" or "> 1".
+fn bound(b: &pb::FigureBound) -> String {
+    let op = if b.exclusive { ">" } else { "≥" };
+    match &b.value {
+        Some(pb::figure_bound::Value::Amount(m)) => format!("{op} {} {}", m.units, m.currency_code),
+        Some(pb::figure_bound::Value::Count(n)) => format!("{op} {n}"),
+        None => String::new(),
+    }
 }
 
 pub fn level(v: i32) -> &'static str {
@@ -148,9 +177,9 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
                         let descriptors: Vec<_> = d
                             .descriptors
                             .iter()
-                            .map(|x| json!({"row": x.row, "text": x.text}))
+                            .map(|x| json!({"row": x.row, "text": x.text, "bound": x.bound.as_ref().map(bound)}))
                             .collect();
-                        json!({"code": d.code, "display_name": d.display_name, "descriptors": descriptors})
+                        json!({"code": d.code, "display_name": d.display_name, "figure": figure(d.figure), "descriptors": descriptors})
                     })
                     .collect();
                 let rows: Vec<_> = m
@@ -160,11 +189,12 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
                     .collect();
                 println!(
                     "{}",
-                    json!({"display_name": m.display_name, "currency_code": m.currency_code, "rows": rows, "dimensions": dimensions})
+                    json!({"display_name": m.display_name, "revision": m.revision, "currency_code": m.currency_code,
+                        "backup_gap_days": m.backup_gap_threshold.map(|d| d.seconds / 86_400), "rows": rows, "dimensions": dimensions})
                 );
                 return Ok(());
             }
-            println!("{}", m.display_name);
+            println!("{} (revision {})", m.display_name, m.revision);
             let mut table = Table::new();
             let mut header = vec!["impact".to_owned()];
             header.extend(
@@ -182,23 +212,52 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
                 table.set_width(120);
             }
             for d in &m.dimensions {
-                let mut row = vec![format!("{}\n[{}]", d.display_name, d.code)];
-                row.extend(d.descriptors.iter().map(|x| x.text.clone()));
+                let scored = match figure(d.figure) {
+                    "" => String::new(),
+                    f => format!("\nfigure: {f}"),
+                };
+                let mut row = vec![format!("{}\n[{}]{scored}", d.display_name, d.code)];
+                row.extend(d.descriptors.iter().map(|x| match &x.bound {
+                    Some(b) => format!("{}\n({})", x.text, bound(b)),
+                    None => x.text.clone(),
+                }));
                 table.add_row(row);
             }
             println!("{table}");
+            let gap_days = m.backup_gap_threshold.map_or(0, |d| d.seconds / 86_400);
+            println!(
+                "Money in {}; a system counts as without backup after {gap_days} day(s). \
+                 A figure places its dimension on the highest row whose bound it meets.",
+                m.currency_code
+            );
         }
         MatrixCommand::Score(s) => {
+            let mut client = s.conn.client()?;
+            // Amounts are in the matrix's currency unless the caller says otherwise.
+            let currency = match &s.currency {
+                Some(c) => c.clone(),
+                None if s.loss.is_some() || s.fines.is_some() => {
+                    client
+                        .get_risk_matrix(pb::GetRiskMatrixRequest {})
+                        .await
+                        .map_err(status)?
+                        .into_inner()
+                        .matrix
+                        .unwrap_or_default()
+                        .currency_code
+                }
+                None => String::new(),
+            };
             let figures = pb::ImpactFigures {
                 estimated_financial_loss: s
                     .loss
                     .as_deref()
-                    .map(|a| parse_amount(a, &s.currency))
+                    .map(|a| parse_amount(a, &currency))
                     .transpose()?,
                 damages_and_fines: s
                     .fines
                     .as_deref()
-                    .map(|a| parse_amount(a, &s.currency))
+                    .map(|a| parse_amount(a, &currency))
                     .transpose()?,
                 people_disciplined: s.people_disciplined,
                 systems_without_backup: (!s.backup_gap_days.is_empty()).then(|| {
@@ -214,9 +273,7 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
                     }
                 }),
             };
-            let score = s
-                .conn
-                .client()?
+            let score = client
                 .score_impact(pb::ScoreImpactRequest {
                     figures: Some(figures),
                     choices: s.choices.clone(),
@@ -234,7 +291,7 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
                     .collect();
                 println!(
                     "{}",
-                    json!({"overall_level": level(score.overall_level), "dimensions": dimensions})
+                    json!({"overall_level": level(score.overall_level), "matrix_revision": score.matrix_revision, "dimensions": dimensions})
                 );
                 return Ok(());
             }
@@ -284,6 +341,11 @@ mod tests {
         assert!(parse_amount("12,000", "GBP").is_err());
         assert!(parse_amount("1.0000000001", "GBP").is_err());
         assert!(parse_amount("1.-5", "GBP").is_err());
+        assert!(parse_amount("-", "GBP").is_err());
+        let m = parse_amount("-0.5", "GBP").unwrap();
+        assert_eq!((m.units, m.nanos), (0, -500_000_000), "the sign is kept");
+        let m = parse_amount("-3.25", "GBP").unwrap();
+        assert_eq!((m.units, m.nanos), (-3, -250_000_000));
     }
 
     #[test]

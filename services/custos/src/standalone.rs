@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Port of the first service, intake (the others take the following ports).
     #[arg(long, env = "CUSTOS_PORT", default_value_t = 50051)]
     port: u16,
+    /// Your corporate risk impact matrix, instead of the policy's (the format is the
+    /// classification service's `config/risk_matrix.toml`).
+    #[arg(long, env = "CUSTOS_RISK_MATRIX_FILE")]
+    risk_matrix_file: Option<PathBuf>,
     /// Refuse anonymous reports that come without a token.
     #[arg(long)]
     no_anonymous_reporting: bool,
@@ -218,8 +222,12 @@ fn service_config<S: Service>(
     }
 }
 
-/// The port `n` after the first, or a message when there is none.
+/// The port `n` after the first, or a message when there is none. Port 0 (any free
+/// port) stays 0 for every service.
 fn next_port(first: u16, n: u16) -> Result<u16, String> {
+    if first == 0 {
+        return Ok(0);
+    }
     first
         .checked_add(n)
         .ok_or_else(|| format!("--port {first} leaves no port for the next service"))
@@ -256,7 +264,9 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
             &data_dir,
             next_port(args.port, 1)?,
             &auth,
-            custos_classification::ClassificationSettings::default(),
+            custos_classification::ClassificationSettings {
+                risk_matrix_file: args.risk_matrix_file.clone(),
+            },
         ))
         .await
         .map_err(|e| built("classification", e))?,
@@ -324,6 +334,17 @@ mod tests {
         let first = secret(dir.path(), true).unwrap();
         assert_eq!(secret(dir.path(), true).unwrap(), first);
         assert!(first.len() >= 32);
+    }
+
+    #[test]
+    fn each_service_takes_the_next_port_or_any_port() {
+        assert_eq!(next_port(50051, 1), Ok(50052));
+        assert_eq!(
+            next_port(0, 1),
+            Ok(0),
+            "port 0 means any free port for every service"
+        );
+        assert!(next_port(u16::MAX, 1).unwrap_err().contains("no port"));
     }
 
     #[test]

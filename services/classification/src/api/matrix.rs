@@ -5,16 +5,28 @@ use custos_kit::{auth, error::Violations};
 use custos_proto::{
     classification::v1 as pb, google::r#type::Money, prost_types::Duration as PbDuration,
 };
+use prost::Message;
+use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use super::{ClassificationApi, SCORE};
+use super::ClassificationApi;
 use crate::{
     error::ClassificationError,
-    matrix::{Bound, Figure, Figures, Level, NANOS_PER_UNIT, RiskMatrix, Score},
+    matrix::{Bound, Figure, Figures, Level, MAX_SYSTEMS, NANOS_PER_UNIT, RiskMatrix, Score},
 };
 
-/// At most this many systems in one ScoreImpact (the message limit would allow more).
-const MAX_SYSTEMS: usize = 10_000;
+/// Bad durations reported one by one, at most this many (the rest in one line): a
+/// response must stay well under the header limits of clients.
+const MAX_REPORTED: usize = 10;
+
+/// What a violation quotes of a client's value, at most.
+fn quoted(value: &str) -> String {
+    const MOST: usize = 64;
+    match value.char_indices().nth(MOST) {
+        Some((i, _)) => format!("{}…", &value[..i]),
+        None => value.to_owned(),
+    }
+}
 
 impl ClassificationApi {
     /// Any authenticated caller.
@@ -24,46 +36,34 @@ impl ClassificationApi {
     ) -> Result<Response<pb::GetRiskMatrixResponse>, Status> {
         auth::require_authenticated(&request)?;
         Ok(Response::new(pb::GetRiskMatrixResponse {
-            matrix: Some(matrix_to_wire(&self.matrix)),
+            matrix: Some((*self.matrix_wire).clone()),
         }))
     }
 
-    /// Roles: security advisor, incident officer, service.
+    /// Any authenticated caller: it stores nothing, and the policy asks everyone to refer
+    /// to the matrix.
     #[tracing::instrument(skip_all)]
     pub(super) fn score(
         &self,
         request: Request<pb::ScoreImpactRequest>,
     ) -> Result<Response<pb::ScoreImpactResponse>, Status> {
-        auth::require_any(&request, SCORE)?;
+        auth::require_authenticated(&request)?;
         let req = request.into_inner();
         let m = &self.matrix;
         let mut v = Violations::new();
         let figures = parse_figures(&mut v, m, req.figures.unwrap_or_default());
         let chosen = parse_choices(&mut v, m, &req.choices);
-        let score = if v.is_empty() {
-            match m.score(&figures, &chosen) {
-                Ok(score) => Some(score),
-                Err(unscored) => {
-                    let names: Vec<&str> = unscored
-                        .iter()
-                        .map(|&d| m.dimensions[d].code.as_str())
-                        .collect();
-                    v.add(
-                        "choices",
-                        format!(
-                            "no figure or choice scores {}: choose a row for each",
-                            names.join(", ")
-                        ),
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
         v.finish().map_err(ClassificationError::from)?;
+        let score = m.score(&figures, &chosen).map_err(|unscored| {
+            ClassificationError::unscored(
+                unscored
+                    .iter()
+                    .map(|&d| m.dimensions[d].code.clone())
+                    .collect(),
+            )
+        })?;
         Ok(Response::new(pb::ScoreImpactResponse {
-            score: score.map(|s| score_to_wire(m, &s)),
+            score: Some(score_to_wire(m, &self.matrix_wire.revision, &score)),
         }))
     }
 }
@@ -80,7 +80,13 @@ pub(crate) fn parse_figures(v: &mut Violations, m: &RiskMatrix, f: pb::ImpactFig
             );
             return None;
         }
-        v.check(field, money_nanos(&value, &m.currency))
+        match money_nanos(&value, &m.currency) {
+            Ok(nanos) => Some(nanos),
+            Err((part, message)) => {
+                v.add(format!("{field}{part}"), message);
+                None
+            }
+        }
     };
     let financial_loss = money(
         "figures.estimated_financial_loss",
@@ -124,20 +130,28 @@ pub(crate) fn parse_figures(v: &mut Violations, m: &RiskMatrix, f: pb::ImpactFig
             return None;
         }
         let mut lapsed = 0i128;
-        let mut ok = true;
+        let mut bad = 0usize;
         for (i, gap) in s.backup_gaps.iter().enumerate() {
             match duration(gap) {
                 Some(gap) => lapsed += i128::from(gap >= m.backup_gap),
                 None => {
-                    v.add(
-                        format!("{field}.backup_gaps[{i}]"),
-                        "must be a valid duration, not negative",
-                    );
-                    ok = false;
+                    bad += 1;
+                    if bad <= MAX_REPORTED {
+                        v.add(
+                            format!("{field}.backup_gaps[{i}]"),
+                            "must be a valid duration, not negative",
+                        );
+                    }
                 }
             }
         }
-        ok.then_some(lapsed)
+        if bad > MAX_REPORTED {
+            v.add(
+                format!("{field}.backup_gaps"),
+                format!("{} more invalid durations", bad - MAX_REPORTED),
+            );
+        }
+        (bad == 0).then_some(lapsed)
     });
     Figures {
         financial_loss,
@@ -147,23 +161,37 @@ pub(crate) fn parse_figures(v: &mut Violations, m: &RiskMatrix, f: pb::ImpactFig
     }
 }
 
-/// An amount in billionths of a unit, if it is a valid, non-negative amount in `currency`.
-fn money_nanos(m: &Money, currency: &str) -> Result<i128, String> {
+/// An amount in billionths of a unit, if it is a valid, non-negative amount in whole
+/// minor units (pence) of `currency`; else which part is wrong (`.nanos`, or empty for
+/// the whole amount) and why.
+fn money_nanos(m: &Money, currency: &str) -> Result<i128, (&'static str, String)> {
     if m.currency_code != currency {
-        return Err(format!(
-            "currency_code must be {currency}, the risk matrix's currency (got `{}`)",
-            m.currency_code
+        return Err((
+            ".currency_code",
+            format!(
+                "must be {currency}, the risk matrix's currency (got `{}`)",
+                quoted(&m.currency_code)
+            ),
         ));
     }
     if !(-999_999_999..=999_999_999).contains(&m.nanos) {
-        return Err("nanos must be between -999,999,999 and 999,999,999".into());
+        return Err((
+            ".nanos",
+            "must be between -999,999,999 and 999,999,999".into(),
+        ));
     }
     if (m.units > 0 && m.nanos < 0) || (m.units < 0 && m.nanos > 0) {
-        return Err("units and nanos must have the same sign".into());
+        return Err((".nanos", "must have the sign of units".into()));
+    }
+    if m.nanos % 10_000_000 != 0 {
+        return Err((
+            ".nanos",
+            "must be whole hundredths (pence): a multiple of 10,000,000".into(),
+        ));
     }
     let nanos = i128::from(m.units) * NANOS_PER_UNIT + i128::from(m.nanos);
     if nanos < 0 {
-        return Err("must not be negative".into());
+        return Err(("", "must not be negative".into()));
     }
     Ok(nanos)
 }
@@ -184,6 +212,16 @@ pub(crate) fn parse_choices(
 ) -> Vec<Option<usize>> {
     let mut chosen: Vec<Option<usize>> = vec![None; m.dimensions.len()];
     let mut first_at: Vec<Option<usize>> = vec![None; m.dimensions.len()];
+    if choices.len() > m.dimensions.len() {
+        v.add(
+            "choices",
+            format!(
+                "at most {} (one per dimension of the risk matrix)",
+                m.dimensions.len()
+            ),
+        );
+        return chosen;
+    }
     for (i, c) in choices.iter().enumerate() {
         let dimension = match m.dimension_index(&c.dimension) {
             Some(d) => Some(d),
@@ -193,7 +231,7 @@ pub(crate) fn parse_choices(
                     format!("choices[{i}].dimension"),
                     format!(
                         "`{}` is not a dimension of the risk matrix (dimensions: {})",
-                        c.dimension,
+                        quoted(&c.dimension),
                         codes.join(", ")
                     ),
                 );
@@ -206,7 +244,7 @@ pub(crate) fn parse_choices(
                 format!("choices[{i}].row"),
                 format!(
                     "`{}` is not a row of the risk matrix (rows: {})",
-                    c.row,
+                    quoted(&c.row),
                     m.row_codes()
                 ),
             );
@@ -237,7 +275,7 @@ fn level_to_wire(level: Level) -> i32 {
 
 fn figure_to_wire(figure: Option<Figure>) -> i32 {
     match figure {
-        None => pb::ImpactFigure::Unspecified,
+        None => pb::ImpactFigure::None,
         Some(Figure::FinancialLoss) => pb::ImpactFigure::FinancialLoss,
         Some(Figure::DamagesAndFines) => pb::ImpactFigure::DamagesAndFines,
         Some(Figure::PeopleDisciplined) => pb::ImpactFigure::PeopleDisciplined,
@@ -263,7 +301,17 @@ fn bound_to_wire(bound: Bound, figure: Figure, currency: &str) -> pb::FigureBoun
     }
 }
 
+/// The matrix on the wire, with its revision: a digest of its wire encoding (prost
+/// encodes fields in order and the matrix has no maps, so the same matrix always gives
+/// the same bytes).
 pub(crate) fn matrix_to_wire(m: &RiskMatrix) -> pb::RiskMatrix {
+    let mut wire = matrix_content(m);
+    let digest = Sha256::digest(wire.encode_to_vec());
+    wire.revision = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    wire
+}
+
+fn matrix_content(m: &RiskMatrix) -> pb::RiskMatrix {
     pb::RiskMatrix {
         display_name: m.display_name.clone(),
         rows: m
@@ -299,13 +347,14 @@ pub(crate) fn matrix_to_wire(m: &RiskMatrix) -> pb::RiskMatrix {
             .collect(),
         currency_code: m.currency.clone(),
         backup_gap_threshold: Some(PbDuration {
-            seconds: m.backup_gap.as_secs() as i64,
+            seconds: i64::try_from(m.backup_gap.as_secs()).unwrap_or(i64::MAX),
             nanos: 0,
         }),
+        revision: String::new(),
     }
 }
 
-pub(crate) fn score_to_wire(m: &RiskMatrix, s: &Score) -> pb::ImpactScore {
+pub(crate) fn score_to_wire(m: &RiskMatrix, revision: &str, s: &Score) -> pb::ImpactScore {
     let code = |r: Option<usize>| r.map(|r| m.rows[r].code.clone()).unwrap_or_default();
     pb::ImpactScore {
         dimensions: s
@@ -321,5 +370,6 @@ pub(crate) fn score_to_wire(m: &RiskMatrix, s: &Score) -> pb::ImpactScore {
             })
             .collect(),
         overall_level: level_to_wire(s.overall),
+        matrix_revision: revision.to_owned(),
     }
 }

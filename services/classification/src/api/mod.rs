@@ -6,24 +6,24 @@ mod matrix;
 
 use std::sync::Arc;
 
-use custos_kit::auth::Role;
 use custos_proto::classification::v1::{self as pb, classification_service_server};
 use tonic::{Request, Response, Status};
 
 use crate::matrix::RiskMatrix;
 
-/// Roles that risk-assess impacts with the matrix (14.2, 14.2.2).
-pub const SCORE: &[Role] = &[Role::SecurityAdvisor, Role::IncidentOfficer, Role::Service];
-
 #[derive(Debug, Clone)]
 pub struct ClassificationApi {
     matrix: Arc<RiskMatrix>,
+    /// The matrix as GetRiskMatrix returns it, with its revision.
+    matrix_wire: Arc<pb::RiskMatrix>,
 }
 
 impl ClassificationApi {
     pub fn new(matrix: RiskMatrix) -> Self {
+        let matrix_wire = matrix::matrix_to_wire(&matrix);
         Self {
             matrix: Arc::new(matrix),
+            matrix_wire: Arc::new(matrix_wire),
         }
     }
 }

@@ -197,6 +197,21 @@ fn dimension(d: DimensionFile, rows: &[Row]) -> Result<Dimension, String> {
                 if bound.value < 0 {
                     return Err(format!("bound of `{}` is negative", row.code));
                 }
+                // Counts arrive as int32 (and at most MAX_SYSTEMS systems): a bound no
+                // figure can reach would be a row that silently never scores.
+                let most = match figure {
+                    Figure::SystemsWithoutBackup => super::MAX_SYSTEMS as i64,
+                    Figure::PeopleDisciplined => i64::from(i32::MAX),
+                    Figure::FinancialLoss | Figure::DamagesAndFines => i64::MAX / 2,
+                };
+                if bound.value >= most {
+                    return Err(format!(
+                        "bound of `{}` ({}) is beyond any {} a request can give (below {most})",
+                        row.code,
+                        bound.value,
+                        figure.as_str()
+                    ));
+                }
                 if let Some((before, b)) = last
                     && bound.key() <= b.key()
                 {

@@ -34,7 +34,7 @@ fn the_policy_matrix_has_seven_dimensions_and_five_rows_in_three_levels() {
 }
 
 #[test]
-fn financial_loss_follows_the_policy_bands() {
+fn financial_loss_follows_the_policy_bands_read_upwards_where_they_meet() {
     let at = |p: i128| {
         figure_row(
             "financial",
@@ -43,16 +43,27 @@ fn financial_loss_follows_the_policy_bands() {
                 ..Figures::default()
             },
         )
-        .unwrap()
     };
-    assert_eq!(at(0), "none");
-    assert_eq!(at(1), "minor", "a penny (in nanos) is a loss");
-    assert_eq!(at(pounds(99_999)), "minor");
-    assert_eq!(at(pounds(100_000)), "moderate");
-    assert_eq!(at(pounds(500_000)), "moderate");
-    assert_eq!(at(pounds(500_000) + 1), "major");
-    assert_eq!(at(pounds(1_000_000)), "major");
-    assert_eq!(at(pounds(1_000_000) + 1), "severe");
+    assert_eq!(
+        at(0),
+        None,
+        "no loss says nothing of confidentiality: a choice is needed"
+    );
+    assert_eq!(
+        at(NANOS_PER_UNIT / 100).as_deref(),
+        Some("minor"),
+        "a penny"
+    );
+    assert_eq!(at(pounds(99_999)).as_deref(), Some("minor"));
+    assert_eq!(at(pounds(100_000)).as_deref(), Some("moderate"));
+    assert_eq!(at(pounds(499_999)).as_deref(), Some("moderate"));
+    assert_eq!(
+        at(pounds(500_000)).as_deref(),
+        Some("major"),
+        "in both policy bands: the higher"
+    );
+    assert_eq!(at(pounds(1_000_000)).as_deref(), Some("major"));
+    assert_eq!(at(pounds(1_000_000) + 1).as_deref(), Some("severe"));
 }
 
 #[test]
@@ -65,12 +76,21 @@ fn damages_people_and_backups_follow_the_policy_bands() {
                 ..Figures::default()
             },
         )
-        .unwrap()
     };
-    assert_eq!(legal(9_999), "minor");
-    assert_eq!(legal(10_000), "moderate");
-    assert_eq!(legal(100_000), "major");
-    assert_eq!(legal(1_000_001), "severe");
+    assert_eq!(
+        legal(0),
+        None,
+        "no fine says nothing of a custodial sentence"
+    );
+    assert_eq!(legal(9_999).as_deref(), Some("minor"));
+    assert_eq!(legal(10_000).as_deref(), Some("moderate"));
+    assert_eq!(
+        legal(100_000).as_deref(),
+        Some("major"),
+        "neither less nor greater than £100K: the higher"
+    );
+    assert_eq!(legal(1_000_000).as_deref(), Some("major"));
+    assert_eq!(legal(1_000_001).as_deref(), Some("severe"));
 
     let people = |n: i128| {
         figure_row(
@@ -80,13 +100,21 @@ fn damages_people_and_backups_follow_the_policy_bands() {
                 ..Figures::default()
             },
         )
-        .unwrap()
     };
-    assert_eq!(people(0), "none");
-    assert_eq!(people(1), "minor");
-    assert_eq!(people(9), "moderate");
-    assert_eq!(people(10), "major");
-    assert_eq!(people(500), "major", "severe is only ever chosen");
+    assert_eq!(
+        people(0),
+        None,
+        "no one disciplined says nothing of government"
+    );
+    assert_eq!(people(1).as_deref(), Some("minor"));
+    assert_eq!(people(2).as_deref(), Some("moderate"));
+    assert_eq!(people(9).as_deref(), Some("moderate"));
+    assert_eq!(people(10).as_deref(), Some("major"));
+    assert_eq!(
+        people(500).as_deref(),
+        Some("major"),
+        "severe is only ever chosen"
+    );
 
     let systems = |n: i128| {
         figure_row(
@@ -104,6 +132,121 @@ fn damages_people_and_backups_follow_the_policy_bands() {
     );
     assert_eq!(systems(1).as_deref(), Some("moderate"));
     assert_eq!(systems(2).as_deref(), Some("major"));
+}
+
+/// Appendix 4 of the policy, cell by cell (none, minor, moderate, major, severe), as its
+/// text has them (the cells it breaks over two lines joined with ". ").
+const APPENDIX_4: [(&str, [&str; 5]); 7] = [
+    (
+        "reputational_media",
+        [
+            "None",
+            "Contained internally within the council. Unfavorable council member response",
+            "Unfavorable local media interest. Unfavorable council member response",
+            "Sustained local media coverage, extending to national media coverage in the short term",
+            "Sustained unfavourable national media coverage",
+        ],
+    ),
+    (
+        "reputational_government",
+        [
+            "None",
+            "Internal investigation or disciplinary involving one individual",
+            "Government authorised investigation by nationally recognised body or disciplinary involving 2 to 9 people",
+            "Government intervention leading to significant business change. Internal disciplinary involving 10 or more people",
+            "Service or product outsourced through Government intervention",
+        ],
+    ),
+    (
+        "contractual",
+        [
+            "None",
+            "Minor contractual problems / minimal SLA failures",
+            "Significant client dissatisfaction. Major SLA failures. Failure to attract new business",
+            "Failure to retain contract(s) at the point of renewal",
+            "Client contract(s) cancelled",
+        ],
+    ),
+    (
+        "legal",
+        [
+            "None",
+            "Civil lawsuit / small fine - less than £10K",
+            "Less than £100K Damages and fine",
+            "Greater than £100K damages and fine",
+            "Over £1M damages and / or fine. Custodial sentence(s) imposed",
+        ],
+    ),
+    (
+        "financial",
+        [
+            "None",
+            "Less than £100,000",
+            "£100,000 - £500,000",
+            "£500,000 - £1,000,000",
+            "More than £1,000,000",
+        ],
+    ),
+    (
+        "disruption",
+        [
+            "None",
+            "Minor disruption to service activities that can be recovered",
+            "Disruption to service that can be recovered with an intermediate level of difficulty. One back up not backing up for 2 or more days",
+            "Major disruption to service which is very difficult to recover from. Two or more systems not being backed up for two or more days",
+            "Catastrophic disruption - service activities can no longer be continued",
+        ],
+    ),
+    (
+        "personal_privacy",
+        [
+            "None",
+            "Personal details revealed or compromised within department",
+            "Personal details revealed or compromised internally within authority. Harm mental or physical to one members of staff or public",
+            "Severe embarrassment to individual(s)",
+            "Detrimental effect on personal & professional life OR large scale compromise affecting many people. Harm mental or physical to two or more members of staff or public",
+        ],
+    ),
+];
+
+#[test]
+fn the_default_descriptors_are_the_policys_words() {
+    let m = RiskMatrix::policy_default();
+    let shipped: Vec<(&str, Vec<&str>)> = m
+        .dimensions
+        .iter()
+        .map(|d| {
+            (
+                d.code.as_str(),
+                d.descriptors.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    let policy: Vec<(&str, Vec<&str>)> = APPENDIX_4
+        .iter()
+        .map(|(code, cells)| (*code, cells.to_vec()))
+        .collect();
+    assert_eq!(shipped, policy);
+}
+
+#[test]
+fn a_bound_no_request_can_reach_is_refused() {
+    let people = SMALL
+        .replace(
+            "figure = \"financial_loss\"",
+            "figure = \"people_disciplined\"",
+        )
+        .replace("at_least = 1000 }", "at_least = 3000000000 }");
+    let err = RiskMatrix::parse(&people).unwrap_err();
+    assert!(err.contains("beyond any people_disciplined"), "{err}");
+    let systems = SMALL
+        .replace(
+            "figure = \"financial_loss\"",
+            "figure = \"systems_without_backup\"",
+        )
+        .replace("at_least = 1000 }", "at_least = 10001 }");
+    let err = RiskMatrix::parse(&systems).unwrap_err();
+    assert!(err.contains("beyond any systems_without_backup"), "{err}");
 }
 
 #[test]
@@ -145,9 +288,12 @@ fn an_impact_is_never_assumed_nil() {
     let mut chosen = vec![None; m.dimensions.len()];
     let privacy = m.dimension_index("personal_privacy").unwrap();
     chosen[privacy] = Some(0);
+    // Zero figures are floors that place nothing.
     let figures = Figures {
         financial_loss: Some(0),
-        ..Figures::default()
+        damages_and_fines: Some(0),
+        people_disciplined: Some(0),
+        systems_without_backup: Some(0),
     };
     let unscored = m.score(&figures, &chosen).unwrap_err();
     let names: Vec<&str> = unscored
@@ -161,9 +307,10 @@ fn an_impact_is_never_assumed_nil() {
             "reputational_government",
             "contractual",
             "legal",
+            "financial",
             "disruption"
         ],
-        "financial is scored by its figure, privacy by its choice"
+        "only privacy is scored, by its choice"
     );
 }
 

@@ -109,7 +109,8 @@ async fn the_policy_matrix_is_served_to_anyone_signed_in(backend: Backend) {
         .iter()
         .find(|d| d.code == "contractual")
         .unwrap();
-    assert_eq!(contractual.figure, pb::ImpactFigure::Unspecified as i32);
+    assert_eq!(contractual.figure, pb::ImpactFigure::None as i32);
+    assert_eq!(matrix.revision.len(), 16, "a revision: {}", matrix.revision);
     assert!(contractual.descriptors.iter().all(|d| d.bound.is_none()));
 
     let err = c
@@ -168,7 +169,18 @@ async fn an_impact_is_scored_from_figures_and_choices() {
     assert_eq!(legal.level, pb::ImpactLevel::High as i32);
     assert_eq!(
         legal.descriptor,
-        "Over £1,000,000 damages and / or fine. Custodial sentence(s) imposed"
+        "Over £1M damages and / or fine. Custodial sentence(s) imposed"
+    );
+    let matrix = advisor(&c)
+        .get_risk_matrix(pb::GetRiskMatrixRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .matrix
+        .unwrap();
+    assert_eq!(
+        score.matrix_revision, matrix.revision,
+        "the score names its matrix"
     );
 
     // Without the severe choice, the highest level is medium.
@@ -180,9 +192,13 @@ async fn an_impact_is_scored_from_figures_and_choices() {
                 people_disciplined: Some(0),
                 ..Default::default()
             }),
+            // Zero figures place nothing (no fine says nothing of a custodial
+            // sentence): those dimensions need choices too.
             choices: [
                 "reputational_media",
+                "reputational_government",
                 "contractual",
+                "legal",
                 "disruption",
                 "personal_privacy",
             ]
@@ -198,7 +214,7 @@ async fn an_impact_is_scored_from_figures_and_choices() {
 }
 
 #[tokio::test]
-async fn only_those_who_assess_may_score() {
+async fn anyone_signed_in_may_score_and_no_one_else() {
     let c = TestClassification::start(Backend::Sqlite).await;
     let request = || pb::ScoreImpactRequest {
         choices: [
@@ -216,19 +232,18 @@ async fn only_those_who_assess_may_score() {
     };
     let err = c.anonymous().score_impact(request()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    for role in [Role::Reporter, Role::Helpdesk, Role::Responder, Role::Admin] {
-        let err = c
-            .client("x", &[role])
-            .score_impact(request())
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::PermissionDenied, "{role}");
-        assert_eq!(
-            status_reason(&err),
-            Some(("ROLE_REQUIRED".into(), "classification.custos".into()))
-        );
-    }
-    for role in [Role::SecurityAdvisor, Role::IncidentOfficer, Role::Service] {
+    assert_eq!(
+        status_reason(&err),
+        Some(("TOKEN_MISSING".into(), "classification.custos".into()))
+    );
+    for role in [
+        Role::Reporter,
+        Role::Helpdesk,
+        Role::SecurityAdvisor,
+        Role::IncidentOfficer,
+        Role::Dpo,
+        Role::Service,
+    ] {
         let score = c
             .client("x", &[role])
             .score_impact(request())
@@ -279,7 +294,7 @@ async fn every_bad_field_is_named_at_once() {
     assert_eq!(
         fields,
         [
-            "figures.estimated_financial_loss",
+            "figures.estimated_financial_loss.currency_code",
             "figures.damages_and_fines",
             "figures.people_disciplined",
             "figures.systems_without_backup.backup_gaps[1]",
@@ -304,8 +319,13 @@ async fn every_bad_field_is_named_at_once() {
         text[6]
     );
 
-    // Money whose parts disagree, or out of range.
-    for (units, nanos) in [(1, -5), (-1, 5), (0, 1_000_000_000)] {
+    // Money whose parts disagree, out of range, or finer than a penny.
+    for (units, nanos) in [
+        (1, -10_000_000),
+        (-1, 10_000_000),
+        (0, 1_000_000_000),
+        (12, 5),
+    ] {
         let err = advisor(&c)
             .score_impact(pb::ScoreImpactRequest {
                 figures: Some(pb::ImpactFigures {
@@ -318,10 +338,62 @@ async fn every_bad_field_is_named_at_once() {
             .unwrap_err();
         let v = status_violations(&err);
         assert_eq!(
-            v[0].field, "figures.estimated_financial_loss",
+            v[0].field, "figures.estimated_financial_loss.nanos",
             "{units} {nanos}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_huge_request_gets_a_short_answer() {
+    let c = TestClassification::start(Backend::Sqlite).await;
+    // More choices than dimensions are refused before any is looked at.
+    let err = advisor(&c)
+        .score_impact(pb::ScoreImpactRequest {
+            choices: vec![choice(&"x".repeat(100_000), "none"); 8],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let v = status_violations(&err);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].field, "choices");
+    assert!(
+        v[0].description.contains("at most 7"),
+        "{}",
+        v[0].description
+    );
+
+    // What a violation quotes of the caller's input is cut short.
+    let err = advisor(&c)
+        .score_impact(pb::ScoreImpactRequest {
+            choices: vec![choice(&"x".repeat(100_000), "none")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let v = status_violations(&err);
+    assert_eq!(v[0].field, "choices[0].dimension");
+    assert!(v[0].description.len() < 300, "{}", v[0].description.len());
+
+    // Thousands of bad durations: ten named, the rest counted.
+    let err = advisor(&c)
+        .score_impact(pb::ScoreImpactRequest {
+            figures: Some(pb::ImpactFigures {
+                systems_without_backup: Some(pb::SystemsWithoutBackup {
+                    backup_gaps: vec![days(-1); 5_000],
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let v = status_violations(&err);
+    assert_eq!(v.len(), 11);
+    assert_eq!(v[9].field, "figures.systems_without_backup.backup_gaps[9]");
+    assert_eq!(v[10].field, "figures.systems_without_backup.backup_gaps");
+    assert_eq!(v[10].description, "4990 more invalid durations");
 }
 
 #[tokio::test]
@@ -342,13 +414,21 @@ async fn a_dimension_left_unscored_is_refused_by_name() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let v = status_violations(&err);
-    assert_eq!(v.len(), 1);
-    assert_eq!(v[0].field, "choices");
     assert_eq!(
-        v[0].description,
-        "no figure or choice scores reputational_media, reputational_government, contractual, \
-         legal, disruption: choose a row for each"
+        status_reason(&err),
+        Some(("IMPACT_UNSCORED".into(), "classification.custos".into()))
+    );
+    let details = tonic_types::StatusExt::get_error_details(&err);
+    assert_eq!(
+        details.error_info().unwrap().metadata["dimensions"],
+        "reputational_media,reputational_government,contractual,legal,disruption"
+    );
+    let v = status_violations(&err);
+    assert_eq!(v.len(), 5, "one per dimension: {v:?}");
+    assert!(v.iter().all(|v| v.field == "choices"));
+    assert_eq!(
+        v[3].description,
+        "no figure or choice scores the dimension `legal`: choose a row for it"
     );
 }
 
@@ -404,6 +484,19 @@ async fn a_corporate_matrix_replaces_the_policy_one() {
     assert_eq!(matrix.display_name, "Corporate risk matrix");
     assert_eq!(matrix.dimensions.len(), 1);
     assert_eq!(matrix.backup_gap_threshold, Some(days(1)));
+    assert_eq!(matrix.revision.len(), 16);
+    let policy = TestClassification::start(Backend::Sqlite).await;
+    let policy_matrix = advisor(&policy)
+        .get_risk_matrix(pb::GetRiskMatrixRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .matrix
+        .unwrap();
+    assert_ne!(
+        matrix.revision, policy_matrix.revision,
+        "another matrix, another revision"
+    );
 
     let score = advisor(&c)
         .score_impact(pb::ScoreImpactRequest {
