@@ -129,6 +129,9 @@ pub struct RiskMatrix {
     pub currency: String,
     /// A system counts as without backup once it has gone this long without one.
     pub backup_gap: Duration,
+    /// Digits of the currency's minor unit (ISO 4217 exponent: GBP 2, JPY 0): money
+    /// figures are whole minor units.
+    pub minor_unit_digits: u32,
     pub rows: Vec<Row>,
     pub dimensions: Vec<Dimension>,
 }
@@ -161,6 +164,37 @@ impl RiskMatrix {
     /// Whether any dimension is scored by `figure`.
     pub fn uses(&self, figure: Figure) -> bool {
         self.dimensions.iter().any(|d| d.figure == Some(figure))
+    }
+
+    /// Identifies the matrix by its content, the same from release to release: a digest of
+    /// a versioned canonical text of every value that scoring or display uses.
+    pub fn revision(&self) -> String {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write;
+        let mut text = String::from("custos risk matrix v1\n");
+        let mut field = |s: &str| {
+            let _ = writeln!(text, "{}:{s}", s.len());
+        };
+        field(&self.display_name);
+        field(&self.currency);
+        field(&self.minor_unit_digits.to_string());
+        field(&self.backup_gap.as_secs().to_string());
+        for r in &self.rows {
+            field(&r.code);
+            field(&r.display_name);
+            field(r.level.as_str());
+        }
+        for d in &self.dimensions {
+            field(&d.code);
+            field(&d.display_name);
+            field(d.figure.map_or("", Figure::as_str));
+            for (text, bound) in d.descriptors.iter().zip(&d.bounds) {
+                field(text);
+                field(&bound.map_or(String::new(), |b| format!("{}{}", b.value, b.exclusive)));
+            }
+        }
+        let digest = Sha256::digest(text.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The codes of every row, for messages that list what is allowed.

@@ -58,8 +58,8 @@ pub enum MatrixCommand {
         #[command(flatten)]
         conn: ClassificationConnection,
     },
-    /// Score an impact from figures and chosen descriptors (roles security_advisor,
-    /// incident_officer, service). Every dimension needs a figure or a choice.
+    /// Score an impact from figures and chosen descriptors (anyone signed in). Every
+    /// dimension needs a figure or a choice.
     Score(Score),
 }
 
@@ -72,7 +72,7 @@ pub struct Score {
     #[arg(long, allow_hyphen_values = true)]
     fines: Option<String>,
     /// People facing disciplinary action.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     people_disciplined: Option<i32>,
     /// Days a system has gone without a backup (repeat once per system).
     #[arg(long = "backup-gap-days")]

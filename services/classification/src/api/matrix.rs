@@ -5,8 +5,6 @@ use custos_kit::{auth, error::Violations};
 use custos_proto::{
     classification::v1 as pb, google::r#type::Money, prost_types::Duration as PbDuration,
 };
-use prost::Message;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::ClassificationApi;
@@ -80,7 +78,7 @@ pub(crate) fn parse_figures(v: &mut Violations, m: &RiskMatrix, f: pb::ImpactFig
             );
             return None;
         }
-        match money_nanos(&value, &m.currency) {
+        match money_nanos(&value, &m.currency, m.minor_unit_digits) {
             Ok(nanos) => Some(nanos),
             Err((part, message)) => {
                 v.add(format!("{field}{part}"), message);
@@ -162,9 +160,9 @@ pub(crate) fn parse_figures(v: &mut Violations, m: &RiskMatrix, f: pb::ImpactFig
 }
 
 /// An amount in billionths of a unit, if it is a valid, non-negative amount in whole
-/// minor units (pence) of `currency`; else which part is wrong (`.nanos`, or empty for
-/// the whole amount) and why.
-fn money_nanos(m: &Money, currency: &str) -> Result<i128, (&'static str, String)> {
+/// minor units (pence for GBP: `digits` 2) of `currency`; else which part is wrong
+/// (`.nanos`, or empty for the whole amount) and why.
+fn money_nanos(m: &Money, currency: &str, digits: u32) -> Result<i128, (&'static str, String)> {
     if m.currency_code != currency {
         return Err((
             ".currency_code",
@@ -183,10 +181,11 @@ fn money_nanos(m: &Money, currency: &str) -> Result<i128, (&'static str, String)
     if (m.units > 0 && m.nanos < 0) || (m.units < 0 && m.nanos > 0) {
         return Err((".nanos", "must have the sign of units".into()));
     }
-    if m.nanos % 10_000_000 != 0 {
+    let step = 10i32.pow(9 - digits);
+    if m.nanos % step != 0 {
         return Err((
             ".nanos",
-            "must be whole hundredths (pence): a multiple of 10,000,000".into(),
+            format!("must be whole minor units of {currency}: a multiple of {step}"),
         ));
     }
     let nanos = i128::from(m.units) * NANOS_PER_UNIT + i128::from(m.nanos);
@@ -301,17 +300,7 @@ fn bound_to_wire(bound: Bound, figure: Figure, currency: &str) -> pb::FigureBoun
     }
 }
 
-/// The matrix on the wire, with its revision: a digest of its wire encoding (prost
-/// encodes fields in order and the matrix has no maps, so the same matrix always gives
-/// the same bytes).
 pub(crate) fn matrix_to_wire(m: &RiskMatrix) -> pb::RiskMatrix {
-    let mut wire = matrix_content(m);
-    let digest = Sha256::digest(wire.encode_to_vec());
-    wire.revision = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    wire
-}
-
-fn matrix_content(m: &RiskMatrix) -> pb::RiskMatrix {
     pb::RiskMatrix {
         display_name: m.display_name.clone(),
         rows: m
@@ -350,7 +339,7 @@ fn matrix_content(m: &RiskMatrix) -> pb::RiskMatrix {
             seconds: i64::try_from(m.backup_gap.as_secs()).unwrap_or(i64::MAX),
             nanos: 0,
         }),
-        revision: String::new(),
+        revision: m.revision(),
     }
 }
 

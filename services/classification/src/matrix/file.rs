@@ -16,6 +16,7 @@ struct File {
     display_name: String,
     currency: String,
     backup_gap_days: Option<u32>,
+    minor_unit_digits: Option<u32>,
     #[serde(default)]
     row: Vec<RowFile>,
     #[serde(default)]
@@ -49,6 +50,10 @@ struct BoundFile {
     more_than: Option<i64>,
 }
 
+/// At most this many rows, and this many dimensions: every refusal of a request lists
+/// them, and must stay small.
+const MOST: usize = 32;
+
 /// Codes are what clients store and send: short, lowercase, stable.
 fn check_code(what: &str, code: &str) -> Result<(), String> {
     let ok = !code.is_empty()
@@ -77,11 +82,20 @@ pub(super) fn parse(text: &str) -> Result<RiskMatrix, String> {
             file.currency
         ));
     }
+    let minor_unit_digits = file.minor_unit_digits.unwrap_or(2);
+    if minor_unit_digits > 4 {
+        return Err(format!(
+            "minor_unit_digits {minor_unit_digits} is not an ISO 4217 exponent (0 to 4; GBP 2)"
+        ));
+    }
     let backup_gap_days = file.backup_gap_days.unwrap_or(2);
     if backup_gap_days == 0 {
         return Err("backup_gap_days must be at least 1".into());
     }
     let rows = rows(file.row)?;
+    if file.dimension.len() > MOST {
+        return Err(format!("the matrix has more than {MOST} dimensions"));
+    }
     if file.dimension.is_empty() {
         return Err("the matrix has no dimensions: add at least one [[dimension]]".into());
     }
@@ -98,12 +112,16 @@ pub(super) fn parse(text: &str) -> Result<RiskMatrix, String> {
         display_name: file.display_name,
         currency: file.currency,
         backup_gap: Duration::from_secs(u64::from(backup_gap_days) * 86_400),
+        minor_unit_digits,
         rows,
         dimensions,
     })
 }
 
 fn rows(files: Vec<RowFile>) -> Result<Vec<Row>, String> {
+    if files.len() > MOST {
+        return Err(format!("the matrix has more than {MOST} rows"));
+    }
     if files.len() < 2 {
         return Err("the matrix needs at least two [[row]]s, lowest first".into());
     }
@@ -204,9 +222,9 @@ fn dimension(d: DimensionFile, rows: &[Row]) -> Result<Dimension, String> {
                     Figure::PeopleDisciplined => i64::from(i32::MAX),
                     Figure::FinancialLoss | Figure::DamagesAndFines => i64::MAX / 2,
                 };
-                if bound.value >= most {
+                if !bound.met_by(i128::from(most), false) {
                     return Err(format!(
-                        "bound of `{}` ({}) is beyond any {} a request can give (below {most})",
+                        "bound of `{}` ({}) is beyond any {} a request can give (at most {most})",
                         row.code,
                         bound.value,
                         figure.as_str()

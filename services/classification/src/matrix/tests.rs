@@ -134,8 +134,10 @@ fn damages_people_and_backups_follow_the_policy_bands() {
     assert_eq!(systems(2).as_deref(), Some("major"));
 }
 
-/// Appendix 4 of the policy, cell by cell (none, minor, moderate, major, severe), as its
-/// text has them (the cells it breaks over two lines joined with ". ").
+/// Appendix 4 of the policy, cell by cell (none, minor, moderate, major, severe),
+/// transcribed from its text with runs of spaces folded, trailing spaces dropped, and the
+/// cells it breaks over two lines joined with ". ". A second, independent copy: the
+/// shipped file must agree with it word for word.
 const APPENDIX_4: [(&str, [&str; 5]); 7] = [
     (
         "reputational_media",
@@ -227,6 +229,44 @@ fn the_default_descriptors_are_the_policys_words() {
         .map(|(code, cells)| (*code, cells.to_vec()))
         .collect();
     assert_eq!(shipped, policy);
+}
+
+#[test]
+fn the_revision_names_the_content_from_release_to_release() {
+    let m = RiskMatrix::policy_default();
+    // Pinned: a change here means every stored score's matrix looks different.
+    assert_eq!(m.revision(), "fc50a5a7d4ef41e3");
+    let mut other = m.clone();
+    other.dimensions[0].descriptors[1].push('.');
+    assert_ne!(other.revision(), m.revision());
+    let mut other = m.clone();
+    other.rows[2].level = Level::High;
+    assert_ne!(other.revision(), m.revision());
+}
+
+#[test]
+fn limits_of_a_matrix() {
+    let systems = SMALL
+        .replace(
+            "figure = \"financial_loss\"",
+            "figure = \"systems_without_backup\"",
+        )
+        .replace("at_least = 1000 }", "at_least = 10000 }");
+    RiskMatrix::parse(&systems).expect("10,000 systems is a figure a request can give");
+    let err = RiskMatrix::parse(&SMALL.replace(
+        "currency = \"EUR\"",
+        "currency = \"EUR\"\nminor_unit_digits = 5",
+    ))
+    .unwrap_err();
+    assert!(err.contains("minor_unit_digits 5"), "{err}");
+    let many_rows: String = (0..33)
+        .map(|i| format!("[[row]]\ncode = \"r{i}\"\ndisplay_name = \"R\"\nlevel = \"low\"\n"))
+        .collect();
+    let err = RiskMatrix::parse(&format!(
+        "display_name = \"x\"\ncurrency = \"GBP\"\n{many_rows}"
+    ))
+    .unwrap_err();
+    assert!(err.contains("more than 32 rows"), "{err}");
 }
 
 #[test]
