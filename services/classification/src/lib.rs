@@ -5,12 +5,16 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod intake_feed;
 pub mod matrix;
+pub mod report;
+pub mod store;
 
 pub use config::ClassificationSettings;
 
 use custos_kit::{
     config::ConfigError,
+    consumer::FeedSource,
     service::{BuildError, Context, Service},
     storage::Migrations,
 };
@@ -42,8 +46,21 @@ impl Service for Classification {
                 .map_err(|e| ConfigError::invalid("classification.risk_matrix_file", e))?,
             None => RiskMatrix::policy_default(),
         };
+        let intake_url = settings
+            .intake_url
+            .as_deref()
+            .ok_or_else(|| ConfigError::invalid("classification.intake_url", "is required"))?;
+        let channel = tonic::transport::Channel::from_shared(intake_url.to_owned())
+            .map_err(|e| ConfigError::invalid("classification.intake_url", e.to_string()))?
+            .connect_lazy();
+        let token = context.service_token()?;
+        context.consume(
+            intake_feed::CONSUMER,
+            FeedSource { channel, token },
+            intake_feed::IntakeEvents,
+        );
         context.add_service(ClassificationServiceServer::new(
-            api::ClassificationApi::new(matrix),
+            api::ClassificationApi::new(context.db().clone(), matrix),
         ));
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! `custos matrix`: the risk impact matrix and impact scoring, from the classification
-//! service.
+//! `custos matrix` and `custos triage`: the risk impact matrix, impact scoring and the
+//! triage queue, from the classification service.
 
 use std::process::ExitCode;
 
@@ -63,6 +63,39 @@ pub enum MatrixCommand {
     Score(Score),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TriageCommand {
+    /// The reports waiting for assessment, oldest first (roles security_advisor, service).
+    List(TriageList),
+}
+
+#[derive(Debug, Args)]
+pub struct TriageList {
+    #[arg(long, value_enum)]
+    kind: Option<crate::cli::Kind>,
+    /// A category code (repeat for any of several; intake's ListCategories lists them).
+    #[arg(long = "category")]
+    categories: Vec<String>,
+    #[arg(long, value_enum)]
+    medium: Option<crate::cli::Medium>,
+    /// Only reports that do (true) or do not (false) concern personal information.
+    #[arg(long)]
+    personal_information: Option<bool>,
+    /// Only reports submitted before this time (RFC 3339, e.g. 2026-11-26T09:00:00Z).
+    #[arg(long, value_parser = parse_time, conflicts_with = "older_than_hours")]
+    submitted_before: Option<time::OffsetDateTime>,
+    /// Only reports waiting longer than this many hours (the next pages are asked with
+    /// the same --submitted-before, printed below the table).
+    #[arg(long)]
+    older_than_hours: Option<u32>,
+    #[arg(long, default_value_t = 50)]
+    page_size: i32,
+    #[arg(long, default_value = "")]
+    page_token: String,
+    #[command(flatten)]
+    conn: ClassificationConnection,
+}
+
 #[derive(Debug, Args)]
 pub struct Score {
     /// Estimated financial loss, e.g. 250000 or 1200.50, in the matrix's currency.
@@ -85,6 +118,11 @@ pub struct Score {
     currency: Option<String>,
     #[command(flatten)]
     conn: ClassificationConnection,
+}
+
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-26T09:00:00Z: {e}"))
 }
 
 fn parse_choice(s: &str) -> Result<pb::ImpactChoice, String> {
@@ -148,6 +186,110 @@ pub fn level(v: i32) -> &'static str {
         Ok(pb::ImpactLevel::High) => "high",
         _ => "unknown",
     }
+}
+
+pub async fn triage(command: TriageCommand) -> ExitCode {
+    match run_triage(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+async fn run_triage(command: TriageCommand) -> Result<(), String> {
+    let TriageCommand::List(a) = command;
+    // Fixed once, so that the next page is asked with the same filter.
+    let before = a.submitted_before.or_else(|| {
+        a.older_than_hours
+            .map(|h| time::OffsetDateTime::now_utc() - time::Duration::hours(i64::from(h)))
+    });
+    let submitted_before = before.map(custos_kit::time_fmt::to_timestamp);
+    let response = a
+        .conn
+        .client()?
+        .list_triage_queue(pb::ListTriageQueueRequest {
+            filter: Some(pb::TriageEntryFilter {
+                kind: a.kind.map_or(0, crate::cli::Kind::to_wire),
+                categories: a.categories.clone(),
+                medium: a.medium.map_or(0, crate::cli::Medium::to_wire),
+                personal_information: a.personal_information,
+                submitted_after: None,
+                submitted_before,
+            }),
+            page_size: a.page_size,
+            page_token: a.page_token.clone(),
+        })
+        .await
+        .map_err(|s| output::status_error(&s))?
+        .into_inner();
+    if a.conn.json {
+        let entries: Vec<_> = response
+            .entries
+            .iter()
+            .map(|e| {
+                json!({"report_id": e.report_id, "reference": e.reference, "kind": output::kind(e.kind),
+                    "category": e.category, "medium": output::medium(e.medium),
+                    "personal_information": e.personal_information, "malware_suspected": e.malware_suspected,
+                    "anonymous": e.anonymous, "senior_management_notice": e.requires_senior_management_notice,
+                    "submitted_at": output::time(&e.submitted_at), "last_activity_at": output::time(&e.last_activity_at),
+                    "follow_ups": e.follow_up_count, "report_revision": e.report_revision})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"entries": entries, "next_page_token": response.next_page_token})
+        );
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header([
+            "reference",
+            "kind",
+            "category",
+            "medium",
+            "flags",
+            "submitted",
+            "last activity",
+            "follow-ups",
+        ]);
+    for e in &response.entries {
+        let flags: Vec<&str> = [
+            (e.personal_information, "personal"),
+            (e.malware_suspected, "malware"),
+            (e.anonymous, "anonymous"),
+            (e.requires_senior_management_notice, "senior notice"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        table.add_row([
+            e.reference.clone(),
+            output::kind(e.kind),
+            e.category.clone(),
+            output::medium(e.medium),
+            flags.join(", "),
+            output::time(&e.submitted_at),
+            output::time(&e.last_activity_at),
+            e.follow_up_count.to_string(),
+        ]);
+    }
+    println!("{table}");
+    if !response.next_page_token.is_empty() {
+        let before = before
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .map(|t| format!(" --submitted-before {t}"))
+            .unwrap_or_default();
+        println!(
+            "More: the same filters{before} --page-token {}",
+            response.next_page_token
+        );
+    }
+    Ok(())
 }
 
 pub async fn matrix(command: MatrixCommand) -> ExitCode {

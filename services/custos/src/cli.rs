@@ -75,6 +75,24 @@ pub enum Medium {
     Paper,
 }
 
+impl Kind {
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Kind::Event => pb::ReportKind::Event as i32,
+            Kind::Weakness => pb::ReportKind::Weakness as i32,
+        }
+    }
+}
+
+impl Medium {
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Medium::Electronic => pb::ReportMedium::Electronic as i32,
+            Medium::Paper => pb::ReportMedium::Paper as i32,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Submit a report (named with --name and --phone, or --anonymous).
@@ -284,15 +302,9 @@ async fn run_report(command: ReportCommand) -> Result<(), String> {
             conn,
         } => {
             let filter = pb::ReportFilter {
-                kind: kind.map_or(0, |k| match k {
-                    Kind::Event => pb::ReportKind::Event as i32,
-                    Kind::Weakness => pb::ReportKind::Weakness as i32,
-                }),
+                kind: kind.map_or(0, Kind::to_wire),
                 category: category.unwrap_or_default(),
-                medium: medium.map_or(0, |m| match m {
-                    Medium::Electronic => pb::ReportMedium::Electronic as i32,
-                    Medium::Paper => pb::ReportMedium::Paper as i32,
-                }),
+                medium: medium.map_or(0, Medium::to_wire),
                 ..Default::default()
             };
             let response = conn

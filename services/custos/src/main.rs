@@ -35,6 +35,9 @@ enum Command {
     /// Check on an anonymous report, or add to it, with its receipt.
     #[command(subcommand)]
     Receipt(cli::ReceiptCommand),
+    /// The reports waiting for a security advisor's assessment.
+    #[command(subcommand)]
+    Triage(classification_cli::TriageCommand),
     /// The risk impact matrix, and scoring an impact with it.
     #[command(subcommand)]
     Matrix(classification_cli::MatrixCommand),
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             Command::Token(a) => standalone::token(a),
             Command::Report(c) => cli::report(*c).await,
             Command::Receipt(c) => cli::receipt(c).await,
+            Command::Triage(c) => classification_cli::triage(c).await,
             Command::Matrix(c) => classification_cli::matrix(c).await,
             Command::Feed(c) => feed_cli::feed(c).await,
         }

@@ -3,7 +3,7 @@
 
 use custos_proto::intake::v1::{self as pb, submit_report_request::Reporter};
 
-use crate::cli::{Kind, Medium, Submit};
+use crate::cli::Submit;
 
 fn timestamp(field: &str, text: &str) -> Result<prost_types::Timestamp, String> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -23,14 +23,8 @@ fn risk(text: &str) -> Result<i32, String> {
 }
 
 pub fn submit_request(s: &Submit) -> Result<pb::SubmitReportRequest, String> {
-    let kind = match s.kind {
-        Kind::Event => pb::ReportKind::Event,
-        Kind::Weakness => pb::ReportKind::Weakness,
-    };
-    let medium = match s.medium {
-        Medium::Electronic => pb::ReportMedium::Electronic,
-        Medium::Paper => pb::ReportMedium::Paper,
-    };
+    let kind = s.kind.to_wire();
+    let medium = s.medium.to_wire();
     let reporter = if s.anonymous {
         Reporter::Anonymous(pb::Anonymous {})
     } else {
@@ -41,10 +35,10 @@ pub fn submit_request(s: &Submit) -> Result<pb::SubmitReportRequest, String> {
         })
     };
     Ok(pb::SubmitReportRequest {
-        kind: kind as i32,
+        kind,
         details: Some(pb::ReportDetails {
             category: s.category.clone(),
-            medium: medium as i32,
+            medium,
             data_involved: s.data_involved.clone(),
             risk_to_others: risk(&s.at_risk).map_err(|e| format!("--at-risk: {e}"))?,
             incident_location: s.location.clone(),

@@ -251,26 +251,37 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     let built = |name: &str, e: custos_kit::service::AppError| {
         format!("{name}: {}", custos_kit::error::DisplayChain(&e))
     };
-    let apps: Vec<App> = vec![
-        App::build::<custos_intake::Intake>(service_config::<custos_intake::Intake>(
-            args, &data_dir, args.port, &auth, intake,
-        ))
-        .await
-        .map_err(|e| built("intake", e))?,
-        App::build::<custos_classification::Classification>(service_config::<
-            custos_classification::Classification,
-        >(
-            args,
-            &data_dir,
-            next_port(args.port, 1)?,
-            &auth,
-            custos_classification::ClassificationSettings {
-                risk_matrix_file: args.risk_matrix_file.clone(),
-            },
-        ))
-        .await
-        .map_err(|e| built("classification", e))?,
-    ];
+    let intake = App::build::<custos_intake::Intake>(service_config::<custos_intake::Intake>(
+        args, &data_dir, args.port, &auth, intake,
+    ))
+    .await
+    .map_err(|e| built("intake", e))?;
+    // Classification follows intake's feed in this process, over gRPC as in distributed
+    // mode.
+    // A wildcard listen address is no address to connect to: loopback reaches it.
+    let mut intake_addr = intake.local_addr();
+    if intake_addr.ip().is_unspecified() {
+        intake_addr.set_ip(match intake_addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    let classification = custos_classification::ClassificationSettings {
+        intake_url: Some(format!("http://{intake_addr}")),
+        risk_matrix_file: args.risk_matrix_file.clone(),
+    };
+    let classification = App::build::<custos_classification::Classification>(service_config::<
+        custos_classification::Classification,
+    >(
+        args,
+        &data_dir,
+        next_port(args.port, 1)?,
+        &auth,
+        classification,
+    ))
+    .await
+    .map_err(|e| built("classification", e))?;
+    let apps: Vec<App> = vec![intake, classification];
     let exe = std::env::args().next().unwrap_or_else(|| "custos".into());
     let width = apps.iter().map(|a| a.name().len()).max().unwrap_or(0) + 2;
     let addresses: Vec<String> = apps

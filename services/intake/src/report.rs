@@ -8,72 +8,48 @@ use time::{Duration, OffsetDateTime};
 
 use crate::taxonomy::Taxonomy;
 
-macro_rules! wire_enum {
-    ($name:ident, $pb:ty, $field_doc:literal, { $($variant:ident = $n:literal => $pbv:ident),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl custos_kit::storage::DbEnum for $name {
-            const NAME: &'static str = stringify!($name);
-
-            fn to_db(self) -> i16 {
-                match self { $($name::$variant => $n),+ }
-            }
-
-            fn from_db(n: i16) -> Option<Self> {
-                match n { $($n => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        custos_kit::db_enum!($name);
-
-        impl $name {
-            /// The wire enum's name, e.g. `REPORT_MEDIUM_PAPER`, for history and tables.
-            pub fn name(self) -> &'static str {
-                match self { $($name::$variant => <$pb>::$pbv.as_str_name()),+ }
-            }
-
-            pub fn to_wire(self) -> i32 {
-                match self { $($name::$variant => <$pb>::$pbv as i32),+ }
-            }
-
-            /// Parses a wire value; unspecified and unknown values are errors.
-            pub fn from_wire(n: i32) -> Result<Self, String> {
-                match <$pb>::try_from(n) {
-                    $(Ok(<$pb>::$pbv) => Ok($name::$variant),)+
-                    Ok(_) => Err(format!("is required ({})", $field_doc)),
-                    Err(_) => Err(format!("unknown value {n} ({})", $field_doc)),
-                }
-            }
-        }
-    };
-}
-
-wire_enum!(Kind, pb::ReportKind, "EVENT or WEAKNESS", {
+custos_kit::wire_enum!(
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    Kind, pb::ReportKind, "EVENT or WEAKNESS", {
     Event = 1 => Event,
     Weakness = 2 => Weakness,
 });
-wire_enum!(Medium, pb::ReportMedium, "ELECTRONIC or PAPER", {
+custos_kit::wire_enum!(
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    Medium, pb::ReportMedium, "ELECTRONIC or PAPER", {
     Electronic = 1 => Electronic,
     Paper = 2 => Paper,
 });
-wire_enum!(RiskToOthers, pb::RiskToOthers, "YES, NO or UNKNOWN", {
+custos_kit::wire_enum!(
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    RiskToOthers, pb::RiskToOthers, "YES, NO or UNKNOWN", {
     Yes = 1 => Yes,
     No = 2 => No,
     Unknown = 3 => Unknown,
 });
-wire_enum!(Status, pb::ReportStatus, "a report status", {
+custos_kit::wire_enum!(
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    Status, pb::ReportStatus, "a report status", {
     Received = 1 => Received,
     UnderAssessment = 2 => UnderAssessment,
     EscalatedToIncident = 3 => EscalatedToIncident,
     Closed = 4 => Closed,
 });
-wire_enum!(FollowUpSource, pb::FollowUpSource, "ACCOUNT or RECEIPT", {
+custos_kit::wire_enum!(
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    FollowUpSource, pb::FollowUpSource, "ACCOUNT or RECEIPT", {
     Account = 1 => Account,
     Receipt = 2 => Receipt,
 });
-wire_enum!(FixVerdict, pb::FixVerdict, "PENDING, EFFECTIVE or INEFFECTIVE", {
+custos_kit::wire_enum!(
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    FixVerdict, pb::FixVerdict, "PENDING, EFFECTIVE or INEFFECTIVE", {
     Pending = 1 => Pending,
     Effective = 2 => Effective,
     Ineffective = 3 => Ineffective,

@@ -341,6 +341,11 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Seconds between checks of the JWKS file for new keys (0: at every call).
     pub jwks_reload_secs: u64,
+    /// A bearer token with the `service` role that this service presents to the others'
+    /// feeds, read again for every subscription so that it can be rotated (e.g. a
+    /// projected token). Without it, a service with `hs256_secret` (development)
+    /// mints its own.
+    pub service_token_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -353,6 +358,7 @@ impl Default for AuthConfig {
             jwks_file: None,
             leeway_secs: 30,
             jwks_reload_secs: 10,
+            service_token_file: None,
         }
     }
 }

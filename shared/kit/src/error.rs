@@ -76,6 +76,37 @@ impl Violations {
         result.map_err(|e| self.add(field, e.to_string())).ok()
     }
 
+    /// An optional enum of a filter: 0 (unspecified) means "any"; any other value is
+    /// parsed, and a value `parse` refuses is recorded against `field`.
+    pub fn optional_enum<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        value: i32,
+        parse: impl FnOnce(i32) -> Result<T, E>,
+    ) -> Option<T> {
+        if value == 0 {
+            None
+        } else {
+            self.check(field, parse(value))
+        }
+    }
+
+    /// An optional time of a request, recorded against `field` when it is not a valid
+    /// timestamp.
+    pub fn optional_time(
+        &mut self,
+        field: &str,
+        value: &Option<prost_types::Timestamp>,
+    ) -> Option<crate::storage::DbTime> {
+        let ts = value.as_ref()?;
+        self.check(
+            field,
+            crate::time_fmt::from_timestamp(ts)
+                .map(crate::storage::DbTime::new)
+                .ok_or("is not a valid timestamp"),
+        )
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

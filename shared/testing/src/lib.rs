@@ -6,11 +6,13 @@
 //! (default `postgres://postgres@127.0.0.1:5432/custos_test`, created if missing).
 
 mod database;
+mod dump;
 pub mod metrics;
 mod proxy;
 mod running;
 
 pub use database::{Backend, TestDatabase, postgres_url};
+pub use dump::{dump_tables, table_names};
 pub use proxy::Proxy;
 pub use running::Running;
 

@@ -3,25 +3,32 @@
 //! converts back.
 
 mod matrix;
+mod triage;
 
 use std::sync::Arc;
 
+use custos_kit::{auth::Role, storage::Db};
 use custos_proto::classification::v1::{self as pb, classification_service_server};
 use tonic::{Request, Response, Status};
 
 use crate::matrix::RiskMatrix;
 
+/// Roles that work the triage queue.
+pub const TRIAGE: &[Role] = &[Role::SecurityAdvisor, Role::Service];
+
 #[derive(Debug, Clone)]
 pub struct ClassificationApi {
+    db: Db,
     matrix: Arc<RiskMatrix>,
     /// The matrix as GetRiskMatrix returns it, with its revision.
     matrix_wire: Arc<pb::RiskMatrix>,
 }
 
 impl ClassificationApi {
-    pub fn new(matrix: RiskMatrix) -> Self {
+    pub fn new(db: Db, matrix: RiskMatrix) -> Self {
         let matrix_wire = matrix::matrix_to_wire(&matrix);
         Self {
+            db,
             matrix: Arc::new(matrix),
             matrix_wire: Arc::new(matrix_wire),
         }
@@ -44,5 +51,12 @@ impl classification_service_server::ClassificationService for ClassificationApi 
         r: Request<pb::ScoreImpactRequest>,
     ) -> Reply<pb::ScoreImpactResponse> {
         self.score(r)
+    }
+
+    async fn list_triage_queue(
+        &self,
+        r: Request<pb::ListTriageQueueRequest>,
+    ) -> Reply<pb::ListTriageQueueResponse> {
+        self.triage_queue(r).await
     }
 }

@@ -3,3 +3,5 @@
 mod common;
 
 mod matrix;
+mod store_contract;
+mod triage;

@@ -471,6 +471,7 @@ async fn a_corporate_matrix_replaces_the_policy_one() {
         Backend::Sqlite,
         ClassificationSettings {
             risk_matrix_file: Some(path),
+            ..settings(NO_INTAKE)
         },
     )
     .await;
@@ -561,6 +562,7 @@ async fn an_invalid_matrix_stops_the_start_naming_what_is_wrong() {
         &database,
         ClassificationSettings {
             risk_matrix_file: Some(path.clone()),
+            ..settings(NO_INTAKE)
         },
     );
     let err = App::build::<custos_classification::Classification>(config)

@@ -7,7 +7,6 @@ use custos_kit::{
     error::Violations,
     page,
     storage::DbTime,
-    time_fmt::from_timestamp,
 };
 use custos_proto::intake::v1::{self as pb, get_report_request::Lookup};
 use tonic::{Request, Response, Status};
@@ -22,20 +21,6 @@ use crate::{
 
 pub(super) fn may_see(principal: &Principal, row: &ReportRow) -> bool {
     principal.has_any(READ_ALL) || row.submitted_by.as_deref() == Some(principal.subject.as_str())
-}
-
-/// An optional enum filter: unspecified means "any"; unknown values are errors.
-fn filter_enum<T>(
-    v: &mut Violations,
-    field: &str,
-    value: i32,
-    parse: fn(i32) -> Result<T, String>,
-) -> Option<T> {
-    if value == 0 {
-        None
-    } else {
-        v.check(field, parse(value))
-    }
 }
 
 impl IntakeApi {
@@ -129,33 +114,14 @@ impl IntakeApi {
         let f = req.filter.unwrap_or_default();
         let mut v = Violations::new();
         let mut filter = ListFilter {
-            kind: filter_enum(&mut v, "filter.kind", f.kind, Kind::from_wire),
+            kind: v.optional_enum("filter.kind", f.kind, Kind::from_wire),
             category: (!f.category.is_empty()).then(|| f.category.clone()),
-            status: filter_enum(&mut v, "filter.status", f.status, ReportStatus::from_wire),
-            medium: filter_enum(&mut v, "filter.medium", f.medium, Medium::from_wire),
+            status: v.optional_enum("filter.status", f.status, ReportStatus::from_wire),
+            medium: v.optional_enum("filter.medium", f.medium, Medium::from_wire),
+            submitted_after: v.optional_time("filter.submitted_after", &f.submitted_after),
+            submitted_before: v.optional_time("filter.submitted_before", &f.submitted_before),
             ..ListFilter::default()
         };
-        for (field, value, slot) in [
-            (
-                "filter.submitted_after",
-                &f.submitted_after,
-                &mut filter.submitted_after,
-            ),
-            (
-                "filter.submitted_before",
-                &f.submitted_before,
-                &mut filter.submitted_before,
-            ),
-        ] {
-            if let Some(ts) = value {
-                *slot = v.check(
-                    field,
-                    from_timestamp(ts)
-                        .map(DbTime::new)
-                        .ok_or("is not a valid timestamp"),
-                );
-            }
-        }
         if !principal.has_any(READ_ALL) {
             filter.submitted_by = Some(principal.subject.clone());
         }

@@ -1,11 +1,10 @@
 //! Anonymous reporting (policy section 11): no token needed, a one-time receipt, and no
 //! trace of who reported.
 
-use custos_kit::{auth::Role, storage::Dialect, with_conn};
+use custos_kit::{auth::Role, with_conn};
 use custos_proto::intake::v1 as pb;
 use custos_testing::{Backend, on_both_backends};
 use prost::Message;
-use sqlx::Row;
 use tonic::Code;
 
 use crate::common::*;
@@ -285,37 +284,11 @@ async fn times_finer_than_the_minute(intake: &TestIntake) -> Vec<String> {
     finer
 }
 
-/// Every text and blob value of every table of intake's schema (found by asking the
-/// database, so that a table added later is searched too), concatenated.
+/// Every text and blob value of every table of intake's schema, concatenated.
 async fn dump_all_text(intake: &TestIntake) -> String {
-    let mut conn = intake.db.read().await.unwrap();
-    let tables: Vec<String> = with_conn!(&mut conn, c => {
-        let sql = c.pick(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
-            "SELECT name FROM sqlite_master WHERE type = 'table'",
-        );
-        sqlx::query_scalar(sql).fetch_all(&mut *c).await.unwrap()
-    });
+    let tables = custos_testing::table_names(&intake.db).await;
     assert!(tables.len() >= 10, "{tables:?}");
-    let mut out = String::new();
-    for table in tables {
-        let sql = format!("SELECT * FROM \"{table}\"");
-        let values: Vec<String> = with_conn!(&mut conn, c => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *c).await.unwrap();
-            rows.iter()
-                .flat_map(|row| {
-                    (0..row.len()).map(move |i| {
-                        row.try_get::<String, _>(i)
-                            .or_else(|_| row.try_get::<Vec<u8>, _>(i).map(|b| String::from_utf8_lossy(&b).into_owned()))
-                            .unwrap_or_default()
-                    })
-                })
-                .collect()
-        });
-        out.push_str(&values.join("\n"));
-        out.push('\n');
-    }
-    out
+    custos_testing::dump_tables(&intake.db).await
 }
 
 /// An anonymous call never joins the caller's trace: the trace id it sent appears on no

@@ -153,3 +153,68 @@ async fn a_poison_event_is_parked_then_replayed(backend: Backend) {
 }
 
 on_both_backends!(a_poison_event_is_parked_then_replayed);
+
+/// An event about an anonymous report that fails and is parked leaves no exact time
+/// beside the report: the failure and parking are stamped to the minute, and the log
+/// lines (whose times are exact) name neither the event nor the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_anonymous_event_is_not_dated() {
+    capture_logs();
+    let intake = TestIntake::start(Backend::Sqlite).await;
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let mut config = custos_testing::config(
+        &database,
+        TallySettings {
+            intake: Some(intake.addr()),
+        },
+    );
+    config.feed.consumer_max_attempts = 2;
+    let app = App::build::<TallyService>(config)
+        .await
+        .expect("tally starts");
+    let db = app.db().clone();
+    let running = Running::spawn(app.local_addr(), |signal| app.run_until(signal));
+    // Known before it is sent: the first reference.
+    let poison = format!("SIR-{}-000001", time::OffsetDateTime::now_utc().year());
+    BEHAVIOUR.poison.lock().unwrap().insert(poison.clone());
+    let sent = intake
+        .anonymous()
+        .submit_report(anonymous_event())
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(sent.reference, poison);
+    let after = submit_event(&intake, "alex").await.reference;
+    eventually("the consumer moved past the anonymous event", async || {
+        tally::tallies(&db).await.contains_key(&after)
+    })
+    .await;
+
+    let parked =
+        FeedAdminServiceClient::new(custos_testing::authed(running.addr, "ops", &[Role::Admin]))
+            .list_parked_events(feed_pb::ListParkedEventsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .parked_events;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].aggregate_reference, poison);
+    let at = parked[0].parked_at.unwrap();
+    assert_eq!((at.seconds % 60, at.nanos), (0, 0), "parked to the minute");
+
+    let logs = captured_logs();
+    assert!(logs.contains("anonymous report was PARKED"), "{logs}");
+    for line in logs.lines().filter(|l| l.contains("tally")) {
+        assert!(
+            !line.contains(&poison),
+            "a log line names the report: {line}"
+        );
+        assert!(
+            !line.contains(&parked[0].event_id),
+            "a log line names the event: {line}"
+        );
+    }
+    running.stop().await.unwrap();
+}

@@ -106,7 +106,7 @@ pub trait EventHandler: Send + Sync + 'static {
 
 /// Whether an event is about something an anonymous caller did: such events have random
 /// (version 4) ids and no trace context (see `NewEvent::anonymous`).
-fn is_anonymous(event: &Event) -> bool {
+pub(crate) fn is_anonymous(event: &Event) -> bool {
     event.trace_context.is_empty()
         && Uuid::try_parse(&event.event_id).is_ok_and(|id| id.get_version_num() == 4)
 }
@@ -492,12 +492,26 @@ impl Consumer {
                         }
                         Err(e) => Err(format!(
                             "parking event {} failed: {}",
-                            event.event_id,
+                            if is_anonymous(event) {
+                                "(anonymous)"
+                            } else {
+                                event.event_id.as_str()
+                            },
                             e.describe()
                         )),
                     };
                 }
-                tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, event_type = %event.event_type, attempts, error = %error.describe(), "applying an event failed; retrying");
+                // Nothing that names an anonymous report's event in a line whose exact
+                // time could date the report.
+                // (Nor the handler's error, which may name it: it is kept with the
+                // failure, stamped to the minute.)
+                if is_anonymous(event) {
+                    tracing::warn!(consumer = %self.inner.name, event_type = %event.event_type, attempts, "applying an event about an anonymous report failed; retrying");
+                } else {
+                    tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, event_type = %event.event_type, attempts, error = %error.describe(), "applying an event failed; retrying");
+                }
+            } else if is_anonymous(event) {
+                tracing::warn!(consumer = %self.inner.name, "applying an event about an anonymous report failed for a passing reason (database unavailable, a concurrent change); retrying");
             } else {
                 tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, error = %error.describe(), "applying an event failed for a passing reason (database unavailable, a concurrent change); retrying");
             }

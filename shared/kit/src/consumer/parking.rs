@@ -80,10 +80,20 @@ pub(super) async fn record_failure(
     let event_id = event_key(event);
     let mut tx = inner.db.begin().await?;
     let attempts: i32 = with_conn!(&mut tx, c => {
-        sqlx::query_scalar(SQL).bind(&inner.name).bind(event_id).bind(error).bind(DbTime::now()).fetch_one(&mut *c).await?
+        sqlx::query_scalar(SQL).bind(&inner.name).bind(event_id).bind(error).bind(stamp(event)).fetch_one(&mut *c).await?
     });
     tx.commit().await?;
     Ok(attempts.max(0) as u32)
+}
+
+/// When a failure or parking is recorded: to the minute for an event about an anonymous
+/// report, as everything else stored about it.
+fn stamp(event: &Event) -> DbTime {
+    if super::is_anonymous(event) {
+        DbTime::now().to_minute()
+    } else {
+        DbTime::now()
+    }
 }
 
 /// Forgets the failed attempts at an event that has now been applied.
@@ -122,7 +132,7 @@ pub(super) async fn park(
             .bind(event.encode_to_vec())
             .bind(error)
             .bind(attempts as i32)
-            .bind(DbTime::now())
+            .bind(stamp(event))
             .execute(&mut *c)
             .await
             .map_err(StorageError::from)?;
@@ -133,16 +143,29 @@ pub(super) async fn park(
     inner
         .parked
         .add(1, &[KeyValue::new("consumer", inner.name.clone())]);
-    tracing::error!(
-        consumer = %inner.name,
-        event_id = %event.event_id,
-        event_type = %event.event_type,
-        aggregate_reference = %event.aggregate_reference,
-        attempts,
-        %error,
-        "event PARKED after failing every attempt; the consumer moves on. List and replay \
-         parked events with `custos feed parked` and `custos feed replay`"
-    );
+    if super::is_anonymous(event) {
+        // The line's exact time must not be joinable with the report: no id, no reference
+        // (the parked row has them, stamped to the minute).
+        tracing::error!(
+            consumer = %inner.name,
+            event_type = %event.event_type,
+            attempts,
+            "an event about an anonymous report was PARKED after failing every attempt; the \
+             consumer moves on. List and replay parked events with `custos feed parked` and \
+             `custos feed replay`"
+        );
+    } else {
+        tracing::error!(
+            consumer = %inner.name,
+            event_id = %event.event_id,
+            event_type = %event.event_type,
+            aggregate_reference = %event.aggregate_reference,
+            attempts,
+            %error,
+            "event PARKED after failing every attempt; the consumer moves on. List and replay \
+             parked events with `custos feed parked` and `custos feed replay`"
+        );
+    }
     Ok(())
 }
 

@@ -59,6 +59,7 @@ impl App {
             db: db.clone(),
             server: config.server.clone(),
             feed: config.feed.clone(),
+            auth: config.auth.clone(),
             stopping: stopping.clone(),
             routes: Routes::default(),
             health_names: Vec::new(),

@@ -18,7 +18,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     auth::Role,
-    config::{ConfigError, FeedConfig, ServerConfig, Validate},
+    config::{AuthConfig, ConfigError, FeedConfig, ServerConfig, Validate},
     consumer::{Consumer, EventHandler, FeedSource},
     storage::{Db, Migrations},
 };
@@ -33,6 +33,9 @@ impl<T> Settings for T where
     T: DeserializeOwned + Default + Validate + Clone + std::fmt::Debug + Send + Sync + 'static
 {
 }
+
+/// A source of bearer tokens, called for each connection.
+pub type ServiceToken = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What `build` may fail with: bad configuration, or anything else it names.
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
@@ -62,6 +65,7 @@ pub struct Context {
     pub(crate) db: Db,
     pub(crate) server: ServerConfig,
     pub(crate) feed: FeedConfig,
+    pub(crate) auth: AuthConfig,
     pub(crate) stopping: CancellationToken,
     pub(crate) routes: Routes,
     pub(crate) health_names: Vec<&'static str>,
@@ -130,6 +134,51 @@ impl Context {
             self.stopping.clone(),
         );
         self.add_service(feed.into_server());
+    }
+
+    /// The bearer token this service presents to the other services, fetched again for
+    /// each feed subscription (each connection of a consumer): `auth.service_token_file`,
+    /// read each time (so it can rotate), or, in development (`auth.hs256_secret`), a
+    /// short-lived token it mints for itself (subject its name, role `service`). With
+    /// neither, or a token file that is unreadable or empty at start, it is a
+    /// configuration error.
+    pub fn service_token(&self) -> Result<ServiceToken, ConfigError> {
+        if let Some(path) = &self.auth.service_token_file {
+            let path = path.clone();
+            let token = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::invalid(
+                    "auth.service_token_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            if token.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "auth.service_token_file",
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            let name = self.name;
+            return Ok(std::sync::Arc::new(move || {
+                match std::fs::read_to_string(&path) {
+                    Ok(token) => token.trim().to_owned(),
+                    Err(e) => {
+                        tracing::error!(service = name, path = %path.display(), error = %e,
+                            "cannot read the service token file: calls to other services will be refused");
+                        String::new()
+                    }
+                }
+            }));
+        }
+        if let Some(minter) = crate::auth::TokenMinter::from_config(&self.auth) {
+            let name = self.name;
+            return Ok(std::sync::Arc::new(move || {
+                minter.mint(name, &[Role::Service], std::time::Duration::from_secs(600))
+            }));
+        }
+        Err(ConfigError::invalid(
+            "auth.service_token_file",
+            "is required to call other services: a bearer token with the `service` role",
+        ))
     }
 
     /// Consumes another service's feed with `handler`, as consumer `name` (e.g.

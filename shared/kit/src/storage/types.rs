@@ -12,6 +12,60 @@ use sqlx::{
     sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef},
 };
 
+/// A domain enum that mirrors a protobuf enum and is stored as a small integer: the enum,
+/// its [`DbEnum`] values, its sqlx types ([`crate::db_enum!`]), and `name`, `to_wire`
+/// and `from_wire` (unspecified and unknown wire values are errors naming what is
+/// expected). Attributes before the name (e.g. serde derives) go on the enum.
+///
+/// ```ignore
+/// custos_kit::wire_enum!(Kind, pb::ReportKind, "EVENT or WEAKNESS", {
+///     Event = 1 => Event,
+///     Weakness = 2 => Weakness,
+/// });
+/// ```
+#[macro_export]
+macro_rules! wire_enum {
+    ($(#[$attr:meta])* $name:ident, $pb:ty, $field_doc:literal, { $($variant:ident = $n:literal => $pbv:ident),+ $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $(#[$attr])*
+        pub enum $name { $($variant),+ }
+
+        impl $crate::storage::DbEnum for $name {
+            const NAME: &'static str = stringify!($name);
+
+            fn to_db(self) -> i16 {
+                match self { $($name::$variant => $n),+ }
+            }
+
+            fn from_db(n: i16) -> Option<Self> {
+                match n { $($n => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        $crate::db_enum!($name);
+
+        impl $name {
+            /// The wire enum's name, e.g. `REPORT_MEDIUM_PAPER`, for history and tables.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => <$pb>::$pbv.as_str_name()),+ }
+            }
+
+            pub fn to_wire(self) -> i32 {
+                match self { $($name::$variant => <$pb>::$pbv as i32),+ }
+            }
+
+            /// Parses a wire value; unspecified and unknown values are errors.
+            pub fn from_wire(n: i32) -> Result<Self, String> {
+                match <$pb>::try_from(n) {
+                    $(Ok(<$pb>::$pbv) => Ok($name::$variant),)+
+                    Ok(_) => Err(format!("is required ({})", $field_doc)),
+                    Err(_) => Err(format!("unknown value {n} ({})", $field_doc)),
+                }
+            }
+        }
+    };
+}
+
 /// An enum stored as a small integer. Values are part of the schema: never renumber one.
 pub trait DbEnum: Sized + Copy + Send + Sync + 'static {
     /// The type's name, for errors about values it does not have.

@@ -1,0 +1,32 @@
+-- See the PostgreSQL migration (SQLite: ids are 16-byte blobs, times fixed-width UTC
+-- text, booleans integers).
+CREATE TABLE triage_entries (
+    report_id BLOB PRIMARY KEY,
+    reference TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    medium INTEGER NOT NULL,
+    personal_information INTEGER NOT NULL,
+    malware_suspected INTEGER NOT NULL,
+    anonymous INTEGER NOT NULL,
+    senior_notice INTEGER NOT NULL,
+    occurred_at TEXT,
+    submitted_at TEXT NOT NULL,
+    last_activity_at TEXT NOT NULL,
+    follow_up_count INTEGER NOT NULL,
+    report_revision INTEGER NOT NULL,
+    state INTEGER NOT NULL
+);
+
+CREATE INDEX triage_awaiting ON triage_entries (submitted_at, report_id) WHERE state = 1;
+CREATE INDEX triage_awaiting_by_category ON triage_entries (category, submitted_at, report_id)
+    WHERE state = 1;
+
+CREATE INDEX triage_by_reference ON triage_entries (reference);
+
+CREATE TABLE triage_follow_ups (
+    report_id BLOB NOT NULL REFERENCES triage_entries (report_id),
+    follow_up_id BLOB NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (report_id, follow_up_id)
+);

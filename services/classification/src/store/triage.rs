@@ -1,0 +1,210 @@
+//! The triage queue as stored: one entry per report, written from intake's events in the
+//! consumer's transaction, and listed oldest first from the filters given.
+
+use custos_kit::{
+    storage::{AsConn, DbTime, Select, StorageError, Tx, Value},
+    with_conn,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::report::{Kind, Medium, TriageState};
+
+/// A report as it enters the queue (from `ReportSubmitted`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    pub report_id: Uuid,
+    pub reference: String,
+    pub kind: Kind,
+    pub category: String,
+    pub medium: Medium,
+    pub personal_information: bool,
+    pub malware_suspected: bool,
+    pub anonymous: bool,
+    pub senior_notice: bool,
+    pub occurred_at: Option<DbTime>,
+    pub submitted_at: DbTime,
+}
+
+/// What an amendment changes of a queued report (from `ReportAmended`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amendment {
+    pub report_id: Uuid,
+    pub revision: i32,
+    pub category: String,
+    pub medium: Medium,
+    pub personal_information: bool,
+    pub senior_notice: bool,
+    pub at: DbTime,
+}
+
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct TriageEntryRow {
+    pub report_id: Uuid,
+    pub reference: String,
+    pub kind: Kind,
+    pub category: String,
+    pub medium: Medium,
+    pub personal_information: bool,
+    pub malware_suspected: bool,
+    pub anonymous: bool,
+    pub senior_notice: bool,
+    pub occurred_at: Option<DbTime>,
+    pub submitted_at: DbTime,
+    pub last_activity_at: DbTime,
+    pub follow_up_count: i32,
+    pub report_revision: i32,
+    pub state: TriageState,
+}
+
+const SELECT_ENTRIES: &str = "SELECT report_id, reference, kind, category, medium, \
+     personal_information, malware_suspected, anonymous, senior_notice, occurred_at, \
+     submitted_at, last_activity_at, follow_up_count, report_revision, state FROM triage_entries";
+
+/// Queues a report. Applied again (a replayed feed), it refreshes only what the
+/// submission alone says (never what amendments changed), so it is safe to repeat.
+pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
+    const SQL: &str = "INSERT INTO triage_entries (report_id, reference, kind, category, medium, \
+         personal_information, malware_suspected, anonymous, senior_notice, occurred_at, \
+         submitted_at, last_activity_at, follow_up_count, report_revision, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 0, 1, $12) \
+         ON CONFLICT (report_id) DO UPDATE SET reference = excluded.reference, \
+         kind = excluded.kind, malware_suspected = excluded.malware_suspected, \
+         anonymous = excluded.anonymous, occurred_at = excluded.occurred_at, \
+         submitted_at = excluded.submitted_at";
+    with_conn!(tx, c => {
+        sqlx::query(SQL)
+            .bind(e.report_id)
+            .bind(&e.reference)
+            .bind(e.kind)
+            .bind(&e.category)
+            .bind(e.medium)
+            .bind(e.personal_information)
+            .bind(e.malware_suspected)
+            .bind(e.anonymous)
+            .bind(e.senior_notice)
+            .bind(e.occurred_at)
+            .bind(e.submitted_at)
+            .bind(TriageState::AwaitingAssessment)
+            .execute(&mut *c)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Applies an amendment to a queued report, unless a later revision is already applied.
+/// `Ok(false)`: the report is not queued (its submission has not been applied).
+pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
+    const UPDATE: &str = "UPDATE triage_entries SET category = $2, medium = $3, \
+         personal_information = $4, senior_notice = $5, report_revision = $6, \
+         last_activity_at = CASE WHEN last_activity_at < $7 THEN $7 ELSE last_activity_at END \
+         WHERE report_id = $1 AND report_revision < $6";
+    const EXISTS: &str = "SELECT COUNT(*) FROM triage_entries WHERE report_id = $1";
+    let found = with_conn!(tx, c => {
+        let updated = sqlx::query(UPDATE)
+            .bind(a.report_id)
+            .bind(&a.category)
+            .bind(a.medium)
+            .bind(a.personal_information)
+            .bind(a.senior_notice)
+            .bind(a.revision)
+            .bind(a.at)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        updated > 0 || sqlx::query_scalar::<_, i64>(EXISTS).bind(a.report_id).fetch_one(&mut *c).await? > 0
+    });
+    Ok(found)
+}
+
+/// Counts a follow-up (by intake's id) on a queued report, once however often it is
+/// applied. `Ok(false)`: the report is not queued.
+pub async fn add_follow_up(
+    tx: &mut Tx,
+    report_id: Uuid,
+    follow_up_id: Uuid,
+    at: DbTime,
+) -> Result<bool, StorageError> {
+    const EXISTS: &str = "SELECT COUNT(*) FROM triage_entries WHERE report_id = $1";
+    const RECORD: &str = "INSERT INTO triage_follow_ups (report_id, follow_up_id, added_at) \
+         VALUES ($1, $2, $3) ON CONFLICT (report_id, follow_up_id) DO NOTHING";
+    const COUNT: &str = "UPDATE triage_entries SET follow_up_count = follow_up_count + 1, \
+         last_activity_at = CASE WHEN last_activity_at < $2 THEN $2 ELSE last_activity_at END \
+         WHERE report_id = $1";
+    let found = with_conn!(tx, c => {
+        let exists = sqlx::query_scalar::<_, i64>(EXISTS).bind(report_id).fetch_one(&mut *c).await? > 0;
+        if exists {
+            let new = sqlx::query(RECORD).bind(report_id).bind(follow_up_id).bind(at).execute(&mut *c).await?.rows_affected() > 0;
+            if new {
+                sqlx::query(COUNT).bind(report_id).bind(at).execute(&mut *c).await?;
+            }
+        }
+        exists
+    });
+    Ok(found)
+}
+
+/// One queued report.
+pub async fn entry(
+    conn: impl AsConn,
+    report_id: Uuid,
+) -> Result<Option<TriageEntryRow>, StorageError> {
+    let mut select = Select::new(SELECT_ENTRIES);
+    select.and("report_id = ?", [report_id.into()]);
+    Ok(select.fetch_all(conn).await?.pop())
+}
+
+/// Filters of ListTriageQueue; `None` does not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriageFilter {
+    pub kind: Option<Kind>,
+    /// Any of these categories (none: any category).
+    pub categories: Vec<String>,
+    pub medium: Option<Medium>,
+    pub personal_information: Option<bool>,
+    pub submitted_after: Option<DbTime>,
+    pub submitted_before: Option<DbTime>,
+}
+
+/// Keyset position: entries strictly after this, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub submitted_at: DbTime,
+    pub report_id: Uuid,
+}
+
+/// A page of the reports awaiting assessment, oldest first, built from the filters given
+/// (indexes of migration 1000 serve the whole queue and a category).
+pub async fn list(
+    conn: impl AsConn,
+    filter: &TriageFilter,
+    after: Option<Page>,
+    limit: i64,
+) -> Result<Vec<TriageEntryRow>, StorageError> {
+    let mut select = Select::new(SELECT_ENTRIES);
+    // A constant, not a parameter: the partial indexes are `WHERE state = 1`.
+    select.and("state = 1", []);
+    select.and_eq("kind", filter.kind.map(Value::of));
+    select.and_in(
+        "category",
+        filter.categories.iter().map(|c| Value::from(c.as_str())),
+    );
+    select.and_eq("medium", filter.medium.map(Value::of));
+    select.and_eq("personal_information", filter.personal_information);
+    if let Some(at) = filter.submitted_after {
+        select.and("submitted_at >= ?", [at.into()]);
+    }
+    if let Some(at) = filter.submitted_before {
+        select.and("submitted_at < ?", [at.into()]);
+    }
+    if let Some(page) = after {
+        select.and(
+            "(submitted_at, report_id) > (?, ?)",
+            [page.submitted_at.into(), page.report_id.into()],
+        );
+    }
+    select.then("ORDER BY submitted_at, report_id");
+    select.limit(limit);
+    select.fetch_all(conn).await
+}
