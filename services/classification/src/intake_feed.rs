@@ -103,6 +103,13 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
             medium: Medium::from_wire(p.medium).map_err(|e| bad(format!("medium {e}")))?,
             personal_information: p.personal_information,
             senior_notice: p.requires_senior_management_notice,
+            // The report as it now stands, from an intake that says so (events of earlier
+            // versions carry neither: both are left as they were).
+            malware_suspected: p.malware_suspected,
+            occurred_at: match p.malware_suspected {
+                Some(_) => Some(time(&p.occurred_at, "occurred_at")?.map(DbTime::to_minute)),
+                None => None,
+            },
             at: activity(event)?,
         };
         if !store::amend(tx, &amendment).await? {

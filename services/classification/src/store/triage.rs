@@ -36,6 +36,11 @@ pub struct Amendment {
     pub medium: Medium,
     pub personal_information: bool,
     pub senior_notice: bool,
+    /// The new value when the amendment changed it (events from an intake before it
+    /// published these say nothing of them).
+    pub malware_suspected: Option<bool>,
+    /// The new value (perhaps none) when the amendment changed it.
+    pub occurred_at: Option<Option<DbTime>>,
     pub at: DbTime,
 }
 
@@ -98,7 +103,9 @@ pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
 pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
     const UPDATE: &str = "UPDATE triage_entries SET category = $2, medium = $3, \
          personal_information = $4, senior_notice = $5, report_revision = $6, \
-         last_activity_at = CASE WHEN last_activity_at < $7 THEN $7 ELSE last_activity_at END \
+         last_activity_at = CASE WHEN last_activity_at < $7 THEN $7 ELSE last_activity_at END, \
+         malware_suspected = CASE WHEN $8 THEN $9 ELSE malware_suspected END, \
+         occurred_at = CASE WHEN $10 THEN $11 ELSE occurred_at END \
          WHERE report_id = $1 AND report_revision < $6";
     const EXISTS: &str = "SELECT COUNT(*) FROM triage_entries WHERE report_id = $1";
     let found = with_conn!(tx, c => {
@@ -110,6 +117,10 @@ pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
             .bind(a.senior_notice)
             .bind(a.revision)
             .bind(a.at)
+            .bind(a.malware_suspected.is_some())
+            .bind(a.malware_suspected.unwrap_or(false))
+            .bind(a.occurred_at.is_some())
+            .bind(a.occurred_at.flatten())
             .execute(&mut *c)
             .await?
             .rows_affected();

@@ -91,6 +91,8 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         medium: Medium::Paper,
         personal_information: true,
         senior_notice: true,
+        malware_suspected: None,
+        occurred_at: None,
         at: at(minute),
     };
     let mut tx = db.begin().await.unwrap();
@@ -123,6 +125,46 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
     assert!(row.personal_information && row.senior_notice);
     assert_eq!((row.report_revision, row.follow_up_count), (3, 1));
     assert_eq!(row.last_activity_at, at(10), "activity never moves back");
+    assert!(
+        !row.malware_suspected,
+        "not named by the amendment: unchanged"
+    );
+
+    // An amendment that names malware and the time of the event changes them; one that
+    // does not name them leaves them.
+    let mut tx = db.begin().await.unwrap();
+    let named = Amendment {
+        malware_suspected: Some(true),
+        occurred_at: Some(Some(at(-30))),
+        ..amend(4, "unauthorised_access", 11)
+    };
+    assert!(store::amend(&mut tx, &named).await.unwrap());
+    assert!(
+        store::amend(&mut tx, &amend(5, "unauthorised_access", 12))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let row = store::entry(db.read().await.unwrap(), e.report_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.malware_suspected);
+    assert_eq!(row.occurred_at, Some(at(-30)));
+    assert_eq!(row.report_revision, 5);
+    let mut tx = db.begin().await.unwrap();
+    let cleared = Amendment {
+        occurred_at: Some(None),
+        ..amend(6, "unauthorised_access", 13)
+    };
+    assert!(store::amend(&mut tx, &cleared).await.unwrap());
+    tx.commit().await.unwrap();
+    let row = store::entry(db.read().await.unwrap(), e.report_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.occurred_at, None, "an amendment may clear it");
+    assert!(row.malware_suspected);
 
     // Events about a report that is not queued are reported, not lost silently.
     let mut tx = db.begin().await.unwrap();
@@ -146,7 +188,7 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(row.category, "unauthorised_access");
-    assert_eq!((row.report_revision, row.follow_up_count), (3, 1));
+    assert_eq!((row.report_revision, row.follow_up_count), (6, 1));
 }
 
 async fn the_queue_is_listed_oldest_first_by_any_filter(backend: Backend) {

@@ -242,6 +242,7 @@ async fn reports_reach_the_queue_and_stay_in_step(backend: Backend) {
                 category: "unauthorised_access".into(),
                 medium: ReportMedium::Paper as i32,
                 personal_information: true,
+                malware_suspected: true,
                 ..Default::default()
             }),
             contact: None,
@@ -250,6 +251,7 @@ async fn reports_reach_the_queue_and_stay_in_step(backend: Backend) {
                     "details.category".into(),
                     "details.medium".into(),
                     "details.personal_information".into(),
+                    "details.malware_suspected".into(),
                 ],
             }),
             reason: "paper copies were taken too".into(),
@@ -305,6 +307,8 @@ async fn reports_reach_the_queue_and_stay_in_step(backend: Backend) {
     assert_eq!(t.category, "unauthorised_access");
     assert_eq!(t.medium, ReportMedium::Paper as i32);
     assert!(t.personal_information && t.requires_senior_management_notice);
+    assert!(t.malware_suspected, "amended");
+    assert!(t.occurred_at.is_some(), "not named by the amendment: kept");
     let before_replay = queue(&c, pb::TriageEntryFilter::default()).await;
 
     // Pages: a token goes on with its own filter only.

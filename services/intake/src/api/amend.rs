@@ -145,6 +145,8 @@ impl IntakeApi {
                     medium: details.medium.to_wire(),
                     personal_information: details.personal_information,
                     requires_senior_management_notice: details.senior_notice(),
+                    malware_suspected: Some(details.malware_suspected),
+                    occurred_at: details.occurred_at.map(custos_kit::time_fmt::to_timestamp),
                 },
             );
             Ok(Amendment {
