@@ -15,10 +15,16 @@
 #     runs every filter combination the API offers at 32 concurrent calls for `seconds`
 #     (default 5) each, in the basic view and then the full one (each report audited),
 #     and prints each combination's latency.
+#
+#   tests/load/bench.sh triage [entries] [seconds]   ListTriageQueue on PostgreSQL:
+#     seeds classification's triage queue with `entries` (default 1,000,000) reports
+#     awaiting assessment, spread over a year (the worst case: in life most are assessed
+#     and leave the queue), then runs every filter combination at 32 concurrent calls for
+#     `seconds` (default 5) each, and prints each combination's latency.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=submit
-if [ "${1:-}" = list ]; then MODE=list; shift; fi
+case "${1:-}" in list|triage) MODE=$1; shift ;; esac
 PG_ADMIN_URL=${CUSTOS_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BENCH_DB=custos_bench
 # Loopback: no TLS, as pgbench below (production uses sslmode=verify-full).
@@ -27,7 +33,7 @@ SECRET=bench-secret-0123456789abcdef0123456789
 PORT=50191
 LOAD="target/release/custos-load"
 
-cargo build --release -q -p custos-intake -p custos-load -p custos
+cargo build --release -q -p custos-intake -p custos-classification -p custos-load -p custos
 WORK=$(mktemp -d)
 INTAKE_PID=
 cleanup() { [ -n "$INTAKE_PID" ] && kill "$INTAKE_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
@@ -52,6 +58,53 @@ start_intake() { # database-url log
   echo "intake did not start:"; cat "$2"; exit 1
 }
 stop_intake() { kill -TERM "$INTAKE_PID"; wait "$INTAKE_PID" || true; INTAKE_PID=; }
+
+if [ "$MODE" = triage ]; then
+  ENTRIES=${1:-1000000}
+  SECONDS_PER_COMBINATION=${2:-5}
+  # Classification alone: nothing listens at its intake_url, so its consumer waits
+  # (quietly at this log level) while the queue is seeded directly.
+  CUSTOS_AUTH__HS256_SECRET=$SECRET CUSTOS_AUTH__ISSUER=custos-standalone \
+  CUSTOS_CLASSIFICATION__INTAKE_URL=http://127.0.0.1:1 CUSTOS_SERVER__SHUTDOWN_GRACE_SECS=0 \
+  CUSTOS_DATABASE__MAX_CONNECTIONS=${BENCH_POOL:-16} CUSTOS_SERVER__MAX_CONCURRENT_REQUESTS=4096 \
+  RUST_LOG=error target/release/custos-classification --listen 127.0.0.1:$PORT --database-url "$PG_URL" \
+    >"$WORK/classification.log" 2>&1 &
+  INTAKE_PID=$!
+  for _ in $(seq 1 100); do
+    psql -qtA "$PG_URL" -c "SELECT 1 FROM classification.triage_entries LIMIT 1" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  echo "== seeding $ENTRIES triage entries =="
+  psql -q "$PG_URL" <<SQL
+SET search_path = classification;
+INSERT INTO triage_entries (report_id, reference, kind, category, medium, personal_information,
+    malware_suspected, anonymous, senior_notice, occurred_at, submitted_at, last_activity_at,
+    follow_up_count, report_revision, state)
+SELECT gen_random_uuid(), 'SIR-' || lpad(n::text, 7, '0'),
+    CASE WHEN r1 < 0.8 THEN 1 ELSE 2 END,
+    -- 24 categories, the first few far commoner than the rest.
+    (ARRAY['malware_infection','equipment_theft_or_loss','unauthorised_access','phishing',
+      'loss_or_theft_of_data','unauthorised_transfer','unauthorised_change','denial_of_service',
+      'unauthorised_use','application_malfunction','human_error','physical_security_breach',
+      'access_violation','non_compliance','system_hacked','uncontrolled_change','firewall_weakness',
+      'antivirus_weakness','system_overload','misuse_of_email','misuse_of_internet','theft_of_paper',
+      'password_sharing','social_engineering'])[1 + floor(power(r2, 2.5) * 24)::int],
+    CASE WHEN r3 < 0.9 THEN 1 ELSE 2 END, r4 < 0.3, r4 > 0.95, r5 < 0.1, r3 >= 0.9 OR r4 < 0.3,
+    at - interval '2 hours', at, at, 0, 1, 1
+FROM (SELECT n, random() r1, random() r2, random() r3, random() r4, random() r5,
+        date_trunc('minute', now() - interval '365 days' * (1 - n::float8 / $ENTRIES)) AS at
+      FROM generate_series(1, $ENTRIES) n) s;
+ANALYZE triage_entries;
+SQL
+  CATEGORIES=$(psql -qtA "$PG_URL" -c "SELECT DISTINCT '--category=' || category FROM classification.triage_entries")
+  echo "== ListTriageQueue =="
+  # shellcheck disable=SC2086
+  $LOAD triage --server http://127.0.0.1:$PORT --token "$(token sam security_advisor)" \
+    --seconds "$SECONDS_PER_COMBINATION" $CATEGORIES
+  stop_intake
+  [ "${CUSTOS_BENCH_KEEP:-}" = 1 ] || psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"
+  exit 0
+fi
 
 if [ "$MODE" = list ]; then
   REPORTS=${1:-1000000}

@@ -3,44 +3,12 @@
 //! combination at a chosen concurrency for a chosen time, values drawn at random for each
 //! call (so some combinations match nothing, as users' do). Prints the latency of each.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use custos_proto::intake::v1 as pb;
-use hdrhistogram::Histogram;
-use rand::{Rng, SeedableRng, rngs::SmallRng};
+use rand::{Rng, rngs::SmallRng};
 
-use crate::{Target, client};
-
-/// ListReportsResponse as this tool reads it: the reports are counted, not decoded, so
-/// that the measuring client takes as little of the machine's CPU as it can.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ListReportsCount {
-    #[prost(bytes = "bytes", repeated, tag = "1")]
-    reports: Vec<bytes::Bytes>,
-}
-
-/// ListReports through a lean codec.
-async fn list(
-    grpc: &mut tonic::client::Grpc<
-        tonic::service::interceptor::InterceptedService<
-            tonic::transport::Channel,
-            custos_kit::client::ClientInterceptor,
-        >,
-    >,
-    request: pb::ListReportsRequest,
-) -> Result<usize, tonic::Status> {
-    grpc.ready()
-        .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let codec = tonic_prost::ProstCodec::<pb::ListReportsRequest, ListReportsCount>::default();
-    let path = "/custos.intake.v1.IntakeService/ListReports"
-        .parse()
-        .expect("a path");
-    let response = grpc
-        .unary(tonic::Request::new(request), path, codec)
-        .await?;
-    Ok(response.into_inner().reports.len())
-}
+use crate::{Target, client, measure};
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -162,14 +130,6 @@ impl Combination {
     }
 }
 
-struct Measured {
-    histogram: Histogram<u64>,
-    rows: u64,
-    empty: u64,
-    errors: u64,
-    first_error: Option<String>,
-}
-
 pub async fn run(args: ListArgs) -> Result<(), String> {
     let channels = args.target.channels().await?;
     let categories: Vec<String> = client(channels[0].clone(), Some(&args.staff_token))?
@@ -187,10 +147,7 @@ pub async fn run(args: ListArgs) -> Result<(), String> {
              values drawn per call",
             args.view, args.page_size, args.concurrency, args.seconds
         );
-        println!(
-            "{:<40} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6}",
-            "filters", "calls/s", "p50 ms", "p99 ms", "max ms", "rows", "empty"
-        );
+        measure::header();
     }
     let mut worst = 0.0f64;
     for (n, combination) in Combination::all().into_iter().enumerate() {
@@ -202,98 +159,34 @@ pub async fn run(args: ListArgs) -> Result<(), String> {
         } else {
             &args.staff_token
         };
-        let end = Instant::now() + Duration::from_secs(args.seconds);
-        let mut workers = Vec::new();
-        for i in 0..args.concurrency {
-            let interceptor = custos_kit::client::ClientInterceptor::bearer(token)?;
-            let mut grpc =
-                tonic::client::Grpc::new(tonic::service::interceptor::InterceptedService::new(
-                    channels[i % channels.len()].clone(),
-                    interceptor,
-                ));
-            let categories = categories.clone();
-            let span = args.span_days;
-            let (page_size, view) = (args.page_size, args.view);
-            workers.push(tokio::spawn(async move {
-                let mut rng = SmallRng::seed_from_u64((n * 1000 + i) as u64);
-                let mut m = Measured {
-                    histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
-                    rows: 0,
-                    empty: 0,
-                    errors: 0,
-                    first_error: None,
-                };
-                while Instant::now() < end {
-                    let request = pb::ListReportsRequest {
-                        filter: Some(combination.filter(&mut rng, &categories, span)),
-                        page_size,
-                        page_token: String::new(),
-                        view: match view {
-                            View::Basic => pb::ReportView::Basic as i32,
-                            View::Full => pb::ReportView::Full as i32,
-                        },
-                    };
-                    let sent = Instant::now();
-                    match list(&mut grpc, request).await {
-                        Ok(rows) => {
-                            m.histogram
-                                .saturating_record(sent.elapsed().as_micros() as u64);
-                            let rows = rows as u64;
-                            m.rows += rows;
-                            m.empty += u64::from(rows == 0);
-                        }
-                        Err(status) => {
-                            m.errors += 1;
-                            m.first_error.get_or_insert_with(|| {
-                                format!("{:?}: {}", status.code(), status.message())
-                            });
-                        }
-                    }
-                }
-                m
-            }));
-        }
-        let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-        let (mut rows, mut empty, mut errors, mut first_error) = (0, 0, 0, None);
-        for worker in workers {
-            let m = worker.await.map_err(|e| e.to_string())?;
-            total.add(&m.histogram).map_err(|e| e.to_string())?;
-            rows += m.rows;
-            empty += m.empty;
-            errors += m.errors;
-            first_error = first_error.or(m.first_error);
-        }
-        let calls = total.len().max(1);
-        let ms = |q: f64| total.value_at_quantile(q) as f64 / 1000.0;
-        worst = worst.max(ms(0.99));
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "filters": combination.name(), "calls_per_second": total.len() as f64 / args.seconds as f64,
-                    "p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": total.max() as f64 / 1000.0,
-                    "rows_per_call": rows as f64 / calls as f64, "empty_share": empty as f64 / calls as f64,
-                    "errors": errors,
-                })
-            );
-        } else {
-            println!(
-                "{:<40} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>7.1} {:>5.0}%",
-                combination.name(),
-                total.len() as f64 / args.seconds as f64,
-                ms(0.5),
-                ms(0.99),
-                total.max() as f64 / 1000.0,
-                rows as f64 / calls as f64,
-                100.0 * empty as f64 / calls as f64,
-            );
-        }
-        if let Some(e) = first_error {
-            return Err(format!(
-                "{}: {errors} calls failed, first: {e}",
-                combination.name()
-            ));
-        }
+        let categories = categories.clone();
+        let (span, page_size) = (args.span_days, args.page_size);
+        let view = match args.view {
+            View::Basic => pb::ReportView::Basic as i32,
+            View::Full => pb::ReportView::Full as i32,
+        };
+        let make = Arc::new(move |rng: &mut SmallRng| pb::ListReportsRequest {
+            filter: Some(combination.filter(rng, &categories, span)),
+            page_size,
+            page_token: String::new(),
+            view,
+        });
+        let m = measure::measure(
+            &channels,
+            token,
+            "/custos.intake.v1.IntakeService/ListReports",
+            args.concurrency,
+            args.seconds,
+            n as u64,
+            make,
+        )
+        .await?;
+        worst = worst.max(measure::report(
+            &combination.name(),
+            &m,
+            args.seconds,
+            args.json,
+        )?);
     }
     if !args.json {
         println!("worst p99 over all combinations: {worst:.2} ms");

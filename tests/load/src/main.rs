@@ -1,4 +1,4 @@
-//! `custos-load`: load for intake, measured from outside as a client sees it. Only ever
+//! `custos-load`: load for the services, measured from outside as a client sees it. Only ever
 //! point it at a service on this machine.
 //!
 //! - `submit`: SubmitReport at a chosen concurrency for a chosen time (every call a new
@@ -6,10 +6,13 @@
 //! - `seed`: fills intake with reports spread over kinds, categories and media.
 //! - `list`: ListReports with every combination of filters the API offers, each at a
 //!   chosen concurrency, with the latency of each combination.
+//! - `triage`: the same for classification's ListTriageQueue.
 
 mod list;
+mod measure;
 mod reports;
 mod submit;
+mod triage;
 
 use clap::{Parser, Subcommand};
 use custos_kit::client::ClientInterceptor;
@@ -31,12 +34,14 @@ enum Command {
     Seed(reports::SeedArgs),
     /// ListReports latency for every filter combination.
     List(list::ListArgs),
+    /// ListTriageQueue (classification) latency for every filter combination.
+    Triage(triage::TriageArgs),
 }
 
 /// Where the service is and how calls reach it.
 #[derive(Debug, clap::Args)]
 pub struct Target {
-    /// Intake address.
+    /// The service's address (intake's, or classification's for `triage`).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
     /// HTTP/2 connections shared by the workers.
@@ -80,5 +85,6 @@ async fn main() -> Result<(), String> {
         Command::Submit(args) => submit::run(args).await,
         Command::Seed(args) => reports::seed(args).await,
         Command::List(args) => list::run(args).await,
+        Command::Triage(args) => triage::run(args).await,
     }
 }

@@ -21,6 +21,12 @@ CREATE TABLE triage_entries (
 CREATE INDEX triage_awaiting ON triage_entries (submitted_at, report_id) WHERE state = 1;
 CREATE INDEX triage_awaiting_by_category ON triage_entries (category, submitted_at, report_id)
     WHERE state = 1;
+CREATE INDEX triage_awaiting_by_routing
+    ON triage_entries (kind, medium, personal_information, submitted_at, report_id)
+    WHERE state = 1;
+CREATE INDEX triage_awaiting_by_category_routing
+    ON triage_entries (category, kind, medium, personal_information, submitted_at, report_id)
+    WHERE state = 1;
 
 CREATE INDEX triage_by_reference ON triage_entries (reference);
 

