@@ -234,9 +234,14 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
                     "follow_ups": e.follow_up_count, "report_revision": e.report_revision})
             })
             .collect();
+        let submitted_before = before.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
         println!(
             "{}",
-            json!({"entries": entries, "next_page_token": response.next_page_token})
+            json!({"entries": entries, "next_page_token": response.next_page_token,
+                "submitted_before": submitted_before})
         );
         return Ok(());
     }
@@ -282,10 +287,10 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
                 t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             })
-            .map(|t| format!(" --submitted-before {t}"))
+            .map(|t| format!(" --submitted-before {t} (instead of --older-than-hours)"))
             .unwrap_or_default();
         println!(
-            "More: the same filters{before} --page-token {}",
+            "More: the same filters{before} and --page-token {}",
             response.next_page_token
         );
     }

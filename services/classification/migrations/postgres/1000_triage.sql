@@ -35,8 +35,6 @@ CREATE INDEX triage_awaiting_by_routing
 CREATE INDEX triage_awaiting_by_category_routing
     ON triage_entries (category, kind, medium, personal_information, submitted_at, report_id)
     WHERE state = 1;
-CREATE INDEX triage_by_reference ON triage_entries (reference);
-
 -- The follow-ups counted in an entry, by intake's follow-up id: each counts once, and a
 -- later assessment can tell which arrived after it.
 CREATE TABLE triage_follow_ups (

@@ -28,8 +28,6 @@ CREATE INDEX triage_awaiting_by_category_routing
     ON triage_entries (category, kind, medium, personal_information, submitted_at, report_id)
     WHERE state = 1;
 
-CREATE INDEX triage_by_reference ON triage_entries (reference);
-
 CREATE TABLE triage_follow_ups (
     report_id BLOB NOT NULL REFERENCES triage_entries (report_id),
     follow_up_id BLOB NOT NULL,

@@ -54,7 +54,7 @@ impl ClassificationApi {
             v.add("filter.categories", "at most 50 categories");
         } else {
             for (i, c) in f.categories.iter().enumerate() {
-                if c.is_empty() || c.len() > 64 {
+                if c.is_empty() || c.chars().count() > 64 {
                     v.add(
                         format!("filter.categories[{i}]"),
                         "must be a category code (1 to 64 characters)",

@@ -67,8 +67,8 @@ const SELECT_ENTRIES: &str = "SELECT report_id, reference, kind, category, mediu
      personal_information, malware_suspected, anonymous, senior_notice, occurred_at, \
      submitted_at, last_activity_at, follow_up_count, report_revision, state FROM triage_entries";
 
-/// Queues a report. Applied again (a replayed feed), it refreshes only what the
-/// submission alone says (never what amendments changed), so it is safe to repeat.
+/// Queues a report. Applied again (a replayed feed), it refreshes what the submission
+/// says only while no amendment has been applied, so it is safe to repeat.
 pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
     const SQL: &str = "INSERT INTO triage_entries (report_id, reference, kind, category, medium, \
          personal_information, malware_suspected, anonymous, senior_notice, occurred_at, \
@@ -77,7 +77,8 @@ pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
          ON CONFLICT (report_id) DO UPDATE SET reference = excluded.reference, \
          kind = excluded.kind, malware_suspected = excluded.malware_suspected, \
          anonymous = excluded.anonymous, occurred_at = excluded.occurred_at, \
-         submitted_at = excluded.submitted_at";
+         submitted_at = excluded.submitted_at \
+         WHERE triage_entries.report_revision = 1";
     with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(e.report_id)

@@ -189,6 +189,73 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         .unwrap();
     assert_eq!(row.category, "unauthorised_access");
     assert_eq!((row.report_revision, row.follow_up_count), (6, 1));
+    assert!(row.malware_suspected, "amended, not reverted");
+    assert_eq!(row.occurred_at, None, "amended, not reverted");
+}
+
+/// Amendments through the handler: an intake that publishes the report's state sets it,
+/// an earlier intake whose events carry none of it leaves it as it was.
+async fn amendments_from_old_and_new_intakes(backend: Backend) {
+    use custos_classification::intake_feed::IntakeEvents;
+    use custos_kit::consumer::EventHandler;
+    use custos_proto::{common::v1::Event, intake::v1 as intake, prost_types::Any};
+    let (_d, db) = db(backend).await;
+    let e = entry(
+        1,
+        Kind::Event,
+        "malware_infection",
+        Medium::Electronic,
+        false,
+    );
+    queue(&db, &e).await;
+    let apply = |revision: i32, malware: Option<bool>| {
+        let db = db.clone();
+        let report_id = e.report_id;
+        async move {
+            let payload = intake::ReportAmended {
+                revision,
+                changed_fields: vec!["details.malware_suspected".into()],
+                category: "malware_infection".into(),
+                medium: 1,
+                personal_information: false,
+                requires_senior_management_notice: false,
+                malware_suspected: malware,
+                occurred_at: None,
+            };
+            let event = Event {
+                event_id: Uuid::now_v7().to_string(),
+                event_type: "custos.intake.v1.ReportAmended".into(),
+                occurred_at: Some(custos_kit::time_fmt::to_timestamp(
+                    at(revision.into()).get(),
+                )),
+                aggregate_id: report_id.to_string(),
+                aggregate_reference: "SIR-2026-000001".into(),
+                payload: Some(Any::from_msg(&payload).unwrap()),
+                ..Default::default()
+            };
+            let mut tx = db.begin().await.unwrap();
+            IntakeEvents.handle(&mut tx, &event).await.unwrap();
+            tx.commit().await.unwrap();
+            store::entry(db.read().await.unwrap(), report_id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let row = apply(2, Some(true)).await;
+    assert!(row.malware_suspected);
+    assert_eq!(
+        row.occurred_at, None,
+        "the report as it now stands has none"
+    );
+    let row = apply(3, None).await;
+    assert!(
+        row.malware_suspected,
+        "an earlier intake's event says nothing of it"
+    );
+    assert_eq!(row.report_revision, 3);
+    let row = apply(4, Some(false)).await;
+    assert!(!row.malware_suspected);
 }
 
 async fn the_queue_is_listed_oldest_first_by_any_filter(backend: Backend) {
@@ -296,7 +363,7 @@ async fn the_queue_is_listed_oldest_first_by_any_filter(backend: Backend) {
     let mut same_minute: Vec<NewEntry> = (10..15)
         .map(|n| NewEntry {
             submitted_at: at(6),
-            ..entry(n, Event, "tied", Electronic, false)
+            ..entry(n, Event, "tied", Electronic, n % 2 == 0)
         })
         .collect();
     same_minute.reverse();
@@ -357,6 +424,7 @@ async fn the_queue_is_listed_oldest_first_by_any_filter(backend: Backend) {
 }
 
 on_both_backends!(
+    amendments_from_old_and_new_intakes,
     queueing_is_idempotent_and_amendments_never_go_back,
     the_queue_is_listed_oldest_first_by_any_filter,
 );

@@ -360,7 +360,8 @@ async fn reports_reach_the_queue_and_stay_in_step(backend: Backend) {
     assert_eq!(
         queue(&c, pb::TriageEntryFilter::default()).await,
         before_replay,
-        "a replayed feed changes nothing (follow-ups are not counted twice)"
+        "a replayed feed changes nothing (the kit applies each event once; the store's own \
+         idempotency, should it run again, is in store_contract)"
     );
 
     // Nothing that identifies a reporter, nor any free text, crossed into

@@ -501,18 +501,13 @@ impl Consumer {
                         )),
                     };
                 }
-                // Nothing that names an anonymous report's event in a line whose exact
-                // time could date the report.
-                // (Nor the handler's error, which may name it: it is kept with the
-                // failure, stamped to the minute.)
-                if is_anonymous(event) {
-                    tracing::warn!(consumer = %self.inner.name, event_type = %event.event_type, attempts, "applying an event about an anonymous report failed; retrying");
-                } else {
+                // Nothing about an anonymous report's event in a line whose exact time
+                // could date it: its failures are kept, stamped to the minute, and shown by
+                // `custos feed consumers` / `parked`.
+                if !is_anonymous(event) {
                     tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, event_type = %event.event_type, attempts, error = %error.describe(), "applying an event failed; retrying");
                 }
-            } else if is_anonymous(event) {
-                tracing::warn!(consumer = %self.inner.name, "applying an event about an anonymous report failed for a passing reason (database unavailable, a concurrent change); retrying");
-            } else {
+            } else if !is_anonymous(event) {
                 tracing::warn!(consumer = %self.inner.name, event_id = %event.event_id, error = %error.describe(), "applying an event failed for a passing reason (database unavailable, a concurrent change); retrying");
             }
             tokio::select! {
@@ -546,9 +541,12 @@ impl Consumer {
         }
         parking::advance(&mut tx, &inner.name, holder, &event.cursor).await?;
         tx.commit().await?;
+        // Not for an anonymous report's event: its time is cut to the minute, so the lag
+        // would be the seconds into that minute, which date it.
         if let Some(at) = event
             .occurred_at
             .as_ref()
+            .filter(|_| !is_anonymous(event))
             .and_then(crate::time_fmt::from_timestamp)
         {
             self.record_lag(
