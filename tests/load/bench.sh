@@ -21,10 +21,15 @@
 #     awaiting assessment, spread over a year (the worst case: in life most are assessed
 #     and leave the queue), then runs every filter combination at 32 concurrent calls for
 #     `seconds` (default 5) each, and prints each combination's latency.
+#
+#   tests/load/bench.sh triage-sqlite [reports] [seconds]   The same in standalone mode:
+#     `custos serve` (both services on SQLite), `reports` (default 100,000) submitted to
+#     intake, the time classification takes to queue them all from intake's feed, then
+#     every filter combination of ListTriageQueue.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=submit
-case "${1:-}" in list|triage) MODE=$1; shift ;; esac
+case "${1:-}" in list|triage|triage-sqlite) MODE=$1; shift ;; esac
 PG_ADMIN_URL=${CUSTOS_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BENCH_DB=custos_bench
 # Loopback: no TLS, as pgbench below (production uses sslmode=verify-full).
@@ -58,6 +63,40 @@ start_intake() { # database-url log
   echo "intake did not start:"; cat "$2"; exit 1
 }
 stop_intake() { kill -TERM "$INTAKE_PID"; wait "$INTAKE_PID" || true; INTAKE_PID=; }
+
+if [ "$MODE" = triage-sqlite ]; then
+  REPORTS=${1:-100000}
+  SECONDS_PER_COMBINATION=${2:-5}
+  DATA="$WORK/data"
+  RUST_LOG=error target/release/custos serve --data-dir "$DATA" --port $PORT >"$WORK/serve.log" 2>&1 &
+  INTAKE_PID=$!
+  for _ in $(seq 1 100); do grep -q "custos is running" "$WORK/serve.log" 2>/dev/null && break; sleep 0.1; done
+  queued() {
+    python3 -c "import sqlite3,sys; print(sqlite3.connect('file:$DATA/classification.db?mode=ro', uri=True).execute('SELECT COUNT(*) FROM triage_entries').fetchone()[0])"
+  }
+  echo "== seeding $REPORTS reports through intake (standalone, SQLite) =="
+  START=$(date +%s.%N)
+  CUSTOS_LOAD_SECRET=$(cat "$DATA/dev-signing-secret") $LOAD seed --server http://127.0.0.1:$PORT \
+    --issuer custos-standalone --reporters 2000 --reports "$REPORTS"
+  SEEDED=$(date +%s.%N)
+  until [ "$(queued)" -ge "$REPORTS" ]; do sleep 0.5; done
+  DONE=$(date +%s.%N)
+  python3 -c "s,m,d=$START,$SEEDED,$DONE; print(f'classification queued all $REPORTS {d-m:.1f} s after the last was accepted ({$REPORTS/(d-s):.0f} reports/s end to end)')"
+  CATEGORIES=$(python3 -c "import sqlite3; [print('--category=' + r[0]) for r in sqlite3.connect('file:$DATA/classification.db?mode=ro', uri=True).execute('SELECT DISTINCT category FROM triage_entries')]")
+  # As a suite that has run a while: its planner statistics refreshed (at start and every
+  # ten minutes). Restart it to have them now.
+  stop_intake
+  RUST_LOG=error target/release/custos serve --data-dir "$DATA" --port $PORT >"$WORK/serve2.log" 2>&1 &
+  INTAKE_PID=$!
+  for _ in $(seq 1 100); do grep -q "custos is running" "$WORK/serve2.log" 2>/dev/null && break; sleep 0.1; done
+  echo "== ListTriageQueue (SQLite) =="
+  # shellcheck disable=SC2086
+  $LOAD triage --server http://127.0.0.1:$((PORT + 1)) \
+    --token "$(target/release/custos token --data-dir "$DATA" --subject sam --role security_advisor)" \
+    --seconds "$SECONDS_PER_COMBINATION" --span-days 1 $CATEGORIES
+  stop_intake
+  exit 0
+fi
 
 if [ "$MODE" = triage ]; then
   ENTRIES=${1:-1000000}

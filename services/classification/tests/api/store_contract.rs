@@ -428,3 +428,18 @@ on_both_backends!(
     queueing_is_idempotent_and_amendments_never_go_back,
     the_queue_is_listed_oldest_first_by_any_filter,
 );
+
+/// SQLite's planner has statistics from the start (and every ten minutes): without them
+/// it takes any index a statement's first column names and sorts what it finds.
+#[tokio::test]
+async fn sqlite_planner_statistics_are_kept() {
+    let (_d, db) = db(Backend::Sqlite).await;
+    let mut conn = db.read().await.unwrap();
+    let tables: i64 = custos_kit::with_conn!(&mut conn, c => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap()
+    });
+    assert_eq!(tables, 1, "ANALYZE ran at start");
+}
