@@ -141,15 +141,15 @@ pub async fn run(args: ListArgs) -> Result<(), String> {
         .into_iter()
         .map(|c| c.code)
         .collect();
-    if !args.json {
-        println!(
+    let mut table = measure::Table::new(
+        &format!(
             "ListReports ({:?} view, {} per page), {} concurrent calls, {} s per combination, \
              values drawn per call",
             args.view, args.page_size, args.concurrency, args.seconds
-        );
-        measure::header();
-    }
-    let mut worst = 0.0f64;
+        ),
+        args.seconds,
+        args.json,
+    );
     for (n, combination) in Combination::all().into_iter().enumerate() {
         if !args.only.is_empty() && !args.only.contains(&combination.name()) {
             continue;
@@ -181,15 +181,8 @@ pub async fn run(args: ListArgs) -> Result<(), String> {
             make,
         )
         .await?;
-        worst = worst.max(measure::report(
-            &combination.name(),
-            &m,
-            args.seconds,
-            args.json,
-        )?);
+        table.row(&combination.name(), &m)?;
     }
-    if !args.json {
-        println!("worst p99 over all combinations: {worst:.2} ms");
-    }
+    table.finish();
     Ok(())
 }

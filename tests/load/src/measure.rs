@@ -29,6 +29,18 @@ pub struct Measured {
     pub first_error: Option<String>,
 }
 
+impl Measured {
+    fn new() -> Self {
+        Self {
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+            rows: 0,
+            empty: 0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+}
+
 /// Calls `path` with requests from `make` on `concurrency` workers for `seconds`.
 pub async fn measure<Req: prost::Message + Send + 'static>(
     channels: &[Channel],
@@ -51,13 +63,7 @@ pub async fn measure<Req: prost::Message + Send + 'static>(
         let make = make.clone();
         workers.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(seed * 1000 + i as u64);
-            let mut m = Measured {
-                histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
-                rows: 0,
-                empty: 0,
-                errors: 0,
-                first_error: None,
-            };
+            let mut m = Measured::new();
             while Instant::now() < end {
                 let request = make(&mut rng);
                 let sent = Instant::now();
@@ -94,13 +100,7 @@ pub async fn measure<Req: prost::Message + Send + 'static>(
             m
         }));
     }
-    let mut total = Measured {
-        histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
-        rows: 0,
-        empty: 0,
-        errors: 0,
-        first_error: None,
-    };
+    let mut total = Measured::new();
     for worker in workers {
         let m = worker.await.map_err(|e| e.to_string())?;
         total
@@ -115,17 +115,48 @@ pub async fn measure<Req: prost::Message + Send + 'static>(
     Ok(total)
 }
 
-/// Prints the table's header.
-pub fn header() {
-    println!(
-        "{:<40} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6}",
-        "filters", "calls/s", "p50 ms", "p99 ms", "max ms", "rows", "empty"
-    );
+/// The printed results of every combination, and the worst p99 among them.
+pub struct Table {
+    json: bool,
+    seconds: u64,
+    worst: f64,
+}
+
+impl Table {
+    /// Prints `title` and the header (not in JSON).
+    pub fn new(title: &str, seconds: u64, json: bool) -> Self {
+        if !json {
+            println!("{title}");
+            println!(
+                "{:<40} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6}",
+                "filters", "calls/s", "p50 ms", "p99 ms", "max ms", "rows", "empty"
+            );
+        }
+        Self {
+            json,
+            seconds,
+            worst: 0.0,
+        }
+    }
+
+    /// Prints one combination; an error if any of its calls failed.
+    pub fn row(&mut self, name: &str, m: &Measured) -> Result<(), String> {
+        let p99 = report(name, m, self.seconds, self.json)?;
+        self.worst = self.worst.max(p99);
+        Ok(())
+    }
+
+    /// Prints the worst p99 (not in JSON).
+    pub fn finish(self) {
+        if !self.json {
+            println!("worst p99 over all combinations: {:.2} ms", self.worst);
+        }
+    }
 }
 
 /// Prints one combination (a table row, or a JSON object) and returns its p99 in ms;
 /// an error if any call failed.
-pub fn report(name: &str, m: &Measured, seconds: u64, json: bool) -> Result<f64, String> {
+fn report(name: &str, m: &Measured, seconds: u64, json: bool) -> Result<f64, String> {
     let total = &m.histogram;
     let calls = total.len().max(1);
     let ms = |q: f64| total.value_at_quantile(q) as f64 / 1000.0;

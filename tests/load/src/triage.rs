@@ -94,15 +94,15 @@ impl Combination {
 
 pub async fn run(args: TriageArgs) -> Result<(), String> {
     let channels = args.target.channels().await?;
-    if !args.json {
-        println!(
+    let mut table = measure::Table::new(
+        &format!(
             "ListTriageQueue ({} per page), {} concurrent calls, {} s per combination, values \
              drawn per call",
             args.page_size, args.concurrency, args.seconds
-        );
-        measure::header();
-    }
-    let mut worst = 0.0f64;
+        ),
+        args.seconds,
+        args.json,
+    );
     for bits in 0..32u8 {
         let combination = Combination(bits);
         if !args.only.is_empty() && !args.only.contains(&combination.name()) {
@@ -125,15 +125,8 @@ pub async fn run(args: TriageArgs) -> Result<(), String> {
             make,
         )
         .await?;
-        worst = worst.max(measure::report(
-            &combination.name(),
-            &m,
-            args.seconds,
-            args.json,
-        )?);
+        table.row(&combination.name(), &m)?;
     }
-    if !args.json {
-        println!("worst p99 over all combinations: {worst:.2} ms");
-    }
+    table.finish();
     Ok(())
 }
