@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "custos/intake/v1/intake_service.proto",
         "custos/classification/v1/resources.proto",
         "custos/classification/v1/classification_service.proto",
+        "custos/classification/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

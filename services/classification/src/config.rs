@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use custos_kit::config::{ConfigError, Validate};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClassificationSettings {
     /// Address of the intake service, whose event feed fills the triage queue, e.g.
@@ -15,6 +15,22 @@ pub struct ClassificationSettings {
     /// A replacement for the policy's risk impact matrix (`config/risk_matrix.toml`
     /// shows the format).
     pub risk_matrix_file: Option<PathBuf>,
+    /// A replacement for the shipped report taxonomy (`shared/taxonomy/taxonomy.toml`):
+    /// the same file as intake's, since advisors assign its categories.
+    pub taxonomy_file: Option<PathBuf>,
+    /// Prefix of incident references, e.g. `INC` for `INC-2026-000042`.
+    pub incident_reference_prefix: String,
+}
+
+impl Default for ClassificationSettings {
+    fn default() -> Self {
+        Self {
+            intake_url: None,
+            risk_matrix_file: None,
+            taxonomy_file: None,
+            incident_reference_prefix: "INC".into(),
+        }
+    }
 }
 
 impl Validate for ClassificationSettings {
@@ -26,20 +42,23 @@ impl Validate for ClassificationSettings {
                     "is required: the address of the intake service, e.g. http://custos-intake:50051",
                 ));
             }
-            Some(url) => {
-                url.parse::<tonic::transport::Uri>()
-                    .ok()
-                    .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
-                    .ok_or_else(|| {
-                        ConfigError::invalid(
-                            "classification.intake_url",
-                            format!(
-                                "`{url}` is not an http:// address (services talk h2c inside \
-                                 the cluster)"
-                            ),
-                        )
-                    })?;
-            }
+            Some(url) => custos_kit::config::check_service_url("classification.intake_url", url)?,
+        }
+        if self.incident_reference_prefix.is_empty()
+            || self.incident_reference_prefix.len() > 8
+            || !self
+                .incident_reference_prefix
+                .chars()
+                .all(|c| c.is_ascii_uppercase())
+        {
+            return Err(ConfigError::invalid(
+                "classification.incident_reference_prefix",
+                "must be 1 to 8 capital letters",
+            ));
+        }
+        if let Some(path) = &self.taxonomy_file {
+            custos_taxonomy::Taxonomy::load(path)
+                .map_err(|e| ConfigError::invalid("classification.taxonomy_file", e))?;
         }
         if let Some(path) = &self.risk_matrix_file {
             crate::matrix::RiskMatrix::load(path)

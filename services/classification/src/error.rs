@@ -3,7 +3,8 @@
 //! reasons listed in `classification_service.proto`.
 
 use custos_kit::{
-    error::{Code, FieldViolation, ServiceError},
+    error::{Code, FieldViolation, PreconditionViolation, ServiceError},
+    idempotency::IdempotencyError,
     storage::StorageError,
 };
 
@@ -20,6 +21,32 @@ pub enum ClassificationError {
         dimensions: Vec<String>,
         violations: Vec<FieldViolation>,
     },
+    #[error("idempotency_key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// Not (yet) in the triage queue: intake's event has not arrived, or there is no such
+    /// report.
+    #[error(
+        "no report with this id has reached classification (a report accepted moments ago \
+         may still be on its way from intake)"
+    )]
+    ReportNotFound,
+    /// Also what a caller gets for an incident it may not see: no hint that it exists.
+    #[error("incident not found")]
+    IncidentNotFound { field: &'static str },
+    #[error("the incident is closed: reports can no longer be linked to it")]
+    IncidentClosed,
+    #[error(
+        "the report was amended since you read it (it is at revision {current}, not \
+         {expected}): read it again, then assess"
+    )]
+    ReportAmended { expected: i32, current: i32 },
+    #[error(
+        "the report has been assessed since you read it (its latest assessment is {latest}, \
+         not {expected}): read its assessments, then decide again"
+    )]
+    ReportReassessed { expected: i32, latest: i32 },
+    #[error("a stored value is unreadable: {0}")]
+    Corrupt(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -45,9 +72,16 @@ impl ClassificationError {
 impl ServiceError for ClassificationError {
     fn code(&self) -> Code {
         match self {
-            ClassificationError::Invalid(_) | ClassificationError::Unscored { .. } => {
-                Code::InvalidArgument
+            ClassificationError::Invalid(_)
+            | ClassificationError::Unscored { .. }
+            | ClassificationError::IdempotencyKeyReused => Code::InvalidArgument,
+            ClassificationError::ReportNotFound | ClassificationError::IncidentNotFound { .. } => {
+                Code::NotFound
             }
+            ClassificationError::IncidentClosed => Code::FailedPrecondition,
+            ClassificationError::ReportAmended { .. }
+            | ClassificationError::ReportReassessed { .. } => Code::Aborted,
+            ClassificationError::Corrupt(_) => Code::Internal,
             ClassificationError::Storage(e) => e.code(),
         }
     }
@@ -56,6 +90,13 @@ impl ServiceError for ClassificationError {
         match self {
             ClassificationError::Invalid(_) => "INVALID_ARGUMENT",
             ClassificationError::Unscored { .. } => "IMPACT_UNSCORED",
+            ClassificationError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ClassificationError::ReportNotFound => "REPORT_NOT_FOUND",
+            ClassificationError::IncidentNotFound { .. } => "INCIDENT_NOT_FOUND",
+            ClassificationError::IncidentClosed => "INCIDENT_CLOSED",
+            ClassificationError::ReportAmended { .. } => "REPORT_AMENDED",
+            ClassificationError::ReportReassessed { .. } => "REPORT_REASSESSED",
+            ClassificationError::Corrupt(_) => "INTERNAL",
             ClassificationError::Storage(e) => e.reason(),
         }
     }
@@ -63,8 +104,22 @@ impl ServiceError for ClassificationError {
     fn violations(&self) -> &[FieldViolation] {
         match self {
             ClassificationError::Invalid(v) => v,
+            ClassificationError::IdempotencyKeyReused => {
+                custos_kit::idempotency::reused_violation()
+            }
             ClassificationError::Unscored { violations, .. } => violations,
             _ => &[],
+        }
+    }
+
+    fn preconditions(&self) -> Vec<PreconditionViolation> {
+        match self {
+            ClassificationError::IncidentClosed => vec![PreconditionViolation {
+                kind: "STATE".into(),
+                subject: "link_incident.incident_id".into(),
+                description: "the incident is closed: raise a new incident, or link another".into(),
+            }],
+            _ => Vec::new(),
         }
     }
 
@@ -72,6 +127,15 @@ impl ServiceError for ClassificationError {
         match self {
             ClassificationError::Unscored { dimensions, .. } => {
                 [("dimensions".to_owned(), dimensions.join(","))].into()
+            }
+            ClassificationError::ReportAmended { current, .. } => {
+                [("report_revision".to_owned(), current.to_string())].into()
+            }
+            ClassificationError::ReportReassessed { latest, .. } => {
+                [("latest_sequence".to_owned(), latest.to_string())].into()
+            }
+            ClassificationError::IncidentNotFound { field } => {
+                [("field".to_owned(), (*field).to_owned())].into()
             }
             _ => Default::default(),
         }
@@ -81,6 +145,15 @@ impl ServiceError for ClassificationError {
 impl From<sqlx::Error> for ClassificationError {
     fn from(err: sqlx::Error) -> Self {
         ClassificationError::Storage(err.into())
+    }
+}
+
+impl From<IdempotencyError> for ClassificationError {
+    fn from(err: IdempotencyError) -> Self {
+        match err {
+            IdempotencyError::Reused => ClassificationError::IdempotencyKeyReused,
+            IdempotencyError::Storage(e) => ClassificationError::Storage(e),
+        }
     }
 }
 

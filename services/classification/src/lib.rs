@@ -3,6 +3,7 @@
 //! register with its public business-continuity feed.
 
 pub mod api;
+pub mod assessment;
 pub mod config;
 pub mod error;
 pub mod intake_feed;
@@ -14,11 +15,12 @@ pub use config::ClassificationSettings;
 
 use custos_kit::{
     config::ConfigError,
-    consumer::FeedSource,
     service::{BuildError, Context, Service},
     storage::Migrations,
 };
 use custos_proto::classification::v1::classification_service_server::ClassificationServiceServer;
+
+use custos_taxonomy::Taxonomy;
 
 use crate::matrix::RiskMatrix;
 
@@ -46,22 +48,30 @@ impl Service for Classification {
                 .map_err(|e| ConfigError::invalid("classification.risk_matrix_file", e))?,
             None => RiskMatrix::policy_default(),
         };
+        let taxonomy = match &settings.taxonomy_file {
+            Some(path) => Taxonomy::load(path)
+                .map_err(|e| ConfigError::invalid("classification.taxonomy_file", e))?,
+            None => Taxonomy::default_taxonomy(),
+        };
         let intake_url = settings
             .intake_url
             .as_deref()
             .ok_or_else(|| ConfigError::invalid("classification.intake_url", "is required"))?;
-        let channel = tonic::transport::Channel::from_shared(intake_url.to_owned())
-            .map_err(|e| ConfigError::invalid("classification.intake_url", e.to_string()))?
-            .connect_lazy();
-        let token = context.service_token()?;
-        context.consume(
+        context.follow(
             intake_feed::CONSUMER,
-            FeedSource { channel, token },
+            "classification.intake_url",
+            intake_url,
             intake_feed::IntakeEvents,
-        );
+        )?;
         context.add_service(ClassificationServiceServer::new(
-            api::ClassificationApi::new(context.db().clone(), matrix),
+            api::ClassificationApi::new(
+                context.db().clone(),
+                matrix,
+                taxonomy,
+                settings.incident_reference_prefix.clone(),
+            ),
         ));
+        context.publish_feed(api::FEED);
         Ok(())
     }
 }

@@ -14,7 +14,9 @@ const DEFAULT: &str = include_str!("../config/risk_matrix.toml");
 
 /// The level of an impact. Routing follows it: high and medium to one list, low to
 /// another (14.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Low,
@@ -30,7 +32,40 @@ impl Level {
             Level::High => "high",
         }
     }
+
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Level::Low => custos_proto::classification::v1::ImpactLevel::Low,
+            Level::Medium => custos_proto::classification::v1::ImpactLevel::Medium,
+            Level::High => custos_proto::classification::v1::ImpactLevel::High,
+        }
+        .into()
+    }
 }
+
+/// Stored as a small integer (levels are part of the schema: never renumber one).
+impl custos_kit::storage::DbEnum for Level {
+    const NAME: &'static str = "Level";
+
+    fn to_db(self) -> i16 {
+        match self {
+            Level::Low => 1,
+            Level::Medium => 2,
+            Level::High => 3,
+        }
+    }
+
+    fn from_db(n: i16) -> Option<Self> {
+        match n {
+            1 => Some(Level::Low),
+            2 => Some(Level::Medium),
+            3 => Some(Level::High),
+            _ => None,
+        }
+    }
+}
+
+custos_kit::db_enum!(Level);
 
 /// A measured quantity that places a dimension on a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]

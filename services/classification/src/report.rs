@@ -9,6 +9,15 @@ custos_kit::wire_enum!(Kind, pb::ReportKind, "EVENT or WEAKNESS", {
     Weakness = 2 => Weakness,
 });
 
+impl From<Kind> for custos_taxonomy::Kind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Event => custos_taxonomy::Kind::Event,
+            Kind::Weakness => custos_taxonomy::Kind::Weakness,
+        }
+    }
+}
+
 custos_kit::wire_enum!(Medium, pb::ReportMedium, "ELECTRONIC or PAPER", {
     Electronic = 1 => Electronic,
     Paper = 2 => Paper,
@@ -19,6 +28,12 @@ custos_kit::wire_enum!(Medium, pb::ReportMedium, "ELECTRONIC or PAPER", {
 pub enum TriageState {
     /// Queued, waiting for a security advisor's assessment.
     AwaitingAssessment,
+    /// Assessed: watched, not an incident.
+    Monitoring,
+    /// Assessed: dismissed.
+    Dismissed,
+    /// Assessed: raised as, or linked to, an incident.
+    Incident,
 }
 
 impl custos_kit::storage::DbEnum for TriageState {
@@ -27,12 +42,18 @@ impl custos_kit::storage::DbEnum for TriageState {
     fn to_db(self) -> i16 {
         match self {
             TriageState::AwaitingAssessment => 1,
+            TriageState::Monitoring => 2,
+            TriageState::Dismissed => 3,
+            TriageState::Incident => 4,
         }
     }
 
     fn from_db(n: i16) -> Option<Self> {
         match n {
             1 => Some(TriageState::AwaitingAssessment),
+            2 => Some(TriageState::Monitoring),
+            3 => Some(TriageState::Dismissed),
+            4 => Some(TriageState::Incident),
             _ => None,
         }
     }

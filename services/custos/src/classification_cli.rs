@@ -32,10 +32,10 @@ pub struct ClassificationConnection {
     token: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
 }
 
-type Client = ClassificationServiceClient<
+pub type Client = ClassificationServiceClient<
     tonic::service::interceptor::InterceptedService<
         tonic::transport::Channel,
         custos_kit::client::ClientInterceptor,
@@ -43,7 +43,7 @@ type Client = ClassificationServiceClient<
 >;
 
 impl ClassificationConnection {
-    fn client(&self) -> Result<Client, String> {
+    pub fn client(&self) -> Result<Client, String> {
         Ok(ClassificationServiceClient::new(connect(
             &self.server,
             self.token.as_deref(),
@@ -67,6 +67,11 @@ pub enum MatrixCommand {
 pub enum TriageCommand {
     /// The reports waiting for assessment, oldest first (roles security_advisor, service).
     List(TriageList),
+    /// Assess a report: category, impact, and dismiss, monitor, raise or link (role
+    /// security_advisor). Every dimension needs a figure or a --choose.
+    Assess(Box<crate::assessment_cli::Assess>),
+    /// A report's assessments, newest first (roles security_advisor, service).
+    Assessments(crate::assessment_cli::Assessments),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +103,15 @@ pub struct TriageList {
 
 #[derive(Debug, Args)]
 pub struct Score {
+    #[command(flatten)]
+    impact: ImpactArgs,
+    #[command(flatten)]
+    conn: ClassificationConnection,
+}
+
+/// An impact: figures and chosen descriptors (ScoreImpact, AssessReport).
+#[derive(Debug, Args)]
+pub struct ImpactArgs {
     /// Estimated financial loss, e.g. 250000 or 1200.50, in the matrix's currency.
     #[arg(long, allow_hyphen_values = true)]
     loss: Option<String>,
@@ -116,8 +130,56 @@ pub struct Score {
     /// Currency of --loss and --fines (default: the matrix's).
     #[arg(long)]
     currency: Option<String>,
-    #[command(flatten)]
-    conn: ClassificationConnection,
+}
+
+impl ImpactArgs {
+    /// The figures and choices as the API takes them; amounts are in the matrix's
+    /// currency unless the caller says otherwise.
+    pub async fn to_wire(
+        &self,
+        client: &mut Client,
+    ) -> Result<(pb::ImpactFigures, Vec<pb::ImpactChoice>), String> {
+        let currency = match &self.currency {
+            Some(c) => c.clone(),
+            None if self.loss.is_some() || self.fines.is_some() => {
+                client
+                    .get_risk_matrix(pb::GetRiskMatrixRequest {})
+                    .await
+                    .map_err(|s| output::status_error(&s))?
+                    .into_inner()
+                    .matrix
+                    .unwrap_or_default()
+                    .currency_code
+            }
+            None => String::new(),
+        };
+        let figures = pb::ImpactFigures {
+            estimated_financial_loss: self
+                .loss
+                .as_deref()
+                .map(|a| parse_amount(a, &currency))
+                .transpose()?,
+            damages_and_fines: self
+                .fines
+                .as_deref()
+                .map(|a| parse_amount(a, &currency))
+                .transpose()?,
+            people_disciplined: self.people_disciplined,
+            systems_without_backup: (!self.backup_gap_days.is_empty()).then(|| {
+                pb::SystemsWithoutBackup {
+                    backup_gaps: self
+                        .backup_gap_days
+                        .iter()
+                        .map(|d| Duration {
+                            seconds: i64::from(*d) * 86_400,
+                            nanos: 0,
+                        })
+                        .collect(),
+                }
+            }),
+        };
+        Ok((figures, self.choices.clone()))
+    }
 }
 
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
@@ -196,7 +258,11 @@ pub async fn triage(command: TriageCommand) -> ExitCode {
 }
 
 async fn run_triage(command: TriageCommand) -> Result<(), String> {
-    let TriageCommand::List(a) = command;
+    let a = match command {
+        TriageCommand::List(a) => a,
+        TriageCommand::Assess(a) => return crate::assessment_cli::assess(*a).await,
+        TriageCommand::Assessments(a) => return crate::assessment_cli::assessments(a).await,
+    };
     // Fixed once, so that the next page is asked with the same filter.
     let before = a.submitted_before.or_else(|| {
         a.older_than_hours
@@ -251,6 +317,7 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header([
             "reference",
+            "report id (for assess)",
             "kind",
             "category",
             "medium",
@@ -271,6 +338,7 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
         .collect();
         table.add_row([
             e.reference.clone(),
+            e.report_id.clone(),
             output::kind(e.kind),
             e.category.clone(),
             output::medium(e.medium),
@@ -380,50 +448,11 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
         }
         MatrixCommand::Score(s) => {
             let mut client = s.conn.client()?;
-            // Amounts are in the matrix's currency unless the caller says otherwise.
-            let currency = match &s.currency {
-                Some(c) => c.clone(),
-                None if s.loss.is_some() || s.fines.is_some() => {
-                    client
-                        .get_risk_matrix(pb::GetRiskMatrixRequest {})
-                        .await
-                        .map_err(status)?
-                        .into_inner()
-                        .matrix
-                        .unwrap_or_default()
-                        .currency_code
-                }
-                None => String::new(),
-            };
-            let figures = pb::ImpactFigures {
-                estimated_financial_loss: s
-                    .loss
-                    .as_deref()
-                    .map(|a| parse_amount(a, &currency))
-                    .transpose()?,
-                damages_and_fines: s
-                    .fines
-                    .as_deref()
-                    .map(|a| parse_amount(a, &currency))
-                    .transpose()?,
-                people_disciplined: s.people_disciplined,
-                systems_without_backup: (!s.backup_gap_days.is_empty()).then(|| {
-                    pb::SystemsWithoutBackup {
-                        backup_gaps: s
-                            .backup_gap_days
-                            .iter()
-                            .map(|d| Duration {
-                                seconds: i64::from(*d) * 86_400,
-                                nanos: 0,
-                            })
-                            .collect(),
-                    }
-                }),
-            };
+            let (figures, choices) = s.impact.to_wire(&mut client).await?;
             let score = client
                 .score_impact(pb::ScoreImpactRequest {
                     figures: Some(figures),
-                    choices: s.choices.clone(),
+                    choices,
                 })
                 .await
                 .map_err(status)?
@@ -431,41 +460,10 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
                 .score
                 .unwrap_or_default();
             if s.conn.json {
-                let dimensions: Vec<_> = score
-                    .dimensions
-                    .iter()
-                    .map(|d| json!({"dimension": d.dimension, "row": d.row, "level": level(d.level), "descriptor": d.descriptor, "figure_row": d.figure_row, "chosen_row": d.chosen_row}))
-                    .collect();
-                println!(
-                    "{}",
-                    json!({"overall_level": level(score.overall_level), "matrix_revision": score.matrix_revision, "dimensions": dimensions})
-                );
+                println!("{}", score_json(&score));
                 return Ok(());
             }
-            let mut table = Table::new();
-            table
-                .load_preset(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(["impact", "row", "level", "from", "descriptor"]);
-            if table.width().is_none() {
-                table.set_width(120);
-            }
-            for d in &score.dimensions {
-                let from = match (d.figure_row.is_empty(), d.chosen_row.is_empty()) {
-                    (false, true) => "figure".to_owned(),
-                    (true, false) => "choice".to_owned(),
-                    _ if d.figure_row == d.row => format!("figure (chosen {})", d.chosen_row),
-                    _ => format!("choice (figure {})", d.figure_row),
-                };
-                table.add_row([
-                    d.dimension.clone(),
-                    d.row.clone(),
-                    level(d.level).to_owned(),
-                    from,
-                    d.descriptor.clone(),
-                ]);
-            }
-            println!("{table}");
+            println!("{}", score_table(&score));
             println!(
                 "Overall impact: {}",
                 level(score.overall_level).to_uppercase()
@@ -473,6 +471,44 @@ async fn run(command: MatrixCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A score as JSON.
+pub fn score_json(score: &pb::ImpactScore) -> serde_json::Value {
+    let dimensions: Vec<_> = score
+        .dimensions
+        .iter()
+        .map(|d| json!({"dimension": d.dimension, "row": d.row, "level": level(d.level), "descriptor": d.descriptor, "figure_row": d.figure_row, "chosen_row": d.chosen_row}))
+        .collect();
+    json!({"overall_level": level(score.overall_level), "matrix_revision": score.matrix_revision, "dimensions": dimensions})
+}
+
+/// A score as a table: each dimension's row, level, and what placed it there.
+pub fn score_table(score: &pb::ImpactScore) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["impact", "row", "level", "from", "descriptor"]);
+    if table.width().is_none() {
+        table.set_width(120);
+    }
+    for d in &score.dimensions {
+        let from = match (d.figure_row.is_empty(), d.chosen_row.is_empty()) {
+            (false, true) => "figure".to_owned(),
+            (true, false) => "choice".to_owned(),
+            _ if d.figure_row == d.row => format!("figure (chosen {})", d.chosen_row),
+            _ => format!("choice (figure {})", d.figure_row),
+        };
+        table.add_row([
+            d.dimension.clone(),
+            d.row.clone(),
+            level(d.level).to_owned(),
+            from,
+            d.descriptor.clone(),
+        ]);
+    }
+    table
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ pub enum ReportCommand {
 pub struct Submit {
     #[arg(long, value_enum)]
     pub(crate) kind: Kind,
-    /// Category code (see the taxonomy: config/taxonomy.toml).
+    /// Category code (the taxonomy: shared/taxonomy/taxonomy.toml, or intake's ListCategories).
     #[arg(long)]
     pub(crate) category: String,
     #[arg(long, value_enum, default_value = "electronic")]

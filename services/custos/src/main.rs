@@ -1,6 +1,7 @@
 //! `custos`: run the whole suite on one machine (`custos serve`), mint development tokens
 //! (`custos token`), and work with reports and the risk matrix from the command line.
 
+mod assessment_cli;
 mod classification_cli;
 mod cli;
 mod feed_cli;

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// classification service's `config/risk_matrix.toml`).
     #[arg(long, env = "CUSTOS_RISK_MATRIX_FILE")]
     risk_matrix_file: Option<PathBuf>,
+    /// Your report taxonomy, instead of the one shipped (the format is
+    /// `shared/taxonomy/taxonomy.toml`); intake and classification both use it.
+    #[arg(long, env = "CUSTOS_TAXONOMY_FILE")]
+    taxonomy_file: Option<PathBuf>,
     /// Refuse anonymous reports that come without a token.
     #[arg(long)]
     no_anonymous_reporting: bool,
@@ -238,6 +242,26 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     let data_dir = std::fs::canonicalize(&args.data_dir).map_err(|e| e.to_string())?;
     let _lock = lock_data_dir(&data_dir)?;
     let auth = auth_config(secret);
+    // Every service of the suite, each on the next port. All ports are bound first, so
+    // that each service can be given the others' addresses (with --port 0 they are known
+    // only once bound): classification follows intake's feed and intake classification's,
+    // in this process, over gRPC as in distributed mode.
+    let bind = |n: u16| -> Result<(std::net::TcpListener, String), String> {
+        let addr = SocketAddr::new(args.host, next_port(args.port, n)?);
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let mut local = listener.local_addr().map_err(|e| e.to_string())?;
+        // A wildcard listen address is no address to connect to: loopback reaches it.
+        if local.ip().is_unspecified() {
+            local.set_ip(match local.ip() {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        Ok((listener, format!("http://{local}")))
+    };
+    let (intake_listener, intake_url) = bind(0)?;
+    let (classification_listener, classification_url) = bind(1)?;
     let intake = custos_intake::IntakeSettings {
         anonymous_reporting: !args.no_anonymous_reporting,
         receipt_secret: Some(SecretString::from(data_dir_secret(
@@ -245,40 +269,35 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
             RECEIPT_SECRET_FILE,
             true,
         )?)),
+        taxonomy_file: args.taxonomy_file.clone(),
+        classification_url: Some(classification_url),
         ..Default::default()
     };
-    // Every service of the suite, each on the next port.
+    let classification = custos_classification::ClassificationSettings {
+        intake_url: Some(intake_url),
+        risk_matrix_file: args.risk_matrix_file.clone(),
+        taxonomy_file: args.taxonomy_file.clone(),
+        ..Default::default()
+    };
     let built = |name: &str, e: custos_kit::service::AppError| {
         format!("{name}: {}", custos_kit::error::DisplayChain(&e))
     };
-    let intake = App::build::<custos_intake::Intake>(service_config::<custos_intake::Intake>(
-        args, &data_dir, args.port, &auth, intake,
-    ))
+    let intake = App::build_on::<custos_intake::Intake>(
+        service_config::<custos_intake::Intake>(args, &data_dir, args.port, &auth, intake),
+        intake_listener,
+    )
     .await
     .map_err(|e| built("intake", e))?;
-    // Classification follows intake's feed in this process, over gRPC as in distributed
-    // mode.
-    // A wildcard listen address is no address to connect to: loopback reaches it.
-    let mut intake_addr = intake.local_addr();
-    if intake_addr.ip().is_unspecified() {
-        intake_addr.set_ip(match intake_addr.ip() {
-            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        });
-    }
-    let classification = custos_classification::ClassificationSettings {
-        intake_url: Some(format!("http://{intake_addr}")),
-        risk_matrix_file: args.risk_matrix_file.clone(),
-    };
-    let classification = App::build::<custos_classification::Classification>(service_config::<
-        custos_classification::Classification,
-    >(
-        args,
-        &data_dir,
-        next_port(args.port, 1)?,
-        &auth,
-        classification,
-    ))
+    let classification = App::build_on::<custos_classification::Classification>(
+        service_config::<custos_classification::Classification>(
+            args,
+            &data_dir,
+            next_port(args.port, 1)?,
+            &auth,
+            classification,
+        ),
+        classification_listener,
+    )
     .await
     .map_err(|e| built("classification", e))?;
     let apps: Vec<App> = vec![intake, classification];

@@ -16,13 +16,18 @@ pub struct IntakeSettings {
     pub provider_response_days: u32,
     /// Seconds a reported time may lie in the future (clock skew between devices).
     pub max_clock_skew_secs: u32,
-    /// A replacement for the shipped taxonomy (`config/taxonomy.toml`).
+    /// A replacement for the shipped taxonomy (`shared/taxonomy/taxonomy.toml`); give
+    /// classification the same file.
     pub taxonomy_file: Option<PathBuf>,
     /// Prefix of report references, e.g. `SIR` for `SIR-2026-000042`.
     pub reference_prefix: String,
     /// The secret anonymous reporters' receipts are derived under (32+ characters; the
     /// same on every replica). Never logged.
     pub receipt_secret: Option<SecretString>,
+    /// Address of the classification service, whose assessments move reports' statuses
+    /// (under assessment, escalated to incident, closed), e.g.
+    /// `http://custos-classification:50051`. Without it statuses stay RECEIVED.
+    pub classification_url: Option<String>,
 }
 
 impl Default for IntakeSettings {
@@ -34,6 +39,7 @@ impl Default for IntakeSettings {
             taxonomy_file: None,
             reference_prefix: "SIR".into(),
             receipt_secret: None,
+            classification_url: None,
         }
     }
 }
@@ -73,8 +79,11 @@ impl Validate for IntakeSettings {
             }
             Some(_) => {}
         }
+        if let Some(url) = &self.classification_url {
+            custos_kit::config::check_service_url("intake.classification_url", url)?;
+        }
         if let Some(path) = &self.taxonomy_file {
-            crate::taxonomy::Taxonomy::load(path)
+            custos_taxonomy::Taxonomy::load(path)
                 .map_err(|e| ConfigError::invalid("intake.taxonomy_file", e))?;
         }
         Ok(())

@@ -80,17 +80,9 @@ impl ServiceError for IntakeError {
     }
 
     fn violations(&self) -> &[FieldViolation] {
-        static REUSED: std::sync::LazyLock<[FieldViolation; 1]> = std::sync::LazyLock::new(|| {
-            [FieldViolation {
-                field: "idempotency_key".into(),
-                description: "was already used for a different request: send a new key for a \
-                              new request"
-                    .into(),
-            }]
-        });
         match self {
             IntakeError::Invalid(v) => v,
-            IntakeError::IdempotencyKeyReused => REUSED.as_slice(),
+            IntakeError::IdempotencyKeyReused => custos_kit::idempotency::reused_violation(),
             _ => &[],
         }
     }

@@ -2,13 +2,13 @@
 //! their amendments and follow-ups, and weaknesses reported to service providers.
 
 pub mod api;
+pub mod classification_feed;
 pub mod config;
 pub mod error;
 pub mod guidance;
 pub mod receipt;
 pub mod report;
 pub mod store;
-pub mod taxonomy;
 
 pub use config::IntakeSettings;
 
@@ -19,7 +19,9 @@ use custos_kit::{
 };
 use custos_proto::intake::v1::intake_service_server::IntakeServiceServer;
 
-use crate::{receipt::Receipts, store::Store, taxonomy::Taxonomy};
+use custos_taxonomy::Taxonomy;
+
+use crate::{receipt::Receipts, store::Store};
 
 /// Intake as a custos service.
 #[derive(Debug)]
@@ -49,12 +51,25 @@ impl Service for Intake {
                 .as_ref()
                 .ok_or_else(|| ConfigError::invalid("intake.receipt_secret", "is required"))?,
         );
+        let settings_classification_url = settings.classification_url.clone();
         let store = Store::new(context.db().clone());
         context.add_service(IntakeServiceServer::new(api::IntakeApi::new(
             store, taxonomy, receipts, settings,
         )));
         context.allow_anonymous(api::ANONYMOUS_PATHS);
         context.publish_feed(api::FEED);
+        match &settings_classification_url {
+            Some(url) => context.follow(
+                classification_feed::CONSUMER,
+                "intake.classification_url",
+                url,
+                classification_feed::ClassificationEvents,
+            )?,
+            None => tracing::warn!(
+                "intake.classification_url is not set: reports' statuses will not follow \
+                 their assessments"
+            ),
+        }
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use custos_proto::intake::v1 as pb;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::taxonomy::Taxonomy;
+use custos_taxonomy::Taxonomy;
 
 custos_kit::wire_enum!(
     #[derive(Serialize, Deserialize)]
@@ -15,6 +15,24 @@ custos_kit::wire_enum!(
     Event = 1 => Event,
     Weakness = 2 => Weakness,
 });
+impl From<Kind> for custos_taxonomy::Kind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Event => custos_taxonomy::Kind::Event,
+            Kind::Weakness => custos_taxonomy::Kind::Weakness,
+        }
+    }
+}
+
+impl From<custos_taxonomy::Kind> for Kind {
+    fn from(k: custos_taxonomy::Kind) -> Self {
+        match k {
+            custos_taxonomy::Kind::Event => Kind::Event,
+            custos_taxonomy::Kind::Weakness => Kind::Weakness,
+        }
+    }
+}
+
 custos_kit::wire_enum!(
     #[derive(Serialize, Deserialize)]
     #[serde(rename_all = "snake_case")]
@@ -201,22 +219,7 @@ pub struct Rules<'a> {
     pub skew: Duration,
 }
 
-/// Checks free text: trimmed, within `max` characters, no control characters but line
-/// breaks and tabs. `required` refuses empty text.
-pub fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: bool) -> String {
-    let value = value.trim();
-    if required && value.is_empty() {
-        v.add(field, "is required");
-    } else if value.chars().count() > max {
-        v.add(field, format!("must be at most {max} characters"));
-    } else if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
-        v.add(field, "must not contain control characters");
-    }
-    value.to_owned()
-}
+pub use custos_kit::error::text;
 
 /// Checks a time: valid, not in the future beyond the skew, not before 2000.
 pub fn past_time(
@@ -260,7 +263,7 @@ pub fn parse_details(
             ),
             Some(c) => {
                 if let Some(kind) = kind
-                    && !c.kinds.contains(&kind)
+                    && !c.kinds.contains(&kind.into())
                 {
                     v.add(
                         "details.category",

@@ -29,6 +29,21 @@ impl ConfigError {
     }
 }
 
+/// Checks the address of another custos service: `http://host[:port]` (services talk
+/// h2c inside the cluster).
+pub fn check_service_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    url.parse::<tonic::transport::Uri>()
+        .ok()
+        .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
+        .map(|_| ())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                key,
+                format!("`{url}` is not an http:// address (services talk h2c inside the cluster)"),
+            )
+        })
+}
+
 /// Checks what types alone cannot; the error names the key.
 pub trait Validate {
     fn validate(&self) -> Result<(), ConfigError>;

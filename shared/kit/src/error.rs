@@ -199,7 +199,13 @@ pub fn into_status<E: ServiceError>(err: E, domain: &str) -> Status {
             for v in err.violations() {
                 details.add_bad_request_violation(v.field.clone(), v.description.clone());
             }
-            let fields: Vec<&str> = err.violations().iter().map(|v| v.field.as_str()).collect();
+            // Each field once, in the order first named.
+            let mut fields: Vec<&str> = Vec::new();
+            for v in err.violations() {
+                if !fields.contains(&v.field.as_str()) {
+                    fields.push(v.field.as_str());
+                }
+            }
             format!("{err} ({})", fields.join(", "))
         }
         Code::FailedPrecondition => {
@@ -272,6 +278,23 @@ impl ServiceError for InvalidRequest {
     fn violations(&self) -> &[FieldViolation] {
         &self.0
     }
+}
+
+/// Checks a text field and returns it trimmed: required or not, at most `max`
+/// characters, no control characters but line breaks and tabs.
+pub fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: bool) -> String {
+    let value = value.trim();
+    if required && value.is_empty() {
+        v.add(field, "is required");
+    } else if value.chars().count() > max {
+        v.add(field, format!("must be at most {max} characters"));
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        v.add(field, "must not contain control characters");
+    }
+    value.to_owned()
 }
 
 #[cfg(test)]

@@ -33,6 +33,20 @@ pub fn check(v: &mut Violations, field: &str, key: &str, required: bool) {
     }
 }
 
+/// The field violation that goes with `IDEMPOTENCY_KEY_REUSED`.
+pub fn reused_violation() -> &'static [crate::error::FieldViolation] {
+    static REUSED: std::sync::LazyLock<[crate::error::FieldViolation; 1]> =
+        std::sync::LazyLock::new(|| {
+            [crate::error::FieldViolation {
+                field: "idempotency_key".into(),
+                description: "was already used for a different request: send a new key for a \
+                              new request"
+                    .into(),
+            }]
+        });
+    REUSED.as_slice()
+}
+
 /// A fingerprint of a request's validated values (anything with a stable `Debug` form:
 /// the domain types a handler parsed the request into).
 pub fn fingerprint(values: &impl std::fmt::Debug) -> Vec<u8> {

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::ClassificationApi;
 use crate::{
     error::ClassificationError,
-    matrix::{Bound, Figure, Figures, Level, MAX_SYSTEMS, NANOS_PER_UNIT, RiskMatrix, Score},
+    matrix::{Bound, Figure, Figures, MAX_SYSTEMS, NANOS_PER_UNIT, RiskMatrix, Score},
 };
 
 /// Bad durations reported one by one, at most this many (the rest in one line): a
@@ -27,6 +27,23 @@ fn quoted(value: &str) -> String {
 }
 
 impl ClassificationApi {
+    /// Scores an impact; IMPACT_UNSCORED names the dimensions nothing scored.
+    pub(super) fn score_of(
+        &self,
+        figures: &Figures,
+        chosen: &[Option<usize>],
+    ) -> Result<Score, ClassificationError> {
+        let m = &self.matrix;
+        m.score(figures, chosen).map_err(|unscored| {
+            ClassificationError::unscored(
+                unscored
+                    .iter()
+                    .map(|&d| m.dimensions[d].code.clone())
+                    .collect(),
+            )
+        })
+    }
+
     /// Any authenticated caller.
     pub(super) fn risk_matrix(
         &self,
@@ -52,14 +69,7 @@ impl ClassificationApi {
         let figures = parse_figures(&mut v, m, req.figures.unwrap_or_default());
         let chosen = parse_choices(&mut v, m, &req.choices);
         v.finish().map_err(ClassificationError::from)?;
-        let score = m.score(&figures, &chosen).map_err(|unscored| {
-            ClassificationError::unscored(
-                unscored
-                    .iter()
-                    .map(|&d| m.dimensions[d].code.clone())
-                    .collect(),
-            )
-        })?;
+        let score = self.score_of(&figures, &chosen)?;
         Ok(Response::new(pb::ScoreImpactResponse {
             score: Some(score_to_wire(m, &self.matrix_wire.revision, &score)),
         }))
@@ -263,15 +273,6 @@ pub(crate) fn parse_choices(
     chosen
 }
 
-fn level_to_wire(level: Level) -> i32 {
-    match level {
-        Level::Low => pb::ImpactLevel::Low,
-        Level::Medium => pb::ImpactLevel::Medium,
-        Level::High => pb::ImpactLevel::High,
-    }
-    .into()
-}
-
 fn figure_to_wire(figure: Option<Figure>) -> i32 {
     match figure {
         None => pb::ImpactFigure::None,
@@ -309,7 +310,7 @@ pub(crate) fn matrix_to_wire(m: &RiskMatrix) -> pb::RiskMatrix {
             .map(|r| pb::ImpactRow {
                 code: r.code.clone(),
                 display_name: r.display_name.clone(),
-                level: level_to_wire(r.level),
+                level: r.level.to_wire(),
             })
             .collect(),
         dimensions: m
@@ -344,21 +345,5 @@ pub(crate) fn matrix_to_wire(m: &RiskMatrix) -> pb::RiskMatrix {
 }
 
 pub(crate) fn score_to_wire(m: &RiskMatrix, revision: &str, s: &Score) -> pb::ImpactScore {
-    let code = |r: Option<usize>| r.map(|r| m.rows[r].code.clone()).unwrap_or_default();
-    pb::ImpactScore {
-        dimensions: s
-            .dimensions
-            .iter()
-            .map(|d| pb::DimensionScore {
-                dimension: m.dimensions[d.dimension].code.clone(),
-                row: m.rows[d.row].code.clone(),
-                level: level_to_wire(m.rows[d.row].level),
-                descriptor: m.dimensions[d.dimension].descriptors[d.row].clone(),
-                figure_row: code(d.figure_row),
-                chosen_row: code(d.chosen_row),
-            })
-            .collect(),
-        overall_level: level_to_wire(s.overall),
-        matrix_revision: revision.to_owned(),
-    }
+    crate::assessment::Impact::new(m, revision, s).to_wire()
 }

@@ -2,6 +2,7 @@
 //! top, parses the request into domain values, calls the domain or the store and
 //! converts back.
 
+mod assess;
 mod matrix;
 mod triage;
 
@@ -11,10 +12,18 @@ use custos_kit::{auth::Role, storage::Db};
 use custos_proto::classification::v1::{self as pb, classification_service_server};
 use tonic::{Request, Response, Status};
 
+use custos_taxonomy::Taxonomy;
+
 use crate::matrix::RiskMatrix;
 
 /// Roles that work the triage queue.
 pub const TRIAGE: &[Role] = &[Role::SecurityAdvisor, Role::Service];
+
+/// Roles that assess reports.
+pub const ASSESS: &[Role] = &[Role::SecurityAdvisor];
+
+/// Roles that may follow classification's event feed: the services built on it.
+pub const FEED: &[Role] = &[Role::Service];
 
 #[derive(Debug, Clone)]
 pub struct ClassificationApi {
@@ -22,15 +31,20 @@ pub struct ClassificationApi {
     matrix: Arc<RiskMatrix>,
     /// The matrix as GetRiskMatrix returns it, with its revision.
     matrix_wire: Arc<pb::RiskMatrix>,
+    taxonomy: Arc<Taxonomy>,
+    /// `INC` in `INC-2026-000042`.
+    incident_prefix: Arc<str>,
 }
 
 impl ClassificationApi {
-    pub fn new(db: Db, matrix: RiskMatrix) -> Self {
+    pub fn new(db: Db, matrix: RiskMatrix, taxonomy: Taxonomy, incident_prefix: String) -> Self {
         let matrix_wire = matrix::matrix_to_wire(&matrix);
         Self {
             db,
             matrix: Arc::new(matrix),
             matrix_wire: Arc::new(matrix_wire),
+            taxonomy: Arc::new(taxonomy),
+            incident_prefix: incident_prefix.into(),
         }
     }
 }
@@ -58,5 +72,19 @@ impl classification_service_server::ClassificationService for ClassificationApi 
         r: Request<pb::ListTriageQueueRequest>,
     ) -> Reply<pb::ListTriageQueueResponse> {
         self.triage_queue(r).await
+    }
+
+    async fn assess_report(
+        &self,
+        r: Request<pb::AssessReportRequest>,
+    ) -> Reply<pb::AssessReportResponse> {
+        self.assess(r).await
+    }
+
+    async fn list_assessments(
+        &self,
+        r: Request<pb::ListAssessmentsRequest>,
+    ) -> Reply<pb::ListAssessmentsResponse> {
+        self.assessments(r).await
     }
 }

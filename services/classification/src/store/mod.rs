@@ -2,8 +2,13 @@
 //! connection (reads), each query written once for both backends (the kit's design
 //! note, section 2).
 
+mod assessment;
 mod triage;
 
+pub use assessment::{
+    Assessable, AssessmentRow, IncidentRef, NewAssessment, NewIncident, assessable, assessments,
+    declare, incident_ref, incident_report_ids, record,
+};
 pub use triage::{
     Amendment, NewEntry, Page, TriageEntryRow, TriageFilter, add_follow_up, amend, entry, list,
     queue,

@@ -2,6 +2,8 @@
 
 mod common;
 
+mod assess;
+mod assessment_store;
 mod matrix;
 mod store_contract;
 mod triage;

@@ -9,7 +9,7 @@ use custos_kit::storage::{Db, DbTime};
 use custos_testing::{Backend, TestDatabase, on_both_backends};
 use uuid::Uuid;
 
-async fn db(backend: Backend) -> (TestDatabase, Db) {
+pub async fn db(backend: Backend) -> (TestDatabase, Db) {
     let database = TestDatabase::new(backend).await;
     let db = Db::connect(
         &database.config(),
@@ -21,11 +21,11 @@ async fn db(backend: Backend) -> (TestDatabase, Db) {
     (database, db)
 }
 
-fn at(minutes: i64) -> DbTime {
+pub fn at(minutes: i64) -> DbTime {
     DbTime::new(time::OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(1_000_000 + minutes))
 }
 
-fn entry(n: i64, kind: Kind, category: &str, medium: Medium, personal: bool) -> NewEntry {
+pub fn entry(n: i64, kind: Kind, category: &str, medium: Medium, personal: bool) -> NewEntry {
     NewEntry {
         report_id: Uuid::now_v7(),
         reference: format!("SIR-2026-{n:06}"),
@@ -41,7 +41,7 @@ fn entry(n: i64, kind: Kind, category: &str, medium: Medium, personal: bool) -> 
     }
 }
 
-async fn queue(db: &Db, e: &NewEntry) {
+pub async fn queue(db: &Db, e: &NewEntry) {
     let mut tx = db.begin().await.unwrap();
     store::queue(&mut tx, e).await.unwrap();
     tx.commit().await.unwrap();

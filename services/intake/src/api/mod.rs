@@ -14,7 +14,9 @@ use custos_kit::auth::Role;
 use custos_proto::intake::v1::{self as pb, intake_service_server::IntakeService};
 use tonic::{Request, Response, Status};
 
-use crate::{config::IntakeSettings, receipt::Receipts, store::Store, taxonomy::Taxonomy};
+use custos_taxonomy::Taxonomy;
+
+use crate::{config::IntakeSettings, receipt::Receipts, report::Kind, store::Store};
 
 /// Roles that see every report.
 pub const READ_ALL: &[Role] = &[Role::Helpdesk, Role::SecurityAdvisor, Role::Service];
@@ -123,7 +125,7 @@ impl IntakeService for IntakeApi {
                 code: c.code.clone(),
                 label: c.label.clone(),
                 group: c.group.clone(),
-                kinds: c.kinds.iter().map(|k| k.to_wire()).collect(),
+                kinds: c.kinds.iter().map(|&k| Kind::from(k).to_wire()).collect(),
                 suggests_malware: c.suggests_malware,
             })
             .collect();

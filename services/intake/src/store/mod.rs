@@ -8,6 +8,7 @@
 mod amendments;
 mod providers;
 mod reports;
+mod status;
 mod submissions;
 
 pub use amendments::{Amendment, add_follow_up, amend, follow_ups, revisions};
@@ -20,6 +21,7 @@ pub use reports::{
     Change, FollowUpRow, ListFilter, Original, Page, ReportRow, ReportSummaryRow, RevisionRow,
     list, list_summaries, original, report, report_by_receipt, report_by_reference,
 };
+pub use status::apply_assessment;
 pub use submissions::{Submission, Submitted};
 
 use custos_kit::storage::Db;

@@ -540,7 +540,60 @@ async fn audit_with_the_database_gone_is_unavailable(backend: Backend) {
     );
 }
 
+/// Assessments move a report's status in order; one applied late never undoes a later
+/// one, and an unknown report is said to be unknown.
+async fn assessment_status_never_goes_back(backend: Backend) {
+    use custos_intake::report::Status;
+    let (_intake, store) = start(backend).await;
+    let Submitted::Created(report) = store
+        .submit(submission(
+            &new_report(Kind::Event, true),
+            None,
+            OffsetDateTime::now_utc(),
+        ))
+        .await
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    let apply = async |sequence: i32, status: Status, id: Uuid| {
+        let mut tx = begin(&store).await;
+        let found = store::apply_assessment(&mut tx, id, sequence, status)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        found
+    };
+    let status = async || {
+        store::report(read(&store).await, report.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    assert!(apply(1, Status::UnderAssessment, report.id).await);
+    assert_eq!(status().await, Status::UnderAssessment);
+    assert!(apply(3, Status::EscalatedToIncident, report.id).await);
+    assert!(
+        apply(2, Status::Closed, report.id).await,
+        "known, but older"
+    );
+    assert_eq!(status().await, Status::EscalatedToIncident);
+    assert!(apply(3, Status::Closed, report.id).await, "the same again");
+    assert_eq!(status().await, Status::EscalatedToIncident);
+    assert!(!apply(1, Status::Closed, Uuid::now_v7()).await);
+    let after = store::report(read(&store).await, report.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.revision, 1,
+        "a status is not an amendment of the report"
+    );
+}
+
 on_both_backends!(
+    assessment_status_never_goes_back,
     audit_with_the_database_gone_is_unavailable,
     submit_read_and_idempotency,
     concurrent_submissions_each_hear_their_outcome,

@@ -79,8 +79,18 @@ impl GrpcServer {
         db: Db,
         parts: ServiceParts,
         stopping: CancellationToken,
+        listener: Option<std::net::TcpListener>,
     ) -> Result<Self, ServeError> {
-        let incoming = TcpIncoming::bind(config.listen)
+        let bound = match listener {
+            // Bound beforehand (the standalone suite binds every service's port before it
+            // builds any, so that each can be given the others' addresses).
+            Some(listener) => listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                .map(TcpIncoming::from),
+            None => TcpIncoming::bind(config.listen),
+        };
+        let incoming = bound
             .map_err(|source| ServeError::Bind {
                 addr: config.listen,
                 source,

@@ -48,6 +48,23 @@ impl std::fmt::Debug for App {
 impl App {
     /// Connects and migrates the database, builds the service and binds its listener.
     pub async fn build<S: Service>(config: ServiceConfig<S::Settings>) -> Result<Self, AppError> {
+        Self::build_with::<S>(config, None).await
+    }
+
+    /// As [`App::build`], serving on a listener bound beforehand (`server.listen` then
+    /// only names it in messages): a process hosting several services binds them all
+    /// first, so that each can be given the others' addresses.
+    pub async fn build_on<S: Service>(
+        config: ServiceConfig<S::Settings>,
+        listener: std::net::TcpListener,
+    ) -> Result<Self, AppError> {
+        Self::build_with::<S>(config, Some(listener)).await
+    }
+
+    async fn build_with<S: Service>(
+        config: ServiceConfig<S::Settings>,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<Self, AppError> {
         use crate::config::Validate;
         config.validate()?;
         let verifier = Verifier::from_config(&config.auth)?;
@@ -86,6 +103,7 @@ impl App {
             db.clone(),
             parts,
             stopping.clone(),
+            listener,
         )?;
         Ok(Self {
             name: S::NAME,

@@ -181,6 +181,25 @@ impl Context {
         ))
     }
 
+    /// Follows the feed of the service at `url` (the value of configuration key
+    /// `url_key`, already checked with `config::check_service_url`) with `handler`, as
+    /// consumer `name`, presenting the service token: what a service that consumes
+    /// another's feed calls in its `build`.
+    pub fn follow(
+        &mut self,
+        name: &str,
+        url_key: &str,
+        url: &str,
+        handler: impl EventHandler,
+    ) -> Result<(), ConfigError> {
+        let channel = tonic::transport::Channel::from_shared(url.to_owned())
+            .map_err(|e| ConfigError::invalid(url_key, e.to_string()))?
+            .connect_lazy();
+        let token = self.service_token()?;
+        self.consume(name, FeedSource { channel, token }, handler);
+        Ok(())
+    }
+
     /// Consumes another service's feed with `handler`, as consumer `name` (e.g.
     /// `classification.intake`). The kit runs it, and serves `FeedAdminService` for the
     /// service's consumers.

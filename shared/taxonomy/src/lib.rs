@@ -1,13 +1,21 @@
 //! The organisation's report taxonomy: categories, the kinds of report each applies to,
-//! and which ones suggest malware. The default ships in `config/taxonomy.toml`.
+//! and which ones suggest malware. The default ships in `taxonomy.toml` beside this
+//! crate. Intake checks the category a reporter chooses against it, classification the
+//! category an advisor assigns: both read the same file, so they agree.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::report::Kind;
+const DEFAULT: &str = include_str!("../taxonomy.toml");
 
-const DEFAULT: &str = include_str!("../config/taxonomy.toml");
+/// The kinds of report a category applies to (policy 14.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Event,
+    Weakness,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,604 @@
+//! AssessReport and ListAssessments end to end: a report submitted to a real intake is
+//! assessed, reassessed, raised as an incident and linked to one; intake's report status
+//! follows through classification's feed; stale views are refused; a retry records once;
+//! and every bad field, missing report or incident, and role is answered as documented.
+
+use custos_kit::{
+    auth::Role,
+    error::{status_reason, status_violations},
+};
+use custos_proto::{
+    classification::v1::{self as pb, assess_report_request::Decision},
+    intake::v1 as intake,
+};
+use custos_testing::{Backend, on_both_backends};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::common::*;
+
+const DIMENSIONS: [&str; 7] = [
+    "reputational_media",
+    "reputational_government",
+    "contractual",
+    "legal",
+    "financial",
+    "disruption",
+    "personal_privacy",
+];
+
+/// Every dimension chosen on `row`, but `high_on` chosen on `major`.
+fn choices(row: &str, high_on: Option<&str>) -> Vec<pb::ImpactChoice> {
+    DIMENSIONS
+        .iter()
+        .map(|d| pb::ImpactChoice {
+            dimension: (*d).into(),
+            row: if Some(*d) == high_on { "major" } else { row }.into(),
+        })
+        .collect()
+}
+
+fn request(entry: &pb::TriageEntry, previous: i32, decision: Decision) -> pb::AssessReportRequest {
+    pb::AssessReportRequest {
+        report_id: entry.report_id.clone(),
+        report_revision: entry.report_revision,
+        previous_sequence: previous,
+        category: entry.category.clone(),
+        figures: None,
+        choices: choices("minor", None),
+        decision: Some(decision),
+        note: String::new(),
+        idempotency_key: key(),
+    }
+}
+
+fn advisor(c: &TestClassification) -> Client {
+    c.client("sam", &[Role::SecurityAdvisor])
+}
+
+async fn assess(c: &TestClassification, r: pb::AssessReportRequest) -> pb::Assessment {
+    advisor(c)
+        .assess_report(r)
+        .await
+        .expect("assess")
+        .into_inner()
+        .assessment
+        .unwrap()
+}
+
+async fn assessments(c: &TestClassification, report_id: &str) -> Vec<pb::Assessment> {
+    advisor(c)
+        .list_assessments(pb::ListAssessmentsRequest {
+            report_id: report_id.into(),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list assessments")
+        .into_inner()
+        .assessments
+}
+
+async fn status_in_intake(intake_svc: &TestIntake, report_id: &str) -> i32 {
+    intake_svc
+        .client("sam", &[Role::SecurityAdvisor])
+        .get_report(intake::GetReportRequest {
+            lookup: Some(intake::get_report_request::Lookup::ReportId(
+                report_id.into(),
+            )),
+        })
+        .await
+        .expect("get report")
+        .into_inner()
+        .report
+        .unwrap()
+        .status
+}
+
+async fn wait_for_status(intake_svc: &TestIntake, report_id: &str, want: intake::ReportStatus) {
+    eventually(&format!("intake shows {want:?}"), async || {
+        status_in_intake(intake_svc, report_id).await == want as i32
+    })
+    .await;
+}
+
+/// A report submitted to intake and queued in classification.
+async fn queued(
+    intake_svc: &TestIntake,
+    c: &TestClassification,
+    category: &str,
+) -> pb::TriageEntry {
+    let report = submit(
+        intake_svc,
+        intake::ReportKind::Event,
+        details(category, intake::ReportMedium::Electronic, false),
+        false,
+    )
+    .await;
+    let mut found = None;
+    eventually("the report is queued", async || {
+        found = queue(c, pb::TriageEntryFilter::default())
+            .await
+            .into_iter()
+            .find(|e| e.report_id == report.id);
+        found.is_some()
+    })
+    .await;
+    found.unwrap()
+}
+
+async fn assessments_move_the_report_and_are_all_kept(backend: Backend) {
+    let (intake_svc, c) = start_linked(backend).await;
+    let entry = queued(&intake_svc, &c, "equipment_theft_or_loss").await;
+    assert_eq!(
+        status_in_intake(&intake_svc, &entry.report_id).await,
+        intake::ReportStatus::Received as i32
+    );
+
+    // Monitor: under assessment, and out of the queue.
+    let first = assess(
+        &c,
+        pb::AssessReportRequest {
+            note: "watch for more laptops going missing".into(),
+            ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+        },
+    )
+    .await;
+    assert_eq!(first.sequence, 1);
+    assert_eq!(first.decision, pb::AssessmentDecision::Monitor as i32);
+    assert_eq!(first.assessed_by, "sam");
+    assert_eq!(first.report_reference, entry.reference);
+    assert_eq!(first.note, "watch for more laptops going missing");
+    let impact = first.impact.as_ref().unwrap();
+    assert_eq!(impact.overall_level, pb::ImpactLevel::Low as i32);
+    assert_eq!(impact.dimensions.len(), 7);
+    assert!(!impact.matrix_revision.is_empty());
+    wait_for_status(
+        &intake_svc,
+        &entry.report_id,
+        intake::ReportStatus::UnderAssessment,
+    )
+    .await;
+    assert!(
+        queue(&c, pb::TriageEntryFilter::default()).await.is_empty(),
+        "an assessed report leaves the queue"
+    );
+
+    // Dismiss: closed.
+    let second = assess(
+        &c,
+        request(
+            &entry,
+            1,
+            Decision::Dismiss(pb::DismissDecision {
+                reason: "found in the stationery cupboard".into(),
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (second.sequence, second.reason.as_str()),
+        (2, "found in the stationery cupboard")
+    );
+    wait_for_status(&intake_svc, &entry.report_id, intake::ReportStatus::Closed).await;
+
+    // Raise: a new incident, escalated; the highest dimension sets the level.
+    let third = assess(
+        &c,
+        pb::AssessReportRequest {
+            category: "loss_or_theft_of_data".into(),
+            choices: choices("minor", Some("personal_privacy")),
+            ..request(
+                &entry,
+                2,
+                Decision::RaiseIncident(pb::RaiseIncidentDecision {
+                    title: "Laptop with case files stolen".into(),
+                    summary: "Taken from the 2nd floor".into(),
+                }),
+            )
+        },
+    )
+    .await;
+    let year = time::OffsetDateTime::now_utc().year();
+    assert_eq!(third.incident_reference, format!("INC-{year}-000001"));
+    assert_eq!(third.category, "loss_or_theft_of_data");
+    assert_eq!(
+        third.impact.as_ref().unwrap().overall_level,
+        pb::ImpactLevel::High as i32
+    );
+    wait_for_status(
+        &intake_svc,
+        &entry.report_id,
+        intake::ReportStatus::EscalatedToIncident,
+    )
+    .await;
+
+    // Another report linked to that incident by its reference, then by its id.
+    let other = queued(&intake_svc, &c, "equipment_theft_or_loss").await;
+    let linked = assess(
+        &c,
+        request(
+            &other,
+            0,
+            Decision::LinkIncident(pb::LinkIncidentDecision {
+                incident_id: third.incident_reference.clone(),
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (
+            linked.incident_id.as_str(),
+            linked.incident_reference.as_str()
+        ),
+        (
+            third.incident_id.as_str(),
+            third.incident_reference.as_str()
+        )
+    );
+    let relinked = assess(
+        &c,
+        request(
+            &other,
+            1,
+            Decision::LinkIncident(pb::LinkIncidentDecision {
+                incident_id: third.incident_id.clone(),
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(relinked.incident_reference, third.incident_reference);
+    wait_for_status(
+        &intake_svc,
+        &other.report_id,
+        intake::ReportStatus::EscalatedToIncident,
+    )
+    .await;
+
+    // The history, newest first, every assessment as it was made.
+    let history = assessments(&c, &entry.report_id).await;
+    let summary: Vec<(i32, i32)> = history.iter().map(|a| (a.sequence, a.decision)).collect();
+    assert_eq!(
+        summary,
+        [
+            (3, pb::AssessmentDecision::RaiseIncident as i32),
+            (2, pb::AssessmentDecision::Dismiss as i32),
+            (1, pb::AssessmentDecision::Monitor as i32),
+        ]
+    );
+    assert_eq!(history[2], first);
+    assert_eq!(history[1], second);
+    assert_eq!(history[0], third);
+
+    // Paged, one at a time.
+    let mut client = advisor(&c);
+    let mut token = String::new();
+    let mut seen = Vec::new();
+    loop {
+        let page = client
+            .list_assessments(pb::ListAssessmentsRequest {
+                report_id: entry.report_id.clone(),
+                page_size: 1,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.assessments.iter().map(|a| a.sequence));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, [3, 2, 1]);
+    // A token is bound to its report.
+    let first_page = client
+        .list_assessments(pb::ListAssessmentsRequest {
+            report_id: entry.report_id.clone(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let err = client
+        .list_assessments(pb::ListAssessmentsRequest {
+            report_id: other.report_id.clone(),
+            page_size: 1,
+            page_token: first_page.next_page_token,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_violations(&err)[0].field, "page_token");
+}
+
+async fn stale_views_and_retries(backend: Backend) {
+    let (intake_svc, c) = start_linked(backend).await;
+    let entry = queued(&intake_svc, &c, "equipment_theft_or_loss").await;
+    let monitor = || Decision::Monitor(pb::MonitorDecision {});
+
+    // The report at another revision than the advisor read: ABORTED.
+    let err = advisor(&c)
+        .assess_report(pb::AssessReportRequest {
+            report_revision: 2,
+            ..request(&entry, 0, monitor())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(status_reason(&err).unwrap().0, "REPORT_AMENDED");
+    assert_eq!(
+        err.get_details_error_info().unwrap().metadata["report_revision"],
+        "1"
+    );
+
+    // A retry with the same key records once and answers the same.
+    let first = request(&entry, 0, monitor());
+    let a = assess(&c, first.clone()).await;
+    let again = assess(&c, first.clone()).await;
+    assert_eq!(a, again);
+    assert_eq!(assessments(&c, &entry.report_id).await.len(), 1);
+    // The same key with another request.
+    let err = advisor(&c)
+        .assess_report(pb::AssessReportRequest {
+            note: "something else".into(),
+            ..first.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_reason(&err).unwrap().0, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(status_violations(&err)[0].field, "idempotency_key");
+
+    // Someone assessed it since (another advisor on the same view): ABORTED, not a
+    // second first assessment.
+    let err = advisor(&c)
+        .assess_report(request(&entry, 0, monitor()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(status_reason(&err).unwrap().0, "REPORT_REASSESSED");
+    assert_eq!(
+        err.get_details_error_info().unwrap().metadata["latest_sequence"],
+        "1"
+    );
+    assert_eq!(assessments(&c, &entry.report_id).await.len(), 1);
+
+    // Two advisors at once on the same view: exactly one succeeds.
+    let (mut sam, mut kim) = (advisor(&c), c.client("kim", &[Role::SecurityAdvisor]));
+    let (x, y) = tokio::join!(
+        sam.assess_report(request(&entry, 1, monitor())),
+        kim.assess_report(request(&entry, 1, monitor())),
+    );
+    let outcomes = [x.is_ok(), y.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{x:?} {y:?}");
+    let failed = x.err().or(y.err()).unwrap();
+    assert_eq!(failed.code(), Code::Aborted);
+    assert_eq!(assessments(&c, &entry.report_id).await.len(), 2);
+}
+
+async fn bad_requests_name_what_is_wrong(backend: Backend) {
+    let (intake_svc, c) = start_linked(backend).await;
+    let entry = queued(&intake_svc, &c, "equipment_theft_or_loss").await;
+    let mut client = advisor(&c);
+
+    // Nothing at all: every required field named.
+    let err = client
+        .assess_report(pb::AssessReportRequest {
+            choices: choices("minor", None),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields: Vec<String> = status_violations(&err)
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "category",
+            "decision",
+            "idempotency_key",
+            "report_id",
+            "report_revision"
+        ]
+    );
+
+    // Fields of each decision, a category not in the taxonomy, a bad choice.
+    let cases: Vec<(pb::AssessReportRequest, &str)> = vec![
+        (
+            request(
+                &entry,
+                0,
+                Decision::Dismiss(pb::DismissDecision {
+                    reason: "  ".into(),
+                }),
+            ),
+            "dismiss.reason",
+        ),
+        (
+            request(
+                &entry,
+                0,
+                Decision::RaiseIncident(pb::RaiseIncidentDecision {
+                    title: String::new(),
+                    summary: String::new(),
+                }),
+            ),
+            "raise_incident.title",
+        ),
+        (
+            request(
+                &entry,
+                0,
+                Decision::LinkIncident(pb::LinkIncidentDecision {
+                    incident_id: "not an incident, clearly too long to be a reference".into(),
+                }),
+            ),
+            "link_incident.incident_id",
+        ),
+        (
+            pb::AssessReportRequest {
+                category: "not_a_category".into(),
+                ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+            },
+            "category",
+        ),
+        (
+            pb::AssessReportRequest {
+                previous_sequence: -1,
+                ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+            },
+            "previous_sequence",
+        ),
+        (
+            pb::AssessReportRequest {
+                note: "bell\u{7}".into(),
+                ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+            },
+            "note",
+        ),
+        (
+            pb::AssessReportRequest {
+                choices: vec![pb::ImpactChoice {
+                    dimension: "financial".into(),
+                    row: "catastrophic".into(),
+                }],
+                ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+            },
+            "choices[0].row",
+        ),
+    ];
+    for (r, field) in cases {
+        let err = client.assess_report(r).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
+        let fields: Vec<String> = status_violations(&err)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, [field], "{err:?}");
+    }
+
+    // A dimension left unscored.
+    let err = client
+        .assess_report(pb::AssessReportRequest {
+            choices: choices("minor", None)[..6].to_vec(),
+            ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status_reason(&err).unwrap().0, "IMPACT_UNSCORED");
+    assert_eq!(
+        err.get_details_error_info().unwrap().metadata["dimensions"],
+        "personal_privacy"
+    );
+
+    // A category of weaknesses for an event.
+    let err = client
+        .assess_report(pb::AssessReportRequest {
+            category: "human_error".into(),
+            ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let v = status_violations(&err);
+    assert_eq!(v[0].field, "category");
+    assert!(
+        v[0].description.contains("does not apply"),
+        "{}",
+        v[0].description
+    );
+
+    // No such report, no such incident.
+    let err = client
+        .assess_report(pb::AssessReportRequest {
+            report_id: uuid::Uuid::now_v7().to_string(),
+            ..request(&entry, 0, Decision::Monitor(pb::MonitorDecision {}))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(status_reason(&err).unwrap().0, "REPORT_NOT_FOUND");
+    for missing in [uuid::Uuid::now_v7().to_string(), "INC-2026-999999".into()] {
+        let err = client
+            .assess_report(request(
+                &entry,
+                0,
+                Decision::LinkIncident(pb::LinkIncidentDecision {
+                    incident_id: missing,
+                }),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+        assert_eq!(status_reason(&err).unwrap().0, "INCIDENT_NOT_FOUND");
+    }
+    let err = client
+        .list_assessments(pb::ListAssessmentsRequest {
+            report_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status_reason(&err).unwrap().0, "REPORT_NOT_FOUND");
+    // Nothing was recorded by any of it.
+    assert!(assessments(&c, &entry.report_id).await.is_empty());
+    assert_eq!(queue(&c, pb::TriageEntryFilter::default()).await.len(), 1);
+}
+
+async fn only_advisors_assess(backend: Backend) {
+    let c = TestClassification::start(backend).await;
+    let r = pb::AssessReportRequest {
+        report_id: uuid::Uuid::now_v7().to_string(),
+        ..Default::default()
+    };
+    let err = c.anonymous().assess_report(r.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    for role in [
+        Role::Reporter,
+        Role::Helpdesk,
+        Role::IncidentOfficer,
+        Role::Service,
+        Role::Admin,
+    ] {
+        let err = c
+            .client("x", &[role])
+            .assess_report(r.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{role:?}");
+    }
+    let list = pb::ListAssessmentsRequest {
+        report_id: r.report_id.clone(),
+        ..Default::default()
+    };
+    for role in [Role::Reporter, Role::Helpdesk] {
+        let err = c
+            .client("x", &[role])
+            .list_assessments(list.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{role:?}");
+    }
+    // Roles that may: past the check (the report does not exist).
+    for role in [Role::SecurityAdvisor, Role::Service] {
+        let err = c
+            .client("x", &[role])
+            .list_assessments(list.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{role:?}");
+    }
+}
+
+on_both_backends!(
+    assessments_move_the_report_and_are_all_kept,
+    stale_views_and_retries,
+    bad_requests_name_what_is_wrong,
+    only_advisors_assess,
+);

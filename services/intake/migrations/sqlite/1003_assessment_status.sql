@@ -1,0 +1,2 @@
+-- See the PostgreSQL migration.
+ALTER TABLE reports ADD COLUMN assessment_sequence INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,76 @@
+//! The consumer of classification's event feed (`intake.classification`): an assessment
+//! moves its report's status. Dismissed: closed; monitored: under assessment; raised as
+//! or linked to an incident: escalated to incident. Each event is applied once, in the
+//! transaction that moves the cursor, and an assessment older than the one applied never
+//! overwrites it. Events of other types are ignored.
+
+use std::{future::Future, pin::Pin};
+
+use custos_kit::{
+    consumer::{EventHandler, HandlerError},
+    storage::Tx,
+};
+use custos_proto::{classification::v1 as classification, common::v1::Event};
+use prost::Name;
+use uuid::Uuid;
+
+use crate::{report::Status, store};
+
+/// The consumer's name: its cursor and lease in intake's database.
+pub const CONSUMER: &str = "intake.classification";
+
+/// Applies classification's events to reports.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassificationEvents;
+
+fn bad(what: impl std::fmt::Display) -> HandlerError {
+    HandlerError::failed(format!("classification event not understood: {what}"))
+}
+
+/// The status an assessment's decision gives its report.
+fn status(decision: i32) -> Result<Status, HandlerError> {
+    use classification::AssessmentDecision as D;
+    match D::try_from(decision) {
+        Ok(D::Dismiss) => Ok(Status::Closed),
+        Ok(D::Monitor) => Ok(Status::UnderAssessment),
+        Ok(D::RaiseIncident | D::LinkIncident) => Ok(Status::EscalatedToIncident),
+        _ => Err(bad(format!(
+            "decision {decision} is not one this version knows"
+        ))),
+    }
+}
+
+async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
+    if event.event_type != classification::ReportAssessed::full_name() {
+        return Ok(());
+    }
+    let p: classification::ReportAssessed = event
+        .payload
+        .as_ref()
+        .ok_or_else(|| bad("no payload"))?
+        .to_msg()
+        .map_err(|e| bad(e.to_string()))?;
+    let report_id =
+        Uuid::try_parse(&event.aggregate_id).map_err(|_| bad("aggregate_id is not a report id"))?;
+    if p.sequence < 1 {
+        return Err(bad("sequence is not positive"));
+    }
+    if !store::apply_assessment(tx, report_id, p.sequence, status(p.decision)?).await? {
+        // Names no report: the parked event says which.
+        return Err(HandlerError::failed(
+            "the report of this assessment is not in intake (was intake restored from an \
+             older backup than classification?)",
+        ));
+    }
+    Ok(())
+}
+
+impl EventHandler for ClassificationEvents {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        event: &'a Event,
+    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
+        Box::pin(apply(tx, event))
+    }
+}

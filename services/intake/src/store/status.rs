@@ -1,0 +1,34 @@
+//! A report's status as classification's assessments move it (under assessment,
+//! escalated to incident, closed).
+
+use custos_kit::{
+    storage::{StorageError, Tx},
+    with_conn,
+};
+use uuid::Uuid;
+
+use crate::report::Status;
+
+/// Sets the status a report's assessment `sequence` gives it, unless a later assessment
+/// is already applied. `Ok(false)`: intake has no such report.
+pub async fn apply_assessment(
+    tx: &mut Tx,
+    report_id: Uuid,
+    sequence: i32,
+    status: Status,
+) -> Result<bool, StorageError> {
+    const UPDATE: &str = "UPDATE reports SET status = $2, assessment_sequence = $3 \
+         WHERE id = $1 AND assessment_sequence < $3";
+    const EXISTS: &str = "SELECT COUNT(*) FROM reports WHERE id = $1";
+    let found = with_conn!(tx, c => {
+        let updated = sqlx::query(UPDATE)
+            .bind(report_id)
+            .bind(status)
+            .bind(sequence)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        updated > 0 || sqlx::query_scalar::<_, i64>(EXISTS).bind(report_id).fetch_one(&mut *c).await? > 0
+    });
+    Ok(found)
+}
