@@ -62,6 +62,79 @@ pub struct Impact {
     pub matrix_revision: String,
     pub overall: Level,
     pub dimensions: Vec<DimensionImpact>,
+    /// The figures it was scored from.
+    #[serde(default)]
+    pub figures: GivenFigures,
+}
+
+/// The figures an impact was scored from, as given (validated): kept with the assessment
+/// as the evidence for its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GivenFigures {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_financial_loss: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damages_and_fines: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people_disciplined: Option<i32>,
+    /// Seconds each system has gone without a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_gap_secs: Option<Vec<i64>>,
+}
+
+/// Money as given: `google.type.Money`'s fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    pub currency_code: String,
+    pub units: i64,
+    pub nanos: i32,
+}
+
+impl GivenFigures {
+    pub fn from_wire(f: &pb::ImpactFigures) -> Self {
+        let amount = |m: &Option<custos_proto::google::r#type::Money>| {
+            m.as_ref().map(|m| Amount {
+                currency_code: m.currency_code.clone(),
+                units: m.units,
+                nanos: m.nanos,
+            })
+        };
+        Self {
+            estimated_financial_loss: amount(&f.estimated_financial_loss),
+            damages_and_fines: amount(&f.damages_and_fines),
+            people_disciplined: f.people_disciplined,
+            backup_gap_secs: f
+                .systems_without_backup
+                .as_ref()
+                .map(|s| s.backup_gaps.iter().map(|d| d.seconds).collect()),
+        }
+    }
+
+    pub fn to_wire(&self) -> pb::ImpactFigures {
+        let money = |a: &Option<Amount>| {
+            a.as_ref().map(|a| custos_proto::google::r#type::Money {
+                currency_code: a.currency_code.clone(),
+                units: a.units,
+                nanos: a.nanos,
+            })
+        };
+        pb::ImpactFigures {
+            estimated_financial_loss: money(&self.estimated_financial_loss),
+            damages_and_fines: money(&self.damages_and_fines),
+            people_disciplined: self.people_disciplined,
+            systems_without_backup: self.backup_gap_secs.as_ref().map(|gaps| {
+                pb::SystemsWithoutBackup {
+                    backup_gaps: gaps
+                        .iter()
+                        .map(|s| prost_types::Duration {
+                            seconds: *s,
+                            nanos: 0,
+                        })
+                        .collect(),
+                }
+            }),
+        }
+    }
 }
 
 /// One dimension of an [`Impact`].
@@ -78,7 +151,7 @@ pub struct DimensionImpact {
 }
 
 impl Impact {
-    pub fn new(m: &RiskMatrix, revision: &str, s: &Score) -> Self {
+    pub fn new(m: &RiskMatrix, revision: &str, s: &Score, figures: GivenFigures) -> Self {
         let code = |r: Option<usize>| r.map(|r| m.rows[r].code.clone());
         Self {
             matrix_revision: revision.to_owned(),
@@ -95,6 +168,7 @@ impl Impact {
                     chosen_row: code(d.chosen_row),
                 })
                 .collect(),
+            figures,
         }
     }
 

@@ -20,6 +20,12 @@ pub struct ClassificationSettings {
     pub taxonomy_file: Option<PathBuf>,
     /// Prefix of incident references, e.g. `INC` for `INC-2026-000042`.
     pub incident_reference_prefix: String,
+    /// Reports submitted this many hours either side of a report, sharing an inventory
+    /// number, a location or its category, are suggested as related (policy 6).
+    pub related_window_hours: u32,
+    /// This many related open reports, the report included, within the window flag a
+    /// possible incident.
+    pub possible_incident_threshold: u32,
 }
 
 impl Default for ClassificationSettings {
@@ -29,6 +35,17 @@ impl Default for ClassificationSettings {
             risk_matrix_file: None,
             taxonomy_file: None,
             incident_reference_prefix: "INC".into(),
+            related_window_hours: 72,
+            possible_incident_threshold: 3,
+        }
+    }
+}
+
+impl ClassificationSettings {
+    pub fn series(&self) -> crate::series::Series {
+        crate::series::Series {
+            window: time::Duration::hours(i64::from(self.related_window_hours)),
+            threshold: self.possible_incident_threshold,
         }
     }
 }
@@ -54,6 +71,18 @@ impl Validate for ClassificationSettings {
             return Err(ConfigError::invalid(
                 "classification.incident_reference_prefix",
                 "must be 1 to 8 capital letters",
+            ));
+        }
+        if !(1..=8_760).contains(&self.related_window_hours) {
+            return Err(ConfigError::invalid(
+                "classification.related_window_hours",
+                "must be 1 to 8760 (a year)",
+            ));
+        }
+        if !(2..=1_000).contains(&self.possible_incident_threshold) {
+            return Err(ConfigError::invalid(
+                "classification.possible_incident_threshold",
+                "must be 2 to 1000",
             ));
         }
         if let Some(path) = &self.taxonomy_file {

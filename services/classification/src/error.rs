@@ -36,13 +36,14 @@ pub enum ClassificationError {
     #[error("the incident is closed: reports can no longer be linked to it")]
     IncidentClosed,
     #[error(
-        "the report was amended since you read it (it is at revision {current}, not \
-         {expected}): read it again, then assess"
+        "the report is at revision {current} here, not {expected}: if it was amended \
+         since you read it, read it again and assess; if you read a newer revision in \
+         intake, that amendment is still on its way here: try again shortly"
     )]
     ReportAmended { expected: i32, current: i32 },
     #[error(
-        "the report has been assessed since you read it (its latest assessment is {latest}, \
-         not {expected}): read its assessments, then decide again"
+        "the report's latest assessment is {latest}, not {expected}: someone else has \
+         assessed it; read its assessments (ListAssessments), then decide again"
     )]
     ReportReassessed { expected: i32, latest: i32 },
     #[error("a stored value is unreadable: {0}")]

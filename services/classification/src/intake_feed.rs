@@ -22,15 +22,19 @@ use uuid::Uuid;
 
 use crate::{
     report::{Kind, Medium},
+    series::Series,
     store::{self, Amendment, NewEntry},
 };
 
 /// The consumer's name: its cursor and lease in classification's database.
 pub const CONSUMER: &str = "classification.intake";
 
-/// Applies intake's events to the triage queue.
+/// Applies intake's events to the triage queue, and flags possible incidents as reports
+/// arrive and change.
 #[derive(Debug, Clone, Copy)]
-pub struct IntakeEvents;
+pub struct IntakeEvents {
+    pub series: Series,
+}
 
 fn bad(what: impl std::fmt::Display) -> HandlerError {
     HandlerError::failed(format!("intake event not understood: {what}"))
@@ -69,7 +73,29 @@ fn not_queued() -> HandlerError {
     )
 }
 
-async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
+/// Intake's match keys, prefixed with what each is a digest of. A key that is not a
+/// digest intake could have made (22 characters of base64url) is refused.
+fn match_keys(keys: &intake::MatchKeys) -> Result<Vec<String>, HandlerError> {
+    let mut out = Vec::new();
+    for (prefix, list) in [
+        (store::INVENTORY_KEY, &keys.inventory_numbers),
+        (store::LOCATION_KEY, &keys.locations),
+    ] {
+        for k in list {
+            if k.len() != 22
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad("a match key is not a digest"));
+            }
+            out.push(format!("{prefix}{k}"));
+        }
+    }
+    Ok(out)
+}
+
+async fn apply(series: &Series, tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
     let report_id =
         || Uuid::try_parse(&event.aggregate_id).map_err(|_| bad("aggregate_id is not a report id"));
     let t = event.event_type.as_str();
@@ -92,8 +118,15 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
             submitted_at: time(&p.submitted_at, "submitted_at")?
                 .map(cut)
                 .ok_or_else(|| bad("no submitted_at"))?,
+            match_keys: p
+                .match_keys
+                .as_ref()
+                .map(match_keys)
+                .transpose()?
+                .unwrap_or_default(),
         };
         store::queue(tx, &entry).await?;
+        series.flag(tx, entry.report_id).await?;
     } else if t == intake::ReportAmended::full_name() {
         let p: intake::ReportAmended = payload(&event.payload)?;
         let amendment = Amendment {
@@ -110,11 +143,13 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
                 Some(_) => Some(time(&p.occurred_at, "occurred_at")?.map(DbTime::to_minute)),
                 None => None,
             },
+            match_keys: p.match_keys.as_ref().map(match_keys).transpose()?,
             at: activity(event)?,
         };
         if !store::amend(tx, &amendment).await? {
             return Err(not_queued());
         }
+        series.flag(tx, amendment.report_id).await?;
     } else if t == intake::FollowUpAdded::full_name() {
         let p: intake::FollowUpAdded = payload(&event.payload)?;
         let follow_up_id =
@@ -133,6 +168,6 @@ impl EventHandler for IntakeEvents {
         tx: &'a mut Tx,
         event: &'a Event,
     ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
-        Box::pin(apply(tx, event))
+        Box::pin(apply(&self.series, tx, event))
     }
 }

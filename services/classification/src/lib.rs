@@ -9,6 +9,7 @@ pub mod error;
 pub mod intake_feed;
 pub mod matrix;
 pub mod report;
+pub mod series;
 pub mod store;
 
 pub use config::ClassificationSettings;
@@ -61,7 +62,9 @@ impl Service for Classification {
             intake_feed::CONSUMER,
             "classification.intake_url",
             intake_url,
-            intake_feed::IntakeEvents,
+            intake_feed::IntakeEvents {
+                series: settings.series(),
+            },
         )?;
         context.add_service(ClassificationServiceServer::new(
             api::ClassificationApi::new(
@@ -69,6 +72,7 @@ impl Service for Classification {
                 matrix,
                 taxonomy,
                 settings.incident_reference_prefix.clone(),
+                settings.series(),
             ),
         ));
         context.publish_feed(api::FEED);

@@ -23,40 +23,15 @@ custos_kit::wire_enum!(Medium, pb::ReportMedium, "ELECTRONIC or PAPER", {
     Paper = 2 => Paper,
 });
 
-/// Where a report stands in triage. Stored values: never renumber one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TriageState {
-    /// Queued, waiting for a security advisor's assessment.
-    AwaitingAssessment,
-    /// Assessed: watched, not an incident.
-    Monitoring,
-    /// Assessed: dismissed.
-    Dismissed,
-    /// Assessed: raised as, or linked to, an incident.
-    Incident,
-}
-
-impl custos_kit::storage::DbEnum for TriageState {
-    const NAME: &'static str = "TriageState";
-
-    fn to_db(self) -> i16 {
-        match self {
-            TriageState::AwaitingAssessment => 1,
-            TriageState::Monitoring => 2,
-            TriageState::Dismissed => 3,
-            TriageState::Incident => 4,
-        }
-    }
-
-    fn from_db(n: i16) -> Option<Self> {
-        match n {
-            1 => Some(TriageState::AwaitingAssessment),
-            2 => Some(TriageState::Monitoring),
-            3 => Some(TriageState::Dismissed),
-            4 => Some(TriageState::Incident),
-            _ => None,
-        }
-    }
-}
-
-custos_kit::db_enum!(TriageState);
+custos_kit::wire_enum!(
+    /// Where a report stands in triage. Stored values: never renumber one.
+    TriageState, pb::TriageState, "a triage state", {
+    // Queued, waiting for a security advisor's assessment.
+    AwaitingAssessment = 1 => AwaitingAssessment,
+    // Assessed: watched, not an incident.
+    Monitoring = 2 => Monitored,
+    // Assessed: dismissed.
+    Dismissed = 3 => Dismissed,
+    // Assessed: raised as, or linked to, an incident.
+    Incident = 4 => InIncident,
+});

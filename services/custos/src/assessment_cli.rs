@@ -124,7 +124,10 @@ pub async fn assess(a: Assess) -> Result<(), String> {
         Err(s)
             if matches!(
                 s.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
             ) =>
         {
             return Err(format!(

@@ -74,6 +74,26 @@ pub enum TriageCommand {
     Assessments(crate::assessment_cli::Assessments),
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TriageStateArg {
+    Awaiting,
+    Monitored,
+    Dismissed,
+    InIncident,
+}
+
+impl TriageStateArg {
+    fn to_wire(self) -> i32 {
+        match self {
+            TriageStateArg::Awaiting => pb::TriageState::AwaitingAssessment,
+            TriageStateArg::Monitored => pb::TriageState::Monitored,
+            TriageStateArg::Dismissed => pb::TriageState::Dismissed,
+            TriageStateArg::InIncident => pb::TriageState::InIncident,
+        }
+        .into()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TriageList {
     #[arg(long, value_enum)]
@@ -86,6 +106,9 @@ pub struct TriageList {
     /// Only reports that do (true) or do not (false) concern personal information.
     #[arg(long)]
     personal_information: Option<bool>,
+    /// Reports in this state instead of those waiting for assessment.
+    #[arg(long, value_enum)]
+    state: Option<TriageStateArg>,
     /// Only reports submitted before this time (RFC 3339, e.g. 2026-11-26T09:00:00Z).
     #[arg(long, value_parser = parse_time, conflicts_with = "older_than_hours")]
     submitted_before: Option<time::OffsetDateTime>,
@@ -280,6 +303,7 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
                 personal_information: a.personal_information,
                 submitted_after: None,
                 submitted_before,
+                state: a.state.map_or(0, TriageStateArg::to_wire),
             }),
             page_size: a.page_size,
             page_token: a.page_token.clone(),
@@ -297,7 +321,8 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
                     "personal_information": e.personal_information, "malware_suspected": e.malware_suspected,
                     "anonymous": e.anonymous, "senior_management_notice": e.requires_senior_management_notice,
                     "submitted_at": output::time(&e.submitted_at), "last_activity_at": output::time(&e.last_activity_at),
-                    "follow_ups": e.follow_up_count, "report_revision": e.report_revision})
+                    "follow_ups": e.follow_up_count, "report_revision": e.report_revision,
+                    "possible_incident": e.possible_incident, "assessment_sequence": e.assessment_sequence})
             })
             .collect();
         let submitted_before = before.and_then(|t| {
@@ -332,6 +357,7 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
             (e.malware_suspected, "malware"),
             (e.anonymous, "anonymous"),
             (e.requires_senior_management_notice, "senior notice"),
+            (e.possible_incident, "POSSIBLE INCIDENT"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))

@@ -27,16 +27,15 @@ fn bad(what: impl std::fmt::Display) -> HandlerError {
     HandlerError::failed(format!("classification event not understood: {what}"))
 }
 
-/// The status an assessment's decision gives its report.
-fn status(decision: i32) -> Result<Status, HandlerError> {
+/// The status an assessment's decision gives its report; a decision this version does
+/// not know (a newer classification) leaves the status as it is.
+fn status(decision: i32) -> Option<Status> {
     use classification::AssessmentDecision as D;
     match D::try_from(decision) {
-        Ok(D::Dismiss) => Ok(Status::Closed),
-        Ok(D::Monitor) => Ok(Status::UnderAssessment),
-        Ok(D::RaiseIncident | D::LinkIncident) => Ok(Status::EscalatedToIncident),
-        _ => Err(bad(format!(
-            "decision {decision} is not one this version knows"
-        ))),
+        Ok(D::Dismiss) => Some(Status::Closed),
+        Ok(D::Monitor) => Some(Status::UnderAssessment),
+        Ok(D::RaiseIncident | D::LinkIncident) => Some(Status::EscalatedToIncident),
+        _ => None,
     }
 }
 
@@ -55,7 +54,7 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
     if p.sequence < 1 {
         return Err(bad("sequence is not positive"));
     }
-    if !store::apply_assessment(tx, report_id, p.sequence, status(p.decision)?).await? {
+    if !store::apply_assessment(tx, report_id, p.sequence, status(p.decision)).await? {
         // Names no report: the parked event says which.
         return Err(HandlerError::failed(
             "the report of this assessment is not in intake (was intake restored from an \

@@ -6,6 +6,7 @@ pub mod classification_feed;
 pub mod config;
 pub mod error;
 pub mod guidance;
+pub mod match_key;
 pub mod receipt;
 pub mod report;
 pub mod store;
@@ -21,7 +22,7 @@ use custos_proto::intake::v1::intake_service_server::IntakeServiceServer;
 
 use custos_taxonomy::Taxonomy;
 
-use crate::{receipt::Receipts, store::Store};
+use crate::{match_key::MatchKeys, receipt::Receipts, store::Store};
 
 /// Intake as a custos service.
 #[derive(Debug)]
@@ -45,16 +46,16 @@ impl Service for Intake {
             }
             None => Taxonomy::default_taxonomy(),
         };
-        let receipts = Receipts::new(
-            settings
-                .receipt_secret
-                .as_ref()
-                .ok_or_else(|| ConfigError::invalid("intake.receipt_secret", "is required"))?,
-        );
+        let receipt_secret = settings
+            .receipt_secret
+            .as_ref()
+            .ok_or_else(|| ConfigError::invalid("intake.receipt_secret", "is required"))?;
+        let receipts = Receipts::new(receipt_secret);
+        let match_keys = MatchKeys::new(receipt_secret);
         let settings_classification_url = settings.classification_url.clone();
         let store = Store::new(context.db().clone());
         context.add_service(IntakeServiceServer::new(api::IntakeApi::new(
-            store, taxonomy, receipts, settings,
+            store, taxonomy, receipts, match_keys, settings,
         )));
         context.allow_anonymous(api::ANONYMOUS_PATHS);
         context.publish_feed(api::FEED);

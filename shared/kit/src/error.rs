@@ -288,10 +288,12 @@ pub fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: 
         v.add(field, "is required");
     } else if value.chars().count() > max {
         v.add(field, format!("must be at most {max} characters"));
-    } else if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
+    } else if value.chars().any(|c| {
+        (c.is_control() && c != '\n' && c != '\t' && c != '\r')
+            // Bidirectional overrides and isolates: they make text read differently
+            // from what it holds ("Trojan Source").
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }) {
         v.add(field, "must not contain control characters");
     }
     value.to_owned()

@@ -6,6 +6,11 @@
 -- both succeed on the same view. `impact` is the score as it was made (JSON: rows,
 -- levels and the descriptors' words, with the matrix's revision), so a later change of
 -- the matrix does not rewrite history.
+--
+-- A new column with a constant default changes no row, but takes a short exclusive
+-- lock: give up after 5 s rather than queue every write behind a long read (the start
+-- fails, and the next start tries again).
+SET LOCAL lock_timeout = '5s';
 ALTER TABLE triage_entries ADD COLUMN assessment_sequence INTEGER NOT NULL DEFAULT 0;
 
 CREATE SEQUENCE incident_number_seq;
@@ -49,6 +54,7 @@ CREATE TABLE incident_reports (
     incident_id UUID NOT NULL REFERENCES incidents (id),
     report_id UUID NOT NULL REFERENCES triage_entries (report_id),
     assessment_id UUID NOT NULL REFERENCES assessments (id),
-    PRIMARY KEY (incident_id, report_id)
+    PRIMARY KEY (report_id)
 );
-CREATE UNIQUE INDEX incident_reports_by_report ON incident_reports (report_id);
+CREATE INDEX incident_reports_by_incident ON incident_reports (incident_id, report_id);
+CREATE INDEX assessments_by_incident ON assessments (incident_id) WHERE incident_id IS NOT NULL;

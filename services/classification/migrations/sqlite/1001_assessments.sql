@@ -39,6 +39,7 @@ CREATE TABLE incident_reports (
     incident_id BLOB NOT NULL REFERENCES incidents (id),
     report_id BLOB NOT NULL REFERENCES triage_entries (report_id),
     assessment_id BLOB NOT NULL REFERENCES assessments (id),
-    PRIMARY KEY (incident_id, report_id)
+    PRIMARY KEY (report_id)
 );
-CREATE UNIQUE INDEX incident_reports_by_report ON incident_reports (report_id);
+CREATE INDEX incident_reports_by_incident ON incident_reports (incident_id, report_id);
+CREATE INDEX assessments_by_incident ON assessments (incident_id) WHERE incident_id IS NOT NULL;

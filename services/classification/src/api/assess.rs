@@ -8,7 +8,7 @@ use custos_kit::{
     idempotency::{self, Claim, Key},
     outbox::NewEvent,
     page,
-    storage::DbTime,
+    storage::{DbTime, StorageError},
     time_fmt::to_timestamp,
 };
 use custos_proto::classification::v1::{self as pb, assess_report_request::Decision as PbDecision};
@@ -21,7 +21,7 @@ use super::{
     matrix::{parse_choices, parse_figures},
 };
 use crate::{
-    assessment::{Decision, Impact, IncidentState},
+    assessment::{Decision, GivenFigures, Impact, IncidentState},
     error::ClassificationError,
     report::TriageState,
     store::{self, AssessmentRow, NewAssessment, NewIncident},
@@ -48,8 +48,7 @@ enum IncidentKey {
     Reference(String),
 }
 
-/// An assessment request, validated and scored (also what its idempotency key is
-/// fingerprinted over).
+/// An assessment request, validated and scored.
 #[derive(Debug, Clone, PartialEq)]
 struct Assessing {
     report_id: Uuid,
@@ -59,6 +58,26 @@ struct Assessing {
     impact: Impact,
     decided: Decided,
     note: String,
+    /// The descriptors chosen, `(dimension, row)`, as given.
+    choices: Vec<(String, String)>,
+}
+
+impl Assessing {
+    /// What the idempotency key is fingerprinted over: the request as given (validated),
+    /// not the score, so that a retry after the matrix changed is still recognised, and
+    /// two different figures that land on the same row are not.
+    fn fingerprint(&self) -> Vec<u8> {
+        idempotency::fingerprint(&(
+            self.report_id,
+            self.report_revision,
+            self.previous_sequence,
+            &self.category,
+            &self.impact.figures,
+            &self.choices,
+            &self.decided,
+            &self.note,
+        ))
+    }
 }
 
 fn parse_decision(v: &mut Violations, d: Option<&PbDecision>) -> Option<Decided> {
@@ -120,6 +139,7 @@ pub(super) fn assessment_to_wire(r: AssessmentRow) -> pb::Assessment {
         report_revision: r.report_revision,
         category: r.category,
         impact: Some(r.impact.to_wire()),
+        figures: Some(r.impact.figures.to_wire()),
         decision: r.decision.to_wire(),
         reason: r.reason,
         note: r.note,
@@ -158,7 +178,8 @@ impl ClassificationApi {
                 format!("`{category}` is not a category of this organisation's taxonomy"),
             );
         }
-        let figures = parse_figures(&mut v, m, req.figures.clone().unwrap_or_default());
+        let given = req.figures.clone().unwrap_or_default();
+        let figures = parse_figures(&mut v, m, given.clone());
         let chosen = parse_choices(&mut v, m, &req.choices);
         let decided = parse_decision(&mut v, req.decision.as_ref());
         let note = text(&mut v, "note", &req.note, 10_000, false);
@@ -170,9 +191,19 @@ impl ClassificationApi {
             report_revision: req.report_revision,
             previous_sequence: req.previous_sequence,
             category,
-            impact: Impact::new(m, &self.matrix_wire.revision, &score),
+            impact: Impact::new(
+                m,
+                &self.matrix_wire.revision,
+                &score,
+                GivenFigures::from_wire(&given),
+            ),
             decided: decided.expect("checked"),
             note,
+            choices: req
+                .choices
+                .iter()
+                .map(|c| (c.dimension.clone(), c.row.clone()))
+                .collect(),
         })
     }
 
@@ -202,7 +233,7 @@ impl ClassificationApi {
         a: Assessing,
     ) -> Result<pb::Assessment, ClassificationError> {
         let mut tx = self.db.begin().await?;
-        let pending = match idempotency::claim(&mut tx, key, &idempotency::fingerprint(&a)).await? {
+        let pending = match idempotency::claim(&mut tx, key, &a.fingerprint()).await? {
             Claim::Replay(bytes) => {
                 return pb::AssessReportResponse::decode(bytes.as_slice())
                     .ok()
@@ -317,7 +348,18 @@ impl ClassificationApi {
             assessed_by: assessed_by.to_owned(),
             assessed_at: at,
         };
-        store::record(&mut tx, &new, state).await?;
+        let stale = || ClassificationError::ReportReassessed {
+            expected: a.previous_sequence,
+            latest: a.previous_sequence + 1,
+        };
+        match store::record(&mut tx, &new, state).await {
+            Ok(true) => {}
+            // Held since `assessable`, so neither should happen; if one does, the other
+            // advisor's assessment stands (never ALREADY_EXISTS, which retrying clients
+            // read as success).
+            Ok(false) | Err(StorageError::Conflict { .. }) => return Err(stale()),
+            Err(e) => return Err(e.into()),
+        }
         events.push(NewEvent::new(
             a.report_id,
             entry.reference.clone(),
@@ -334,6 +376,7 @@ impl ClassificationApi {
                     .map(|(_, r)| r.clone())
                     .unwrap_or_default(),
                 assessed_at: Some(to_timestamp(now)),
+                report_revision: new.report_revision,
             },
         ));
         tx.append_events(&events).await?;

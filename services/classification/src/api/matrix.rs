@@ -345,5 +345,5 @@ pub(crate) fn matrix_to_wire(m: &RiskMatrix) -> pb::RiskMatrix {
 }
 
 pub(crate) fn score_to_wire(m: &RiskMatrix, revision: &str, s: &Score) -> pb::ImpactScore {
-    crate::assessment::Impact::new(m, revision, s).to_wire()
+    crate::assessment::Impact::new(m, revision, s, Default::default()).to_wire()
 }

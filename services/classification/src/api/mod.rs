@@ -4,6 +4,7 @@
 
 mod assess;
 mod matrix;
+mod related;
 mod triage;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use custos_taxonomy::Taxonomy;
 
-use crate::matrix::RiskMatrix;
+use crate::{matrix::RiskMatrix, series::Series};
 
 /// Roles that work the triage queue.
 pub const TRIAGE: &[Role] = &[Role::SecurityAdvisor, Role::Service];
@@ -34,10 +35,17 @@ pub struct ClassificationApi {
     taxonomy: Arc<Taxonomy>,
     /// `INC` in `INC-2026-000042`.
     incident_prefix: Arc<str>,
+    series: Series,
 }
 
 impl ClassificationApi {
-    pub fn new(db: Db, matrix: RiskMatrix, taxonomy: Taxonomy, incident_prefix: String) -> Self {
+    pub fn new(
+        db: Db,
+        matrix: RiskMatrix,
+        taxonomy: Taxonomy,
+        incident_prefix: String,
+        series: Series,
+    ) -> Self {
         let matrix_wire = matrix::matrix_to_wire(&matrix);
         Self {
             db,
@@ -45,6 +53,7 @@ impl ClassificationApi {
             matrix_wire: Arc::new(matrix_wire),
             taxonomy: Arc::new(taxonomy),
             incident_prefix: incident_prefix.into(),
+            series,
         }
     }
 }
@@ -79,6 +88,13 @@ impl classification_service_server::ClassificationService for ClassificationApi 
         r: Request<pb::AssessReportRequest>,
     ) -> Reply<pb::AssessReportResponse> {
         self.assess(r).await
+    }
+
+    async fn suggest_related(
+        &self,
+        r: Request<pb::SuggestRelatedRequest>,
+    ) -> Reply<pb::SuggestRelatedResponse> {
+        self.related(r).await
     }
 
     async fn list_assessments(

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{ClassificationApi, TRIAGE};
 use crate::{
     error::ClassificationError,
-    report::{Kind, Medium},
+    report::{Kind, Medium, TriageState},
     store::{self, Page, TriageEntryRow, TriageFilter},
 };
 
@@ -28,6 +28,9 @@ fn entry_to_wire(r: TriageEntryRow) -> pb::TriageEntry {
         last_activity_at: Some(to_timestamp(r.last_activity_at.get())),
         follow_up_count: r.follow_up_count,
         report_revision: r.report_revision,
+        possible_incident: r.possible_incident,
+        state: r.state.to_wire(),
+        assessment_sequence: r.assessment_sequence,
     }
 }
 
@@ -49,6 +52,7 @@ impl ClassificationApi {
             personal_information: f.personal_information,
             submitted_after: v.optional_time("filter.submitted_after", &f.submitted_after),
             submitted_before: v.optional_time("filter.submitted_before", &f.submitted_before),
+            state: v.optional_enum("filter.state", f.state, TriageState::from_wire),
         };
         if f.categories.len() > 50 {
             v.add("filter.categories", "at most 50 categories");

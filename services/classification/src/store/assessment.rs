@@ -127,45 +127,58 @@ pub struct NewAssessment {
     pub assessed_at: DbTime,
 }
 
-/// Records an assessment: appends it, moves the report's entry to `state` at this
-/// sequence, and makes the assessment's incident (if any) the one the report belongs to.
+/// Records an assessment: moves the report's entry to `state` at this sequence (only
+/// from the sequence before it), appends the assessment, and makes its incident (if any)
+/// the one the report belongs to. `Ok(false)`: the entry is no longer at the sequence
+/// before (another assessment came first), and nothing was written.
 pub async fn record(
     tx: &mut Tx,
     a: &NewAssessment,
     state: TriageState,
-) -> Result<(), StorageError> {
+) -> Result<bool, StorageError> {
+    const ENTRY: &str = "UPDATE triage_entries SET state = $2, assessment_sequence = $3 \
+         WHERE report_id = $1 AND assessment_sequence = $4";
     const INSERT: &str = "INSERT INTO assessments (id, report_id, sequence, report_revision, \
          category, impact, overall_level, decision, reason, note, incident_id, assessed_by, \
          assessed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-    const ENTRY: &str = "UPDATE triage_entries SET state = $2, assessment_sequence = $3 \
-         WHERE report_id = $1";
     const UNLINK: &str = "DELETE FROM incident_reports WHERE report_id = $1";
     const LINK: &str = "INSERT INTO incident_reports (incident_id, report_id, assessment_id) \
          VALUES ($1, $2, $3)";
-    with_conn!(tx, c => {
-        sqlx::query(INSERT)
-            .bind(a.id)
+    let moved = with_conn!(tx, c => {
+        let moved = sqlx::query(ENTRY)
             .bind(a.report_id)
+            .bind(state)
             .bind(a.sequence)
-            .bind(a.report_revision)
-            .bind(&a.category)
-            .bind(JsonText(&a.impact))
-            .bind(a.impact.overall)
-            .bind(a.decision)
-            .bind(&a.reason)
-            .bind(&a.note)
-            .bind(a.incident_id)
-            .bind(&a.assessed_by)
-            .bind(a.assessed_at)
+            .bind(a.sequence - 1)
             .execute(&mut *c)
-            .await?;
-        sqlx::query(ENTRY).bind(a.report_id).bind(state).bind(a.sequence).execute(&mut *c).await?;
-        sqlx::query(UNLINK).bind(a.report_id).execute(&mut *c).await?;
-        if let Some(incident_id) = a.incident_id {
-            sqlx::query(LINK).bind(incident_id).bind(a.report_id).bind(a.id).execute(&mut *c).await?;
+            .await?
+            .rows_affected()
+            > 0;
+        if moved {
+            sqlx::query(INSERT)
+                .bind(a.id)
+                .bind(a.report_id)
+                .bind(a.sequence)
+                .bind(a.report_revision)
+                .bind(&a.category)
+                .bind(JsonText(&a.impact))
+                .bind(a.impact.overall)
+                .bind(a.decision)
+                .bind(&a.reason)
+                .bind(&a.note)
+                .bind(a.incident_id)
+                .bind(&a.assessed_by)
+                .bind(a.assessed_at)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(UNLINK).bind(a.report_id).execute(&mut *c).await?;
+            if let Some(incident_id) = a.incident_id {
+                sqlx::query(LINK).bind(incident_id).bind(a.report_id).bind(a.id).execute(&mut *c).await?;
+            }
         }
+        moved
     });
-    Ok(())
+    Ok(moved)
 }
 
 /// An assessment as stored, with its report's and incident's references.

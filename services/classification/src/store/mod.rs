@@ -3,11 +3,16 @@
 //! note, section 2).
 
 mod assessment;
+mod related;
 mod triage;
 
 pub use assessment::{
     Assessable, AssessmentRow, IncidentRef, NewAssessment, NewIncident, assessable, assessments,
     declare, incident_ref, incident_report_ids, record,
+};
+pub use related::{
+    INVENTORY_KEY, IncidentRow, LOCATION_KEY, RelatedBy, RelatedRow, flag_possible_incident,
+    related,
 };
 pub use triage::{
     Amendment, NewEntry, Page, TriageEntryRow, TriageFilter, add_follow_up, amend, entry, list,

@@ -25,6 +25,8 @@ pub struct NewEntry {
     pub senior_notice: bool,
     pub occurred_at: Option<DbTime>,
     pub submitted_at: DbTime,
+    /// Intake's match keys, prefixed (see `related`).
+    pub match_keys: Vec<String>,
 }
 
 /// What an amendment changes of a queued report (from `ReportAmended`).
@@ -41,6 +43,9 @@ pub struct Amendment {
     pub malware_suspected: Option<bool>,
     /// The new value (perhaps none) when the amendment changed it.
     pub occurred_at: Option<Option<DbTime>>,
+    /// The report's match keys as it now stands (events from an intake before it
+    /// published them say nothing: they are left as they were).
+    pub match_keys: Option<Vec<String>>,
     pub at: DbTime,
 }
 
@@ -61,14 +66,18 @@ pub struct TriageEntryRow {
     pub follow_up_count: i32,
     pub report_revision: i32,
     pub state: TriageState,
+    pub possible_incident: bool,
+    pub assessment_sequence: i32,
 }
 
 const SELECT_ENTRIES: &str = "SELECT report_id, reference, kind, category, medium, \
      personal_information, malware_suspected, anonymous, senior_notice, occurred_at, \
-     submitted_at, last_activity_at, follow_up_count, report_revision, state FROM triage_entries";
+     submitted_at, last_activity_at, follow_up_count, report_revision, state, possible_incident, \
+     assessment_sequence FROM triage_entries";
 
-/// Queues a report. Applied again (a replayed feed), it refreshes what the submission
-/// says only while no amendment has been applied, so it is safe to repeat.
+/// Queues a report with its match keys. Applied again (a replayed feed), it refreshes
+/// what the submission says only while no amendment has been applied, so it is safe to
+/// repeat.
 pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
     const SQL: &str = "INSERT INTO triage_entries (report_id, reference, kind, category, medium, \
          personal_information, malware_suspected, anonymous, senior_notice, occurred_at, \
@@ -79,7 +88,7 @@ pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
          anonymous = excluded.anonymous, occurred_at = excluded.occurred_at, \
          submitted_at = excluded.submitted_at \
          WHERE triage_entries.report_revision = 1";
-    with_conn!(tx, c => {
+    let applied = with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(e.report_id)
             .bind(&e.reference)
@@ -94,16 +103,22 @@ pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
             .bind(e.submitted_at)
             .bind(TriageState::AwaitingAssessment)
             .execute(&mut *c)
-            .await?;
+            .await?
+            .rows_affected()
     });
+    if applied > 0 {
+        super::related::set_match_keys(tx, e.report_id, &e.match_keys).await?;
+    }
     Ok(())
 }
 
 /// Applies an amendment to a queued report, unless a later revision is already applied.
+/// An assessed report returns to the queue (new information asks for a new look; its
+/// assessments and incident stay as they were until it is assessed again).
 /// `Ok(false)`: the report is not queued (its submission has not been applied).
 pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
     const UPDATE: &str = "UPDATE triage_entries SET category = $2, medium = $3, \
-         personal_information = $4, senior_notice = $5, report_revision = $6, \
+         personal_information = $4, senior_notice = $5, report_revision = $6, state = $12, \
          last_activity_at = CASE WHEN last_activity_at < $7 THEN $7 ELSE last_activity_at END, \
          malware_suspected = CASE WHEN $8 THEN $9 ELSE malware_suspected END, \
          occurred_at = CASE WHEN $10 THEN $11 ELSE occurred_at END \
@@ -122,16 +137,22 @@ pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
             .bind(a.malware_suspected.unwrap_or(false))
             .bind(a.occurred_at.is_some())
             .bind(a.occurred_at.flatten())
+            .bind(TriageState::AwaitingAssessment)
             .execute(&mut *c)
             .await?
             .rows_affected();
-        updated > 0 || sqlx::query_scalar::<_, i64>(EXISTS).bind(a.report_id).fetch_one(&mut *c).await? > 0
+        (updated > 0, updated > 0 || sqlx::query_scalar::<_, i64>(EXISTS).bind(a.report_id).fetch_one(&mut *c).await? > 0)
     });
+    let (applied, found) = found;
+    if applied && let Some(keys) = &a.match_keys {
+        super::related::set_match_keys(tx, a.report_id, keys).await?;
+    }
     Ok(found)
 }
 
 /// Counts a follow-up (by intake's id) on a queued report, once however often it is
-/// applied. `Ok(false)`: the report is not queued.
+/// applied; an assessed report returns to the queue, as with an amendment.
+/// `Ok(false)`: the report is not queued.
 pub async fn add_follow_up(
     tx: &mut Tx,
     report_id: Uuid,
@@ -142,6 +163,7 @@ pub async fn add_follow_up(
     const RECORD: &str = "INSERT INTO triage_follow_ups (report_id, follow_up_id, added_at) \
          VALUES ($1, $2, $3) ON CONFLICT (report_id, follow_up_id) DO NOTHING";
     const COUNT: &str = "UPDATE triage_entries SET follow_up_count = follow_up_count + 1, \
+         state = $3, \
          last_activity_at = CASE WHEN last_activity_at < $2 THEN $2 ELSE last_activity_at END \
          WHERE report_id = $1";
     let found = with_conn!(tx, c => {
@@ -149,7 +171,7 @@ pub async fn add_follow_up(
         if exists {
             let new = sqlx::query(RECORD).bind(report_id).bind(follow_up_id).bind(at).execute(&mut *c).await?.rows_affected() > 0;
             if new {
-                sqlx::query(COUNT).bind(report_id).bind(at).execute(&mut *c).await?;
+                sqlx::query(COUNT).bind(report_id).bind(at).bind(TriageState::AwaitingAssessment).execute(&mut *c).await?;
             }
         }
         exists
@@ -177,6 +199,19 @@ pub struct TriageFilter {
     pub personal_information: Option<bool>,
     pub submitted_after: Option<DbTime>,
     pub submitted_before: Option<DbTime>,
+    /// None: waiting for assessment.
+    pub state: Option<TriageState>,
+}
+
+/// The state condition as a constant (the partial indexes of migrations 1000 and 1002
+/// are each for one state, and a parameter would not match them).
+fn state_condition(state: Option<TriageState>) -> &'static str {
+    match state.unwrap_or(TriageState::AwaitingAssessment) {
+        TriageState::AwaitingAssessment => "state = 1",
+        TriageState::Monitoring => "state = 2",
+        TriageState::Dismissed => "state = 3",
+        TriageState::Incident => "state = 4",
+    }
 }
 
 /// Keyset position: entries strictly after this, oldest first.
@@ -230,7 +265,7 @@ pub async fn list(
         }
         let mut union = Select::union_all(SELECT_ENTRIES, branches.len(), |i, b| {
             let (k, m, p) = branches[i];
-            b.and("state = 1", []);
+            b.and(state_condition(filter.state), []);
             b.and_eq("category", Some(filter.categories[0].as_str()));
             b.and_eq("kind", Some(Value::of(k)));
             b.and_eq("medium", Some(Value::of(m)));
@@ -243,8 +278,8 @@ pub async fn list(
         union
     } else {
         let mut select = Select::new(SELECT_ENTRIES);
-        // A constant, not a parameter: the partial indexes are `WHERE state = 1`.
-        select.and("state = 1", []);
+        // A constant, not a parameter: the partial indexes are each for one state.
+        select.and(state_condition(filter.state), []);
         select.and_in(
             "category",
             filter.categories.iter().map(|c| Value::from(c.as_str())),

@@ -163,6 +163,28 @@ async fn assessments_move_the_report_and_are_all_kept(backend: Backend) {
         queue(&c, pb::TriageEntryFilter::default()).await.is_empty(),
         "an assessed report leaves the queue"
     );
+    let in_state = async |state: pb::TriageState| -> Vec<(String, i32, i32)> {
+        queue(
+            &c,
+            pb::TriageEntryFilter {
+                state: state as i32,
+                ..Default::default()
+            },
+        )
+        .await
+        .into_iter()
+        .map(|e| (e.report_id, e.state, e.assessment_sequence))
+        .collect()
+    };
+    assert_eq!(
+        in_state(pb::TriageState::Monitored).await,
+        [(
+            entry.report_id.clone(),
+            pb::TriageState::Monitored as i32,
+            1
+        )],
+        "monitored reports are listed by state"
+    );
 
     // Dismiss: closed.
     let second = assess(
@@ -181,6 +203,8 @@ async fn assessments_move_the_report_and_are_all_kept(backend: Backend) {
         (2, "found in the stationery cupboard")
     );
     wait_for_status(&intake_svc, &entry.report_id, intake::ReportStatus::Closed).await;
+    assert!(in_state(pb::TriageState::Monitored).await.is_empty());
+    assert_eq!(in_state(pb::TriageState::Dismissed).await.len(), 1);
 
     // Raise: a new incident, escalated; the highest dimension sets the level.
     let third = assess(
@@ -199,7 +223,9 @@ async fn assessments_move_the_report_and_are_all_kept(backend: Backend) {
         },
     )
     .await;
-    let year = time::OffsetDateTime::now_utc().year();
+    let year = time::OffsetDateTime::from_unix_timestamp(third.assessed_at.unwrap().seconds)
+        .unwrap()
+        .year();
     assert_eq!(third.incident_reference, format!("INC-{year}-000001"));
     assert_eq!(third.category, "loss_or_theft_of_data");
     assert_eq!(
@@ -318,21 +344,6 @@ async fn stale_views_and_retries(backend: Backend) {
     let entry = queued(&intake_svc, &c, "equipment_theft_or_loss").await;
     let monitor = || Decision::Monitor(pb::MonitorDecision {});
 
-    // The report at another revision than the advisor read: ABORTED.
-    let err = advisor(&c)
-        .assess_report(pb::AssessReportRequest {
-            report_revision: 2,
-            ..request(&entry, 0, monitor())
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Aborted);
-    assert_eq!(status_reason(&err).unwrap().0, "REPORT_AMENDED");
-    assert_eq!(
-        err.get_details_error_info().unwrap().metadata["report_revision"],
-        "1"
-    );
-
     // A retry with the same key records once and answers the same.
     let first = request(&entry, 0, monitor());
     let a = assess(&c, first.clone()).await;
@@ -376,6 +387,66 @@ async fn stale_views_and_retries(backend: Backend) {
     let failed = x.err().or(y.err()).unwrap();
     assert_eq!(failed.code(), Code::Aborted);
     assert_eq!(assessments(&c, &entry.report_id).await.len(), 2);
+    // The reporter's helpdesk amends the report: it returns to the queue at revision 2,
+    // and an assessment of what the advisor read before is ABORTED.
+    intake_svc
+        .client("hal", &[Role::Helpdesk])
+        .amend_report(intake::AmendReportRequest {
+            report_id: entry.report_id.clone(),
+            details: Some(intake::ReportDetails {
+                circumstances: "Found to be a second laptop".into(),
+                ..Default::default()
+            }),
+            contact: None,
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["details.circumstances".into()],
+            }),
+            reason: "the reporter called back".into(),
+            expected_revision: 1,
+        })
+        .await
+        .expect("amend");
+    let mut back = None;
+    eventually("the amended report is back in the queue", async || {
+        back = queue(&c, pb::TriageEntryFilter::default())
+            .await
+            .into_iter()
+            .find(|e| e.report_id == entry.report_id);
+        back.is_some()
+    })
+    .await;
+    let back = back.unwrap();
+    assert_eq!(back.report_revision, 2);
+    let err = advisor(&c)
+        .assess_report(request(&entry, 2, monitor()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(status_reason(&err).unwrap().0, "REPORT_AMENDED");
+    assert_eq!(
+        err.get_details_error_info().unwrap().metadata["report_revision"],
+        "2"
+    );
+    let third = assess(&c, request(&back, 2, monitor())).await;
+    assert_eq!((third.sequence, third.report_revision), (3, 2));
+
+    // A follow-up brings it back too.
+    intake_svc
+        .client("hal", &[Role::Helpdesk])
+        .add_follow_up(intake::AddFollowUpRequest {
+            report_id: entry.report_id.clone(),
+            text: "It turned up".into(),
+            idempotency_key: key(),
+        })
+        .await
+        .expect("follow up");
+    eventually("the followed-up report is back in the queue", async || {
+        queue(&c, pb::TriageEntryFilter::default())
+            .await
+            .iter()
+            .any(|e| e.report_id == entry.report_id && e.follow_up_count == 1)
+    })
+    .await;
 }
 
 async fn bad_requests_name_what_is_wrong(backend: Backend) {

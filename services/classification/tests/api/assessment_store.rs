@@ -3,7 +3,7 @@
 //! database refusing a second assessment with the same sequence.
 
 use custos_classification::{
-    assessment::{Decision, DimensionImpact, Impact, IncidentState},
+    assessment::{Decision, DimensionImpact, GivenFigures, Impact, IncidentState},
     matrix::Level,
     report::{Kind, Medium, TriageState},
     store::{self, NewAssessment, NewIncident},
@@ -26,6 +26,10 @@ fn impact(level: Level) -> Impact {
             figure_row: Some("major".into()),
             chosen_row: None,
         }],
+        figures: GivenFigures {
+            people_disciplined: Some(2),
+            ..Default::default()
+        },
     }
 }
 
@@ -77,10 +81,11 @@ async fn record(
     db: &Db,
     a: &NewAssessment,
     state: TriageState,
-) -> Result<(), custos_kit::storage::StorageError> {
+) -> Result<bool, custos_kit::storage::StorageError> {
     let mut tx = db.begin().await.unwrap();
-    store::record(&mut tx, a, state).await?;
-    tx.commit().await
+    let moved = store::record(&mut tx, a, state).await?;
+    tx.commit().await?;
+    Ok(moved)
 }
 
 async fn linked(db: &Db, incident: Uuid) -> Vec<Uuid> {
@@ -108,32 +113,38 @@ async fn reports_follow_their_latest_assessment(backend: Backend) {
     queue(&db, &report).await;
     let id = report.report_id;
 
-    record(
-        &db,
-        &assessment(id, 1, Decision::LinkIncident, Some(one)),
-        TriageState::Incident,
-    )
-    .await
-    .unwrap();
+    assert!(
+        record(
+            &db,
+            &assessment(id, 1, Decision::LinkIncident, Some(one)),
+            TriageState::Incident,
+        )
+        .await
+        .unwrap()
+    );
     assert_eq!(linked(&db, one).await, [id]);
-    record(
-        &db,
-        &assessment(id, 2, Decision::LinkIncident, Some(two)),
-        TriageState::Incident,
-    )
-    .await
-    .unwrap();
+    assert!(
+        record(
+            &db,
+            &assessment(id, 2, Decision::LinkIncident, Some(two)),
+            TriageState::Incident,
+        )
+        .await
+        .unwrap()
+    );
     assert_eq!(
         (linked(&db, one).await, linked(&db, two).await),
         (vec![], vec![id])
     );
-    record(
-        &db,
-        &assessment(id, 3, Decision::Dismiss, None),
-        TriageState::Dismissed,
-    )
-    .await
-    .unwrap();
+    assert!(
+        record(
+            &db,
+            &assessment(id, 3, Decision::Dismiss, None),
+            TriageState::Dismissed,
+        )
+        .await
+        .unwrap()
+    );
     assert!(
         linked(&db, two).await.is_empty(),
         "dismissed: in no incident"
@@ -200,15 +211,12 @@ async fn reports_follow_their_latest_assessment(backend: Backend) {
         .unwrap();
     assert_eq!(older.iter().map(|a| a.sequence).collect::<Vec<_>>(), [2]);
 
-    // The same sequence twice is refused by the database itself, and writes nothing.
-    let err = record(
-        &db,
-        &assessment(id, 3, Decision::Monitor, None),
-        TriageState::Monitoring,
-    )
-    .await
-    .unwrap_err();
-    assert!(err.nothing_written(), "{err:?}");
+    // An assessment that is not the next one (a stale sequence, or one skipped) writes
+    // nothing: not the entry, not the assessment, not the link.
+    for (sequence, incident) in [(3, Some(one)), (5, Some(one))] {
+        let stale = assessment(id, sequence, Decision::LinkIncident, incident);
+        assert!(!record(&db, &stale, TriageState::Incident).await.unwrap());
+    }
     assert_eq!(
         store::assessments(db.read().await.unwrap(), id, None, 10)
             .await
@@ -216,6 +224,63 @@ async fn reports_follow_their_latest_assessment(backend: Backend) {
             .len(),
         3
     );
+    assert!(linked(&db, one).await.is_empty());
+    let queued = store::entry(db.read().await.unwrap(), id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(queued.state, TriageState::Dismissed);
 }
 
-on_both_backends!(reports_follow_their_latest_assessment);
+/// Two assessments of one report are decided one after the other: the second reads the
+/// report only once the first has committed, and so sees its sequence.
+async fn assessments_of_one_report_wait_for_each_other(backend: Backend) {
+    let (_database, db) = db(backend).await;
+    let report = entry(
+        1,
+        Kind::Event,
+        "malware_infection",
+        Medium::Electronic,
+        false,
+    );
+    queue(&db, &report).await;
+    let id = report.report_id;
+    let mut first = db.begin().await.unwrap();
+    let held = store::assessable(&mut first, id).await.unwrap().unwrap();
+    assert_eq!(held.assessment_sequence, 0);
+    let second = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let seen = store::assessable(&mut tx, id).await.unwrap().unwrap();
+            tx.commit().await.unwrap();
+            seen.assessment_sequence
+        }
+    });
+    // The second is held while the first is open (it gets no answer in this time).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second read the report while the first held it"
+    );
+    assert!(
+        store::record(
+            &mut first,
+            &assessment(id, 1, Decision::Monitor, None),
+            TriageState::Monitoring
+        )
+        .await
+        .unwrap()
+    );
+    first.commit().await.unwrap();
+    assert_eq!(
+        second.await.unwrap(),
+        1,
+        "the second sees the first's assessment"
+    );
+}
+
+on_both_backends!(
+    reports_follow_their_latest_assessment,
+    assessments_of_one_report_wait_for_each_other,
+);

@@ -5,5 +5,6 @@ mod common;
 mod assess;
 mod assessment_store;
 mod matrix;
+mod related;
 mod store_contract;
 mod triage;

@@ -2,6 +2,7 @@
 //! the cases a feed consumer meets out of order.
 
 use custos_classification::{
+    ClassificationSettings,
     report::{Kind, Medium},
     store::{self, Amendment, NewEntry, Page, TriageFilter},
 };
@@ -38,6 +39,7 @@ pub fn entry(n: i64, kind: Kind, category: &str, medium: Medium, personal: bool)
         senior_notice: personal,
         occurred_at: None,
         submitted_at: at(n),
+        match_keys: vec![],
     }
 }
 
@@ -93,6 +95,7 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         senior_notice: true,
         malware_suspected: None,
         occurred_at: None,
+        match_keys: None,
         at: at(minute),
     };
     let mut tx = db.begin().await.unwrap();
@@ -221,6 +224,7 @@ async fn amendments_from_old_and_new_intakes(backend: Backend) {
                 requires_senior_management_notice: false,
                 malware_suspected: malware,
                 occurred_at: None,
+                match_keys: None,
             };
             let event = Event {
                 event_id: Uuid::now_v7().to_string(),
@@ -234,7 +238,12 @@ async fn amendments_from_old_and_new_intakes(backend: Backend) {
                 ..Default::default()
             };
             let mut tx = db.begin().await.unwrap();
-            IntakeEvents.handle(&mut tx, &event).await.unwrap();
+            IntakeEvents {
+                series: ClassificationSettings::default().series(),
+            }
+            .handle(&mut tx, &event)
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
             store::entry(db.read().await.unwrap(), report_id)
                 .await

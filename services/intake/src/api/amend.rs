@@ -147,6 +147,7 @@ impl IntakeApi {
                     requires_senior_management_notice: details.senior_notice(),
                     malware_suspected: Some(details.malware_suspected),
                     occurred_at: details.occurred_at.map(custos_kit::time_fmt::to_timestamp),
+                    match_keys: Some(self.match_keys.of(&details)),
                 },
             );
             Ok(Amendment {

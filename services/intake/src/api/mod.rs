@@ -16,7 +16,9 @@ use tonic::{Request, Response, Status};
 
 use custos_taxonomy::Taxonomy;
 
-use crate::{config::IntakeSettings, receipt::Receipts, report::Kind, store::Store};
+use crate::{
+    config::IntakeSettings, match_key::MatchKeys, receipt::Receipts, report::Kind, store::Store,
+};
 
 /// Roles that see every report.
 pub const READ_ALL: &[Role] = &[Role::Helpdesk, Role::SecurityAdvisor, Role::Service];
@@ -40,6 +42,7 @@ pub struct IntakeApi {
     store: Store,
     taxonomy: Arc<Taxonomy>,
     receipts: Receipts,
+    match_keys: MatchKeys,
     settings: Arc<IntakeSettings>,
 }
 
@@ -48,12 +51,14 @@ impl IntakeApi {
         store: Store,
         taxonomy: Taxonomy,
         receipts: Receipts,
+        match_keys: MatchKeys,
         settings: IntakeSettings,
     ) -> Self {
         Self {
             store,
             taxonomy: Arc::new(taxonomy),
             receipts,
+            match_keys,
             settings: Arc::new(settings),
         }
     }

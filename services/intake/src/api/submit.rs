@@ -68,6 +68,7 @@ impl IntakeApi {
             requires_senior_management_notice: new.senior_notice(),
             occurred_at: new.details.occurred_at.map(to_timestamp),
             submitted_at: Some(to_timestamp(submitted_at.get())),
+            match_keys: Some(self.match_keys.of(&new.details)),
         };
         let event = if anonymous {
             NewEvent::anonymous(id, "", now, &payload)

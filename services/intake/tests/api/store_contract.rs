@@ -556,7 +556,7 @@ async fn assessment_status_never_goes_back(backend: Backend) {
     else {
         panic!("created")
     };
-    let apply = async |sequence: i32, status: Status, id: Uuid| {
+    let apply = async |sequence: i32, status: Option<Status>, id: Uuid| {
         let mut tx = begin(&store).await;
         let found = store::apply_assessment(&mut tx, id, sequence, status)
             .await
@@ -571,17 +571,25 @@ async fn assessment_status_never_goes_back(backend: Backend) {
             .unwrap()
             .status
     };
-    assert!(apply(1, Status::UnderAssessment, report.id).await);
+    assert!(apply(1, Some(Status::UnderAssessment), report.id).await);
     assert_eq!(status().await, Status::UnderAssessment);
-    assert!(apply(3, Status::EscalatedToIncident, report.id).await);
+    assert!(apply(3, Some(Status::EscalatedToIncident), report.id).await);
     assert!(
-        apply(2, Status::Closed, report.id).await,
+        apply(2, Some(Status::Closed), report.id).await,
         "known, but older"
     );
     assert_eq!(status().await, Status::EscalatedToIncident);
-    assert!(apply(3, Status::Closed, report.id).await, "the same again");
+    assert!(
+        apply(3, Some(Status::Closed), report.id).await,
+        "the same again"
+    );
     assert_eq!(status().await, Status::EscalatedToIncident);
-    assert!(!apply(1, Status::Closed, Uuid::now_v7()).await);
+    // An outcome this version does not know leaves the status, but counts as the latest.
+    assert!(apply(4, None, report.id).await);
+    assert_eq!(status().await, Status::EscalatedToIncident);
+    assert!(apply(4, Some(Status::Closed), report.id).await);
+    assert_eq!(status().await, Status::EscalatedToIncident);
+    assert!(!apply(1, Some(Status::Closed), Uuid::now_v7()).await);
     let after = store::report(read(&store).await, report.id)
         .await
         .unwrap()

@@ -1,0 +1,141 @@
+//! A series of events (policy 6, 14.2): the match keys of queued reports, the reports and
+//! incidents related to one (sharing an inventory number, a location or the category,
+//! within a window either side of its submission), and the "possible incident" flag.
+
+use custos_kit::{
+    storage::{AsConn, DbTime, StorageError, Tx},
+    with_conn,
+};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::{assessment::IncidentState, report::TriageState};
+
+/// What a related report shares with the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RelatedBy {
+    InventoryNumber,
+    Location,
+    Category,
+}
+
+/// The prefix of a stored key says what it is a digest of.
+pub const INVENTORY_KEY: &str = "i:";
+pub const LOCATION_KEY: &str = "l:";
+
+/// Replaces a report's match keys (prefixed with [`INVENTORY_KEY`] or [`LOCATION_KEY`]).
+pub(super) async fn set_match_keys(
+    tx: &mut Tx,
+    report_id: Uuid,
+    keys: &[String],
+) -> Result<(), StorageError> {
+    const CLEAR: &str = "DELETE FROM triage_match_keys WHERE report_id = $1";
+    const ADD: &str = "INSERT INTO triage_match_keys (report_id, match_key) VALUES ($1, $2) \
+         ON CONFLICT (report_id, match_key) DO NOTHING";
+    with_conn!(tx, c => {
+        sqlx::query(CLEAR).bind(report_id).execute(&mut *c).await?;
+        for key in keys {
+            sqlx::query(ADD).bind(report_id).bind(key).execute(&mut *c).await?;
+        }
+    });
+    Ok(())
+}
+
+/// A report found related to another, with the incident that holds it, if any.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct RelatedRow {
+    pub report_id: Uuid,
+    pub reference: String,
+    pub category: String,
+    pub submitted_at: DbTime,
+    pub state: TriageState,
+    /// The shared key (None: related by category).
+    pub match_key: Option<String>,
+    pub incident_id: Option<Uuid>,
+    pub incident_reference: Option<String>,
+    pub incident_title: Option<String>,
+    pub incident_state: Option<IncidentState>,
+}
+
+/// An incident of the category declared within the window.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct IncidentRow {
+    pub id: Uuid,
+    pub reference: String,
+    pub title: String,
+    pub declared_at: DbTime,
+}
+
+/// The report's own category and time, to look around.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct Anchor {
+    pub category: String,
+    pub submitted_at: DbTime,
+}
+
+/// What is related to a report within `window` either side of its submission:
+/// reports (not dismissed) sharing a key or the category, newest first, at most
+/// `limit` of each kind; and incidents (not closed) of the category declared in the
+/// window. `None`: the report is not queued.
+pub async fn related(
+    mut conn: impl AsConn,
+    report_id: Uuid,
+    window: time::Duration,
+    limit: i64,
+) -> Result<Option<(Vec<RelatedRow>, Vec<IncidentRow>)>, StorageError> {
+    const ANCHOR: &str = "SELECT category, submitted_at FROM triage_entries WHERE report_id = $1";
+    const COLUMNS: &str = "o.report_id, o.reference, o.category, o.submitted_at, o.state";
+    const JOINS: &str = "LEFT JOIN incident_reports ir ON ir.report_id = o.report_id \
+         LEFT JOIN incidents i ON i.id = ir.incident_id";
+    const INCIDENT: &str = "ir.incident_id, i.reference AS incident_reference, \
+         i.title AS incident_title, i.state AS incident_state";
+    let by_key = format!(
+        "SELECT {COLUMNS}, k2.match_key, {INCIDENT} FROM triage_match_keys k1 \
+         JOIN triage_match_keys k2 ON k2.match_key = k1.match_key AND k2.report_id <> k1.report_id \
+         JOIN triage_entries o ON o.report_id = k2.report_id {JOINS} \
+         WHERE k1.report_id = $1 AND o.submitted_at >= $2 AND o.submitted_at <= $3 AND o.state <> $4 \
+         ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $5"
+    );
+    let by_category = format!(
+        "SELECT {COLUMNS}, NULL AS match_key, {INCIDENT} FROM triage_entries o {JOINS} \
+         WHERE o.category = $1 AND o.submitted_at >= $2 AND o.submitted_at <= $3 AND o.state <> $4 \
+         AND o.report_id <> $5 ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $6"
+    );
+    const INCIDENTS: &str = "SELECT id, reference, title, declared_at FROM incidents \
+         WHERE category = $1 AND declared_at >= $2 AND declared_at <= $3 AND state <> $4 \
+         ORDER BY declared_at DESC, id DESC LIMIT $5";
+    let found = with_conn!(&mut conn, c => {
+        let anchor: Option<Anchor> = sqlx::query_as(ANCHOR).bind(report_id).fetch_optional(&mut *c).await?;
+        match anchor {
+            None => None,
+            Some(a) => {
+                let from = DbTime::new(a.submitted_at.get() - window);
+                let to = DbTime::new(a.submitted_at.get() + window);
+                let mut rows: Vec<RelatedRow> = sqlx::query_as(sqlx::AssertSqlSafe(by_key.as_str()))
+                    .bind(report_id).bind(from).bind(to).bind(TriageState::Dismissed).bind(limit)
+                    .fetch_all(&mut *c).await?;
+                rows.extend(sqlx::query_as::<_, RelatedRow>(sqlx::AssertSqlSafe(by_category.as_str()))
+                    .bind(&a.category).bind(from).bind(to).bind(TriageState::Dismissed).bind(report_id).bind(limit)
+                    .fetch_all(&mut *c).await?);
+                let incidents: Vec<IncidentRow> = sqlx::query_as(INCIDENTS)
+                    .bind(&a.category).bind(from).bind(to).bind(IncidentState::Closed).bind(limit)
+                    .fetch_all(&mut *c).await?;
+                Some((rows, incidents))
+            }
+        }
+    });
+    Ok(found)
+}
+
+/// Raises the "possible incident" flag on these reports (never lowers it: the decision
+/// is the advisor's).
+pub async fn flag_possible_incident(tx: &mut Tx, report_ids: &[Uuid]) -> Result<(), StorageError> {
+    const SQL: &str = "UPDATE triage_entries SET possible_incident = TRUE \
+         WHERE report_id = $1 AND NOT possible_incident";
+    with_conn!(tx, c => {
+        for id in report_ids {
+            sqlx::query(SQL).bind(*id).execute(&mut *c).await?;
+        }
+    });
+    Ok(())
+}
