@@ -23,9 +23,12 @@ pub struct ClassificationSettings {
     /// Reports submitted this many hours either side of a report, sharing an inventory
     /// number, a location or its category, are suggested as related (policy 6).
     pub related_window_hours: u32,
-    /// This many related open reports, the report included, within the window flag a
-    /// possible incident.
+    /// This many open reports sharing an inventory number or a location, the report
+    /// included, within the window flag a possible incident.
     pub possible_incident_threshold: u32,
+    /// This many open reports of one category, the report included, within the window
+    /// flag a possible incident.
+    pub possible_incident_category_threshold: u32,
 }
 
 impl Default for ClassificationSettings {
@@ -37,6 +40,7 @@ impl Default for ClassificationSettings {
             incident_reference_prefix: "INC".into(),
             related_window_hours: 72,
             possible_incident_threshold: 3,
+            possible_incident_category_threshold: 10,
         }
     }
 }
@@ -46,6 +50,7 @@ impl ClassificationSettings {
         crate::series::Series {
             window: time::Duration::hours(i64::from(self.related_window_hours)),
             threshold: self.possible_incident_threshold,
+            category_threshold: self.possible_incident_category_threshold,
         }
     }
 }
@@ -79,11 +84,19 @@ impl Validate for ClassificationSettings {
                 "must be 1 to 8760 (a year)",
             ));
         }
-        if !(2..=1_000).contains(&self.possible_incident_threshold) {
-            return Err(ConfigError::invalid(
+        for (key, value) in [
+            (
                 "classification.possible_incident_threshold",
-                "must be 2 to 1000",
-            ));
+                self.possible_incident_threshold,
+            ),
+            (
+                "classification.possible_incident_category_threshold",
+                self.possible_incident_category_threshold,
+            ),
+        ] {
+            if !(2..=1_000).contains(&value) {
+                return Err(ConfigError::invalid(key, "must be 2 to 1000"));
+            }
         }
         if let Some(path) = &self.taxonomy_file {
             custos_taxonomy::Taxonomy::load(path)

@@ -22,8 +22,12 @@ pub const MOST: usize = 100;
 pub struct Series {
     /// Either side of a report's submission.
     pub window: time::Duration,
-    /// How many related reports, the report included, make a possible incident.
+    /// How many reports sharing an inventory number or a location, the report included,
+    /// make a possible incident.
     pub threshold: u32,
+    /// How many reports of one category, the report included, make a possible incident
+    /// (a category is shared far more often than a laptop or a room).
+    pub category_threshold: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +54,8 @@ pub struct Suggestions {
     pub reports: Vec<RelatedReport>,
     pub incidents: Vec<RelatedIncident>,
     pub possible_incident: bool,
+    /// The reports (besides the report) of the series that reached a threshold.
+    pub series: Vec<Uuid>,
 }
 
 fn reason(key: Option<&str>) -> RelatedBy {
@@ -127,13 +133,32 @@ impl Series {
         }
         let mut reports: Vec<RelatedReport> = reports.into_values().collect();
         reports.sort_by_key(|r| std::cmp::Reverse((r.submitted_at, r.report_id)));
-        let possible_incident = reports.len() + 1 >= self.threshold as usize;
+        let sharing = |by: &[RelatedBy]| -> Vec<Uuid> {
+            reports
+                .iter()
+                .filter(|r| r.related_by.iter().any(|x| by.contains(x)))
+                .map(|r| r.report_id)
+                .collect()
+        };
+        let keyed = sharing(&[RelatedBy::InventoryNumber, RelatedBy::Location]);
+        let same_category = sharing(&[RelatedBy::Category]);
+        let mut series = Vec::new();
+        if keyed.len() + 1 >= self.threshold as usize {
+            series.extend(keyed);
+        }
+        if same_category.len() + 1 >= self.category_threshold as usize {
+            series.extend(same_category);
+        }
+        series.sort();
+        series.dedup();
+        let possible_incident = !series.is_empty();
         reports.truncate(MOST);
         by_incident.truncate(MOST);
         Suggestions {
             reports,
             incidents: by_incident,
             possible_incident,
+            series,
         }
     }
 
@@ -145,22 +170,118 @@ impl Series {
     ) -> Result<Option<Suggestions>, StorageError> {
         // One more than is shown, of each kind, so that the count reaches the threshold
         // whenever it can be reached.
-        let most = (MOST as i64).max(i64::from(self.threshold)) + 1;
+        let most = (MOST as i64)
+            .max(i64::from(self.threshold))
+            .max(i64::from(self.category_threshold))
+            + 1;
         Ok(store::related(conn, report_id, self.window, most)
             .await?
             .map(|(rows, incidents)| self.suggest(rows, incidents)))
     }
 
     /// After a report is queued or amended (in the consumer's transaction): when it and
-    /// its related open reports reach the threshold, flags them all.
+    /// the open reports sharing a key with it, or its category, reach their threshold,
+    /// flags them all. A flag is never lowered here (SuggestRelated says how things stand
+    /// now; the decision is the advisor's).
     pub async fn flag(&self, tx: &mut Tx, report_id: Uuid) -> Result<(), StorageError> {
         if let Some(s) = self.around(&mut *tx, report_id).await?
             && s.possible_incident
         {
-            let mut ids: Vec<Uuid> = s.reports.iter().map(|r| r.report_id).collect();
+            let mut ids = s.series;
             ids.push(report_id);
             store::flag_possible_incident(tx, &ids).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u8, state: TriageState, key: Option<&str>) -> RelatedRow {
+        RelatedRow {
+            report_id: Uuid::from_bytes([n; 16]),
+            reference: format!("SIR-{n}"),
+            category: "phishing".into(),
+            submitted_at: DbTime::new(
+                time::OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(n.into()),
+            ),
+            state,
+            match_key: key.map(str::to_owned),
+            incident_id: (state == TriageState::Incident).then(|| Uuid::from_bytes([100 + n; 16])),
+            incident_reference: (state == TriageState::Incident).then(|| format!("INC-{n}")),
+            incident_title: (state == TriageState::Incident).then(|| "t".to_owned()),
+            incident_state: (state == TriageState::Incident).then_some(if n.is_multiple_of(2) {
+                IncidentState::Open
+            } else {
+                IncidentState::Closed
+            }),
+        }
+    }
+
+    const SERIES: Series = Series {
+        window: time::Duration::hours(72),
+        threshold: 3,
+        category_threshold: 4,
+    };
+
+    #[test]
+    fn keys_and_categories_have_their_own_thresholds() {
+        use TriageState::*;
+        // One report sharing a key (twice: two keys) and one by category: no series.
+        let rows = vec![
+            row(1, AwaitingAssessment, Some("i:a")),
+            row(1, AwaitingAssessment, Some("l:b")),
+            row(2, Monitoring, None),
+        ];
+        let s = SERIES.suggest(rows.clone(), vec![]);
+        assert!(!s.possible_incident);
+        assert_eq!(
+            s.reports[1].related_by,
+            [RelatedBy::InventoryNumber, RelatedBy::Location]
+        );
+        assert!(s.reports[0].monitored);
+        // A second keyed report: the keyed series of three.
+        let mut more = rows.clone();
+        more.push(row(3, AwaitingAssessment, Some("i:a")));
+        let s = SERIES.suggest(more, vec![]);
+        assert!(s.possible_incident);
+        assert_eq!(
+            s.series,
+            [Uuid::from_bytes([1; 16]), Uuid::from_bytes([3; 16])]
+        );
+        // Two of the category (three with the report): not yet a series of a category.
+        let mut category = rows;
+        category.push(row(4, AwaitingAssessment, None));
+        assert!(!SERIES.suggest(category.clone(), vec![]).possible_incident);
+        // Three of the category (four with the report): the category series.
+        category.push(row(5, Monitoring, None));
+        let s = SERIES.suggest(category, vec![]);
+        assert!(s.possible_incident);
+        assert_eq!(s.series.len(), 3, "{:?}", s.series);
+    }
+
+    #[test]
+    fn reports_in_incidents_are_their_incidents_and_closed_ones_are_not() {
+        use TriageState::*;
+        let rows = vec![
+            row(2, Incident, Some("i:a")),
+            row(2, Incident, None),
+            row(3, Incident, Some("i:a")),
+            row(4, Dismissed, Some("i:a")),
+        ];
+        let s = SERIES.suggest(rows, vec![]);
+        assert!(
+            s.reports.is_empty(),
+            "neither incidents' nor dismissed reports are open"
+        );
+        assert_eq!(s.incidents.len(), 1, "the closed incident is left out");
+        assert_eq!(s.incidents[0].reference, "INC-2");
+        assert_eq!(
+            s.incidents[0].related_by,
+            [RelatedBy::InventoryNumber, RelatedBy::Category]
+        );
+        assert!(!s.possible_incident);
     }
 }

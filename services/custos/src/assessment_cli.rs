@@ -218,3 +218,103 @@ pub async fn assessments(a: Assessments) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct Related {
+    /// The report's id.
+    report_id: String,
+    #[command(flatten)]
+    conn: ClassificationConnection,
+}
+
+fn related_by(v: &[i32]) -> String {
+    v.iter()
+        .map(|r| match pb::RelatedBy::try_from(*r) {
+            Ok(pb::RelatedBy::InventoryNumber) => "inventory number",
+            Ok(pb::RelatedBy::Location) => "location",
+            Ok(pb::RelatedBy::Category) => "category",
+            _ => "unknown",
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn related(a: Related) -> Result<(), String> {
+    let r = a
+        .conn
+        .client()?
+        .suggest_related(pb::SuggestRelatedRequest {
+            report_id: a.report_id.clone(),
+        })
+        .await
+        .map_err(|s| output::status_error(&s))?
+        .into_inner();
+    if a.conn.json {
+        let reports: Vec<_> = r
+            .reports
+            .iter()
+            .map(|x| {
+                json!({"report_id": x.report_id, "reference": x.reference, "category": x.category,
+                "submitted_at": output::time(&x.submitted_at), "monitored": x.monitored,
+                "related_by": related_by(&x.related_by)})
+            })
+            .collect();
+        let incidents: Vec<_> = r
+            .incidents
+            .iter()
+            .map(|x| {
+                json!({"incident_id": x.incident_id, "reference": x.reference, "title": x.title,
+                "related_by": related_by(&x.related_by)})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"reports": reports, "incidents": incidents, "possible_incident": r.possible_incident,
+                "window_hours": r.window.map(|w| w.seconds / 3600), "threshold": r.threshold,
+                "category_threshold": r.category_threshold})
+        );
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["related", "what", "category / title", "submitted", "shares"]);
+    for x in &r.incidents {
+        table.add_row([
+            x.reference.clone(),
+            "incident".into(),
+            x.title.clone(),
+            String::new(),
+            related_by(&x.related_by),
+        ]);
+    }
+    for x in &r.reports {
+        table.add_row([
+            x.reference.clone(),
+            if x.monitored {
+                "report (monitored)"
+            } else {
+                "report"
+            }
+            .into(),
+            x.category.clone(),
+            output::time(&x.submitted_at),
+            related_by(&x.related_by),
+        ]);
+    }
+    println!("{table}");
+    let hours = r.window.map_or(0, |w| w.seconds / 3600);
+    println!(
+        "Within {hours} h either side.{}",
+        if r.possible_incident {
+            format!(
+                " POSSIBLE INCIDENT: {} or more sharing an inventory number or location, or {} or more of the category.",
+                r.threshold, r.category_threshold
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}

@@ -72,6 +72,9 @@ pub enum TriageCommand {
     Assess(Box<crate::assessment_cli::Assess>),
     /// A report's assessments, newest first (roles security_advisor, service).
     Assessments(crate::assessment_cli::Assessments),
+    /// Open reports and incidents that may belong to the same series as a report (roles
+    /// security_advisor, service).
+    Related(crate::assessment_cli::Related),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -285,6 +288,7 @@ async fn run_triage(command: TriageCommand) -> Result<(), String> {
         TriageCommand::List(a) => a,
         TriageCommand::Assess(a) => return crate::assessment_cli::assess(*a).await,
         TriageCommand::Assessments(a) => return crate::assessment_cli::assessments(a).await,
+        TriageCommand::Related(a) => return crate::assessment_cli::related(a).await,
     };
     // Fixed once, so that the next page is asked with the same filter.
     let before = a.submitted_before.or_else(|| {

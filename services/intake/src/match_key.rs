@@ -43,6 +43,36 @@ fn location(value: &str) -> String {
         .join(" ")
 }
 
+/// Normalised values that name no particular thing: as keys they would join unrelated
+/// reports into false series.
+const NOT_A_THING: &[&str] = &[
+    "",
+    "NA",
+    "NONE",
+    "NIL",
+    "UNKNOWN",
+    "TBC",
+    "TBA",
+    "0",
+    "N",
+    "X",
+    "n a",
+    "na",
+    "none",
+    "nil",
+    "unknown",
+    "not known",
+    "tbc",
+    "tba",
+    "home",
+    "remote",
+    "various",
+    "multiple",
+    "office",
+    "n",
+    "x",
+];
+
 impl MatchKeys {
     pub fn new(receipt_secret: &SecretString) -> Self {
         // A key of its own, so that a digest here can never equal a receipt.
@@ -66,7 +96,7 @@ impl MatchKeys {
         let keys = |kind: &[u8], values: Vec<String>| {
             let mut keys: Vec<String> = values
                 .into_iter()
-                .filter(|v| !v.is_empty())
+                .filter(|v| !NOT_A_THING.contains(&v.as_str()))
                 .map(|v| self.digest(kind, &v))
                 .collect();
             keys.sort();
@@ -120,5 +150,28 @@ mod tests {
             22,
             "128 bits, unpadded base64url"
         );
+        let mut d = Details {
+            category: "x".into(),
+            medium: crate::report::Medium::Electronic,
+            data_involved: String::new(),
+            risk_to_others: None,
+            risk_details: String::new(),
+            incident_location: "N/A".into(),
+            inventory_numbers: vec!["unknown".into(), "LT-1".into(), "lt 1".into()],
+            occurred_at: None,
+            affected_location: "Home".into(),
+            circumstances: String::new(),
+            symptoms: String::new(),
+            personal_information: false,
+            malware_suspected: false,
+        };
+        let k = keys.of(&d);
+        assert_eq!(
+            (k.inventory_numbers.len(), k.locations.len()),
+            (1, 0),
+            "placeholders give no key, one number written twice gives one: {k:?}"
+        );
+        d.incident_location = "Finance office".into();
+        assert_eq!(keys.of(&d).locations.len(), 1);
     }
 }

@@ -294,7 +294,10 @@ pub fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: 
             // from what it holds ("Trojan Source").
             || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
     }) {
-        v.add(field, "must not contain control characters");
+        v.add(
+            field,
+            "must not contain control characters or bidirectional overrides",
+        );
     }
     value.to_owned()
 }

@@ -199,11 +199,16 @@ impl ClassificationApi {
             ),
             decided: decided.expect("checked"),
             note,
-            choices: req
-                .choices
-                .iter()
-                .map(|c| (c.dimension.clone(), c.row.clone()))
-                .collect(),
+            // In one order, so that a retry that lists them in another is the same request.
+            choices: {
+                let mut c: Vec<(String, String)> = req
+                    .choices
+                    .iter()
+                    .map(|c| (c.dimension.clone(), c.row.clone()))
+                    .collect();
+                c.sort();
+                c
+            },
         })
     }
 

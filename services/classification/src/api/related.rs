@@ -74,6 +74,7 @@ impl ClassificationApi {
                 nanos: 0,
             }),
             threshold: self.series.threshold as i32,
+            category_threshold: self.series.category_threshold as i32,
         }))
     }
 }

@@ -3,7 +3,7 @@
 //! within a window either side of its submission), and the "possible incident" flag.
 
 use custos_kit::{
-    storage::{AsConn, DbTime, StorageError, Tx},
+    storage::{AsConn, DbTime, Select, StorageError, Tx},
     with_conn,
 };
 use sqlx::FromRow;
@@ -30,7 +30,8 @@ pub(super) async fn set_match_keys(
     keys: &[String],
 ) -> Result<(), StorageError> {
     const CLEAR: &str = "DELETE FROM triage_match_keys WHERE report_id = $1";
-    const ADD: &str = "INSERT INTO triage_match_keys (report_id, match_key) VALUES ($1, $2) \
+    const ADD: &str = "INSERT INTO triage_match_keys (report_id, match_key, submitted_at) \
+         SELECT report_id, $2, submitted_at FROM triage_entries WHERE report_id = $1 \
          ON CONFLICT (report_id, match_key) DO NOTHING";
     with_conn!(tx, c => {
         sqlx::query(CLEAR).bind(report_id).execute(&mut *c).await?;
@@ -74,9 +75,10 @@ pub struct Anchor {
 }
 
 /// What is related to a report within `window` either side of its submission:
-/// reports (not dismissed) sharing a key or the category, newest first, at most
-/// `limit` of each kind; and incidents (not closed) of the category declared in the
-/// window. `None`: the report is not queued.
+/// reports (not dismissed: the constant `state <> 3` matches migration 1003's partial
+/// index) sharing a key or the category, newest first, at most `limit` rows of each kind
+/// (a report sharing two keys is two rows); and incidents (not closed) of the category
+/// declared in the window. `None`: the report is not queued.
 pub async fn related(
     mut conn: impl AsConn,
     report_id: Uuid,
@@ -91,18 +93,20 @@ pub async fn related(
          i.title AS incident_title, i.state AS incident_state";
     let by_key = format!(
         "SELECT {COLUMNS}, k2.match_key, {INCIDENT} FROM triage_match_keys k1 \
-         JOIN triage_match_keys k2 ON k2.match_key = k1.match_key AND k2.report_id <> k1.report_id \
+         JOIN triage_match_keys k2 ON k2.match_key = k1.match_key \
+         AND k2.submitted_at >= $2 AND k2.submitted_at <= $3 AND k2.report_id <> k1.report_id \
          JOIN triage_entries o ON o.report_id = k2.report_id {JOINS} \
-         WHERE k1.report_id = $1 AND o.submitted_at >= $2 AND o.submitted_at <= $3 AND o.state <> $4 \
-         ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $5"
+         WHERE k1.report_id = $1 AND o.state <> 3 \
+         ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $4"
     );
     let by_category = format!(
         "SELECT {COLUMNS}, NULL AS match_key, {INCIDENT} FROM triage_entries o {JOINS} \
-         WHERE o.category = $1 AND o.submitted_at >= $2 AND o.submitted_at <= $3 AND o.state <> $4 \
-         AND o.report_id <> $5 ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $6"
+         WHERE o.category = $1 AND o.submitted_at >= $2 AND o.submitted_at <= $3 AND o.state <> 3 \
+         AND o.report_id <> $4 ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $5"
     );
     const INCIDENTS: &str = "SELECT id, reference, title, declared_at FROM incidents \
          WHERE category = $1 AND declared_at >= $2 AND declared_at <= $3 AND state <> $4 \
+         AND id NOT IN (SELECT incident_id FROM incident_reports WHERE report_id = $6) \
          ORDER BY declared_at DESC, id DESC LIMIT $5";
     let found = with_conn!(&mut conn, c => {
         let anchor: Option<Anchor> = sqlx::query_as(ANCHOR).bind(report_id).fetch_optional(&mut *c).await?;
@@ -112,13 +116,13 @@ pub async fn related(
                 let from = DbTime::new(a.submitted_at.get() - window);
                 let to = DbTime::new(a.submitted_at.get() + window);
                 let mut rows: Vec<RelatedRow> = sqlx::query_as(sqlx::AssertSqlSafe(by_key.as_str()))
-                    .bind(report_id).bind(from).bind(to).bind(TriageState::Dismissed).bind(limit)
+                    .bind(report_id).bind(from).bind(to).bind(limit)
                     .fetch_all(&mut *c).await?;
                 rows.extend(sqlx::query_as::<_, RelatedRow>(sqlx::AssertSqlSafe(by_category.as_str()))
-                    .bind(&a.category).bind(from).bind(to).bind(TriageState::Dismissed).bind(report_id).bind(limit)
+                    .bind(&a.category).bind(from).bind(to).bind(report_id).bind(limit)
                     .fetch_all(&mut *c).await?);
                 let incidents: Vec<IncidentRow> = sqlx::query_as(INCIDENTS)
-                    .bind(&a.category).bind(from).bind(to).bind(IncidentState::Closed).bind(limit)
+                    .bind(&a.category).bind(from).bind(to).bind(IncidentState::Closed).bind(limit).bind(report_id)
                     .fetch_all(&mut *c).await?;
                 Some((rows, incidents))
             }
@@ -127,15 +131,15 @@ pub async fn related(
     Ok(found)
 }
 
-/// Raises the "possible incident" flag on these reports (never lowers it: the decision
-/// is the advisor's).
+/// Raises the "possible incident" flag on these reports, in one statement (never lowers
+/// it: the decision is the advisor's).
 pub async fn flag_possible_incident(tx: &mut Tx, report_ids: &[Uuid]) -> Result<(), StorageError> {
-    const SQL: &str = "UPDATE triage_entries SET possible_incident = TRUE \
-         WHERE report_id = $1 AND NOT possible_incident";
-    with_conn!(tx, c => {
-        for id in report_ids {
-            sqlx::query(SQL).bind(*id).execute(&mut *c).await?;
-        }
-    });
+    if report_ids.is_empty() {
+        return Ok(());
+    }
+    let mut update = Select::new("UPDATE triage_entries SET possible_incident = TRUE");
+    update.and_in("report_id", report_ids.iter().map(|&id| id.into()));
+    update.and("NOT possible_incident", []);
+    update.execute(tx).await?;
     Ok(())
 }

@@ -113,12 +113,14 @@ pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
 }
 
 /// Applies an amendment to a queued report, unless a later revision is already applied.
-/// An assessed report returns to the queue (new information asks for a new look; its
-/// assessments and incident stay as they were until it is assessed again).
+/// A monitored or dismissed report returns to the queue (new information asks for a new
+/// look; its assessments stay as they were until it is assessed again). One in an
+/// incident stays there: what is new about it is the incident's to handle.
 /// `Ok(false)`: the report is not queued (its submission has not been applied).
 pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
     const UPDATE: &str = "UPDATE triage_entries SET category = $2, medium = $3, \
-         personal_information = $4, senior_notice = $5, report_revision = $6, state = $12, \
+         personal_information = $4, senior_notice = $5, report_revision = $6, \
+         state = CASE WHEN state IN (2, 3) THEN $12 ELSE state END, \
          last_activity_at = CASE WHEN last_activity_at < $7 THEN $7 ELSE last_activity_at END, \
          malware_suspected = CASE WHEN $8 THEN $9 ELSE malware_suspected END, \
          occurred_at = CASE WHEN $10 THEN $11 ELSE occurred_at END \
@@ -151,7 +153,7 @@ pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
 }
 
 /// Counts a follow-up (by intake's id) on a queued report, once however often it is
-/// applied; an assessed report returns to the queue, as with an amendment.
+/// applied; a monitored or dismissed report returns to the queue, as with an amendment.
 /// `Ok(false)`: the report is not queued.
 pub async fn add_follow_up(
     tx: &mut Tx,
@@ -163,7 +165,7 @@ pub async fn add_follow_up(
     const RECORD: &str = "INSERT INTO triage_follow_ups (report_id, follow_up_id, added_at) \
          VALUES ($1, $2, $3) ON CONFLICT (report_id, follow_up_id) DO NOTHING";
     const COUNT: &str = "UPDATE triage_entries SET follow_up_count = follow_up_count + 1, \
-         state = $3, \
+         state = CASE WHEN state IN (2, 3) THEN $3 ELSE state END, \
          last_activity_at = CASE WHEN last_activity_at < $2 THEN $2 ELSE last_activity_at END \
          WHERE report_id = $1";
     let found = with_conn!(tx, c => {

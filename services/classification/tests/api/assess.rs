@@ -206,6 +206,31 @@ async fn assessments_move_the_report_and_are_all_kept(backend: Backend) {
     assert!(in_state(pb::TriageState::Monitored).await.is_empty());
     assert_eq!(in_state(pb::TriageState::Dismissed).await.len(), 1);
 
+    // The reporter adds something: the dismissed report is under assessment again in
+    // intake, and back in the queue.
+    intake_svc
+        .client("alex", &[Role::Reporter])
+        .add_follow_up(intake::AddFollowUpRequest {
+            report_id: entry.report_id.clone(),
+            text: "It was not in the cupboard after all".into(),
+            idempotency_key: key(),
+        })
+        .await
+        .expect("follow up");
+    wait_for_status(
+        &intake_svc,
+        &entry.report_id,
+        intake::ReportStatus::UnderAssessment,
+    )
+    .await;
+    eventually("the report is back in the queue", async || {
+        queue(&c, pb::TriageEntryFilter::default())
+            .await
+            .iter()
+            .any(|e| e.report_id == entry.report_id)
+    })
+    .await;
+
     // Raise: a new incident, escalated; the highest dimension sets the level.
     let third = assess(
         &c,

@@ -147,7 +147,11 @@ impl IntakeApi {
                     requires_senior_management_notice: details.senior_notice(),
                     malware_suspected: Some(details.malware_suspected),
                     occurred_at: details.occurred_at.map(custos_kit::time_fmt::to_timestamp),
-                    match_keys: Some(self.match_keys.of(&details)),
+                    match_keys: Some(if row.anonymous {
+                        Default::default()
+                    } else {
+                        self.match_keys.of(&details)
+                    }),
                 },
             );
             Ok(Amendment {

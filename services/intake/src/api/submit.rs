@@ -68,7 +68,13 @@ impl IntakeApi {
             requires_senior_management_notice: new.senior_notice(),
             occurred_at: new.details.occurred_at.map(to_timestamp),
             submitted_at: Some(to_timestamp(submitted_at.get())),
-            match_keys: Some(self.match_keys.of(&new.details)),
+            // None for an anonymous report: equal digests would tie it to named reports
+            // about the same laptop or desk, which may be its reporter's own.
+            match_keys: Some(if anonymous {
+                Default::default()
+            } else {
+                self.match_keys.of(&new.details)
+            }),
         };
         let event = if anonymous {
             NewEvent::anonymous(id, "", now, &payload)

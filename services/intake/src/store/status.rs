@@ -9,17 +9,18 @@ use uuid::Uuid;
 
 use crate::report::Status;
 
-/// Sets the status a report's assessment `sequence` gives it (`None`: an outcome this
-/// version does not know, which leaves the status but still counts as the latest),
-/// unless a later assessment is already applied. `Ok(false)`: intake has no such report.
+/// Sets the status a report's assessment `sequence` gives it, unless a later assessment
+/// is already applied. `None` (an outcome this version does not know) changes nothing:
+/// neither the status nor the latest sequence, so a later assessment it does know still
+/// applies. `Ok(false)`: intake has no such report.
 pub async fn apply_assessment(
     tx: &mut Tx,
     report_id: Uuid,
     sequence: i32,
     status: Option<Status>,
 ) -> Result<bool, StorageError> {
-    const UPDATE: &str = "UPDATE reports SET status = COALESCE($2, status), \
-         assessment_sequence = $3 WHERE id = $1 AND assessment_sequence < $3";
+    const UPDATE: &str = "UPDATE reports SET status = $2, assessment_sequence = $3 \
+         WHERE id = $1 AND assessment_sequence < $3 AND $2 IS NOT NULL";
     const EXISTS: &str = "SELECT COUNT(*) FROM reports WHERE id = $1";
     let found = with_conn!(tx, c => {
         let updated = sqlx::query(UPDATE)

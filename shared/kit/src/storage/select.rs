@@ -197,6 +197,18 @@ impl Select {
     }
 }
 
+impl Select {
+    /// Runs the statement for its effect (an `UPDATE` or `DELETE` built from conditions
+    /// the same way) and returns the number of rows it touched; not kept prepared.
+    pub async fn execute(&self, mut conn: impl AsConn) -> Result<u64, StorageError> {
+        let sql = sqlx::AssertSqlSafe(self.sql.clone());
+        Ok(crate::with_conn!(&mut conn, c => {
+            let arguments = c.arguments(&self.values).map_err(sqlx::Error::Encode)?;
+            sqlx::query_with(sql, arguments).persistent(false).execute(&mut *c).await?.rows_affected()
+        }))
+    }
+}
+
 /// Binds [`Value`]s as one backend's arguments.
 trait Bind {
     type Arguments;

@@ -1,0 +1,12 @@
+-- What the suggestions read by, besides a key: a category in a time range, among the
+-- reports not dismissed (the constant `state <> 3` is in the query, so that only it can
+-- use this index; the queue's own statements say `state = 1`), and incidents of a
+-- category by date. Then the assessed reports by state, oldest first (ListTriageQueue
+-- with filter.state; other filters with a state other than waiting are read from these
+-- by time).
+CREATE INDEX triage_open_by_category_time ON triage_entries (category, submitted_at, report_id)
+    WHERE state <> 3;
+CREATE INDEX incidents_by_category_time ON incidents (category, declared_at);
+CREATE INDEX triage_monitored ON triage_entries (submitted_at, report_id) WHERE state = 2;
+CREATE INDEX triage_dismissed ON triage_entries (submitted_at, report_id) WHERE state = 3;
+CREATE INDEX triage_in_incident ON triage_entries (submitted_at, report_id) WHERE state = 4;
