@@ -9,10 +9,12 @@ use std::{future::Future, pin::Pin};
 
 use custos_kit::{
     consumer::{EventHandler, HandlerError},
+    outbox::NewEvent,
     storage::{DbTime, Tx},
     time_fmt::from_timestamp,
 };
 use custos_proto::{
+    classification::v1 as classification,
     common::v1::Event,
     intake::v1 as intake,
     prost_types::{Any, Timestamp},
@@ -95,6 +97,28 @@ fn match_keys(keys: &intake::MatchKeys) -> Result<Vec<String>, HandlerError> {
     Ok(out)
 }
 
+/// Tells intake (and whoever follows classification) that a monitored or dismissed
+/// report is back in the queue, in the transaction that put it there. About an anonymous
+/// report, the event is anonymous (no trace, a random id, the time to the minute): it
+/// follows from what its reporter did.
+async fn requeued(
+    tx: &mut Tx,
+    report_id: Uuid,
+    applied: store::Applied,
+) -> Result<(), HandlerError> {
+    if let Some((sequence, reference, anonymous)) = applied.requeued {
+        let payload = classification::ReportRequeued { sequence };
+        let now = time::OffsetDateTime::now_utc();
+        let event = if anonymous {
+            NewEvent::anonymous(report_id, reference, now, &payload)
+        } else {
+            NewEvent::new(report_id, reference, now, &payload)
+        };
+        tx.append_event(&event).await?;
+    }
+    Ok(())
+}
+
 async fn apply(series: &Series, tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
     let report_id =
         || Uuid::try_parse(&event.aggregate_id).map_err(|_| bad("aggregate_id is not a report id"));
@@ -146,17 +170,22 @@ async fn apply(series: &Series, tx: &mut Tx, event: &Event) -> Result<(), Handle
             match_keys: p.match_keys.as_ref().map(match_keys).transpose()?,
             at: activity(event)?,
         };
-        if !store::amend(tx, &amendment).await? {
+        let applied = store::amend(tx, &amendment).await?;
+        if !applied.found {
             return Err(not_queued());
         }
+        requeued(tx, amendment.report_id, applied).await?;
         series.flag(tx, amendment.report_id).await?;
     } else if t == intake::FollowUpAdded::full_name() {
         let p: intake::FollowUpAdded = payload(&event.payload)?;
         let follow_up_id =
             Uuid::try_parse(&p.follow_up_id).map_err(|_| bad("follow_up_id is not an id"))?;
-        if !store::add_follow_up(tx, report_id()?, follow_up_id, activity(event)?).await? {
+        let applied =
+            store::add_follow_up(tx, report_id()?, follow_up_id, activity(event)?).await?;
+        if !applied.found {
             return Err(not_queued());
         }
+        requeued(tx, report_id()?, applied).await?;
     }
     // Provider weakness events and types this version does not know: not triage's.
     Ok(())

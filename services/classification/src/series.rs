@@ -76,7 +76,12 @@ fn add(reasons: &mut Vec<RelatedBy>, r: RelatedBy) {
 impl Series {
     /// Groups what the store found: open reports (waiting or monitored) as reports,
     /// reports in an incident that is not closed as that incident.
-    pub fn suggest(&self, rows: Vec<RelatedRow>, incidents: Vec<IncidentRow>) -> Suggestions {
+    pub fn suggest(
+        &self,
+        own_incident: Option<Uuid>,
+        rows: Vec<RelatedRow>,
+        incidents: Vec<IncidentRow>,
+    ) -> Suggestions {
         let mut reports: BTreeMap<Uuid, RelatedReport> = BTreeMap::new();
         let mut by_incident: Vec<RelatedIncident> = Vec::new();
         for row in rows {
@@ -104,7 +109,7 @@ impl Series {
                     ) else {
                         continue;
                     };
-                    if state == IncidentState::Closed {
+                    if state == IncidentState::Closed || Some(id) == own_incident {
                         continue;
                     }
                     match by_incident.iter_mut().find(|i| i.id == id) {
@@ -176,7 +181,7 @@ impl Series {
             + 1;
         Ok(store::related(conn, report_id, self.window, most)
             .await?
-            .map(|(rows, incidents)| self.suggest(rows, incidents)))
+            .map(|(anchor, rows, incidents)| self.suggest(anchor.own_incident, rows, incidents)))
     }
 
     /// After a report is queued or amended (in the consumer's transaction): when it and
@@ -235,7 +240,7 @@ mod tests {
             row(1, AwaitingAssessment, Some("l:b")),
             row(2, Monitoring, None),
         ];
-        let s = SERIES.suggest(rows.clone(), vec![]);
+        let s = SERIES.suggest(None, rows.clone(), vec![]);
         assert!(!s.possible_incident);
         assert_eq!(
             s.reports[1].related_by,
@@ -245,7 +250,7 @@ mod tests {
         // A second keyed report: the keyed series of three.
         let mut more = rows.clone();
         more.push(row(3, AwaitingAssessment, Some("i:a")));
-        let s = SERIES.suggest(more, vec![]);
+        let s = SERIES.suggest(None, more, vec![]);
         assert!(s.possible_incident);
         assert_eq!(
             s.series,
@@ -254,10 +259,14 @@ mod tests {
         // Two of the category (three with the report): not yet a series of a category.
         let mut category = rows;
         category.push(row(4, AwaitingAssessment, None));
-        assert!(!SERIES.suggest(category.clone(), vec![]).possible_incident);
+        assert!(
+            !SERIES
+                .suggest(None, category.clone(), vec![])
+                .possible_incident
+        );
         // Three of the category (four with the report): the category series.
         category.push(row(5, Monitoring, None));
-        let s = SERIES.suggest(category, vec![]);
+        let s = SERIES.suggest(None, category, vec![]);
         assert!(s.possible_incident);
         assert_eq!(s.series.len(), 3, "{:?}", s.series);
     }
@@ -271,7 +280,12 @@ mod tests {
             row(3, Incident, Some("i:a")),
             row(4, Dismissed, Some("i:a")),
         ];
-        let s = SERIES.suggest(rows, vec![]);
+        let own = SERIES.suggest(Some(Uuid::from_bytes([102; 16])), rows.clone(), vec![]);
+        assert!(
+            own.incidents.is_empty(),
+            "a report's own incident is not suggested to it"
+        );
+        let s = SERIES.suggest(None, rows, vec![]);
         assert!(
             s.reports.is_empty(),
             "neither incidents' nor dismissed reports are open"

@@ -40,6 +40,9 @@ fn status(decision: i32) -> Option<Status> {
 }
 
 async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
+    if event.event_type == classification::ReportRequeued::full_name() {
+        return requeued(tx, event).await;
+    }
     if event.event_type != classification::ReportAssessed::full_name() {
         return Ok(());
     }
@@ -59,6 +62,26 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
         return Err(HandlerError::failed(
             "the report of this assessment is not in intake (was intake restored from an \
              older backup than classification?)",
+        ));
+    }
+    Ok(())
+}
+
+/// A monitored or dismissed report back in classification's queue: closed becomes under
+/// assessment again.
+async fn requeued(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
+    let p: classification::ReportRequeued = event
+        .payload
+        .as_ref()
+        .ok_or_else(|| bad("no payload"))?
+        .to_msg()
+        .map_err(|e| bad(e.to_string()))?;
+    let report_id =
+        Uuid::try_parse(&event.aggregate_id).map_err(|_| bad("aggregate_id is not a report id"))?;
+    if !store::reopen(tx, report_id, p.sequence).await? {
+        return Err(HandlerError::failed(
+            "the report classification requeued is not in intake (was intake restored from \
+             an older backup than classification?)",
         ));
     }
     Ok(())

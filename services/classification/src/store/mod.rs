@@ -15,6 +15,6 @@ pub use related::{
     related,
 };
 pub use triage::{
-    Amendment, NewEntry, Page, TriageEntryRow, TriageFilter, add_follow_up, amend, entry, list,
-    queue,
+    Amendment, Applied, NewEntry, Page, TriageEntryRow, TriageFilter, add_follow_up, amend, entry,
+    list, queue,
 };

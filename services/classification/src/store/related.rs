@@ -24,6 +24,8 @@ pub const INVENTORY_KEY: &str = "i:";
 pub const LOCATION_KEY: &str = "l:";
 
 /// Replaces a report's match keys (prefixed with [`INVENTORY_KEY`] or [`LOCATION_KEY`]).
+/// An anonymous report keeps none, whatever an event carries (intake sends none for it;
+/// this holds for events of any version, replayed or parked).
 pub(super) async fn set_match_keys(
     tx: &mut Tx,
     report_id: Uuid,
@@ -31,7 +33,8 @@ pub(super) async fn set_match_keys(
 ) -> Result<(), StorageError> {
     const CLEAR: &str = "DELETE FROM triage_match_keys WHERE report_id = $1";
     const ADD: &str = "INSERT INTO triage_match_keys (report_id, match_key, submitted_at) \
-         SELECT report_id, $2, submitted_at FROM triage_entries WHERE report_id = $1 \
+         SELECT report_id, $2, submitted_at FROM triage_entries \
+         WHERE report_id = $1 AND NOT anonymous \
          ON CONFLICT (report_id, match_key) DO NOTHING";
     with_conn!(tx, c => {
         sqlx::query(CLEAR).bind(report_id).execute(&mut *c).await?;
@@ -67,37 +70,47 @@ pub struct IncidentRow {
     pub declared_at: DbTime,
 }
 
-/// The report's own category and time, to look around.
+/// The report's own category, time and incident, to look around.
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct Anchor {
     pub category: String,
     pub submitted_at: DbTime,
+    pub own_incident: Option<Uuid>,
 }
+
+/// At most this many of a report's keys are looked up (intake sends one per inventory
+/// number and location).
+const MOST_KEYS: i64 = 16;
 
 /// What is related to a report within `window` either side of its submission:
 /// reports (not dismissed: the constant `state <> 3` matches migration 1003's partial
-/// index) sharing a key or the category, newest first, at most `limit` rows of each kind
-/// (a report sharing two keys is two rows); and incidents (not closed) of the category
-/// declared in the window. `None`: the report is not queued.
+/// index) sharing a key or the category, newest first, at most `limit` rows per key and
+/// for the category; and incidents (not closed, not the report's own) of the category
+/// declared in the window. Each key is read on its own, newest first straight from the
+/// key index, so that a key shared by thousands of reports costs a page, not a sort.
+/// `None`: the report is not queued.
 pub async fn related(
     mut conn: impl AsConn,
     report_id: Uuid,
     window: time::Duration,
     limit: i64,
-) -> Result<Option<(Vec<RelatedRow>, Vec<IncidentRow>)>, StorageError> {
-    const ANCHOR: &str = "SELECT category, submitted_at FROM triage_entries WHERE report_id = $1";
+) -> Result<Option<(Anchor, Vec<RelatedRow>, Vec<IncidentRow>)>, StorageError> {
+    const ANCHOR: &str = "SELECT t.category, t.submitted_at, ir.incident_id AS own_incident \
+         FROM triage_entries t LEFT JOIN incident_reports ir ON ir.report_id = t.report_id \
+         WHERE t.report_id = $1";
+    const KEYS: &str = "SELECT match_key FROM triage_match_keys WHERE report_id = $1 \
+         ORDER BY match_key LIMIT $2";
     const COLUMNS: &str = "o.report_id, o.reference, o.category, o.submitted_at, o.state";
     const JOINS: &str = "LEFT JOIN incident_reports ir ON ir.report_id = o.report_id \
          LEFT JOIN incidents i ON i.id = ir.incident_id";
     const INCIDENT: &str = "ir.incident_id, i.reference AS incident_reference, \
          i.title AS incident_title, i.state AS incident_state";
     let by_key = format!(
-        "SELECT {COLUMNS}, k2.match_key, {INCIDENT} FROM triage_match_keys k1 \
-         JOIN triage_match_keys k2 ON k2.match_key = k1.match_key \
-         AND k2.submitted_at >= $2 AND k2.submitted_at <= $3 AND k2.report_id <> k1.report_id \
-         JOIN triage_entries o ON o.report_id = k2.report_id {JOINS} \
-         WHERE k1.report_id = $1 AND o.state <> 3 \
-         ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $4"
+        "SELECT {COLUMNS}, k.match_key, {INCIDENT} FROM triage_match_keys k \
+         JOIN triage_entries o ON o.report_id = k.report_id {JOINS} \
+         WHERE k.match_key = $1 AND k.submitted_at >= $2 AND k.submitted_at <= $3 \
+         AND k.report_id <> $4 AND o.state <> 3 \
+         ORDER BY k.submitted_at DESC, k.report_id DESC LIMIT $5"
     );
     let by_category = format!(
         "SELECT {COLUMNS}, NULL AS match_key, {INCIDENT} FROM triage_entries o {JOINS} \
@@ -115,16 +128,20 @@ pub async fn related(
             Some(a) => {
                 let from = DbTime::new(a.submitted_at.get() - window);
                 let to = DbTime::new(a.submitted_at.get() + window);
-                let mut rows: Vec<RelatedRow> = sqlx::query_as(sqlx::AssertSqlSafe(by_key.as_str()))
-                    .bind(report_id).bind(from).bind(to).bind(limit)
-                    .fetch_all(&mut *c).await?;
+                let keys: Vec<String> = sqlx::query_scalar(KEYS).bind(report_id).bind(MOST_KEYS).fetch_all(&mut *c).await?;
+                let mut rows: Vec<RelatedRow> = Vec::new();
+                for key in &keys {
+                    rows.extend(sqlx::query_as::<_, RelatedRow>(sqlx::AssertSqlSafe(by_key.as_str()))
+                        .bind(key).bind(from).bind(to).bind(report_id).bind(limit)
+                        .fetch_all(&mut *c).await?);
+                }
                 rows.extend(sqlx::query_as::<_, RelatedRow>(sqlx::AssertSqlSafe(by_category.as_str()))
                     .bind(&a.category).bind(from).bind(to).bind(report_id).bind(limit)
                     .fetch_all(&mut *c).await?);
                 let incidents: Vec<IncidentRow> = sqlx::query_as(INCIDENTS)
                     .bind(&a.category).bind(from).bind(to).bind(IncidentState::Closed).bind(limit).bind(report_id)
                     .fetch_all(&mut *c).await?;
-                Some((rows, incidents))
+                Some((a, rows, incidents))
             }
         }
     });

@@ -112,12 +112,47 @@ pub async fn queue(tx: &mut Tx, e: &NewEntry) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// What applying an amendment or follow-up did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// The report is queued (false: its submission has not been applied).
+    pub found: bool,
+    /// It was monitored or dismissed, and returned to the queue: the sequence of its
+    /// latest assessment, its reference, and whether it is anonymous.
+    pub requeued: Option<(i32, String, bool)>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct Before {
+    state: TriageState,
+    assessment_sequence: i32,
+    reference: String,
+    anonymous: bool,
+}
+
+const BEFORE: &str = "SELECT state, assessment_sequence, reference, anonymous \
+     FROM triage_entries WHERE report_id = $1";
+
+fn requeued(before: &Before) -> Option<(i32, String, bool)> {
+    matches!(
+        before.state,
+        TriageState::Monitoring | TriageState::Dismissed
+    )
+    .then(|| {
+        (
+            before.assessment_sequence,
+            before.reference.clone(),
+            before.anonymous,
+        )
+    })
+}
+
 /// Applies an amendment to a queued report, unless a later revision is already applied.
 /// A monitored or dismissed report returns to the queue (new information asks for a new
 /// look; its assessments stay as they were until it is assessed again). One in an
 /// incident stays there: what is new about it is the incident's to handle.
 /// `Ok(false)`: the report is not queued (its submission has not been applied).
-pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
+pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<Applied, StorageError> {
     const UPDATE: &str = "UPDATE triage_entries SET category = $2, medium = $3, \
          personal_information = $4, senior_notice = $5, report_revision = $6, \
          state = CASE WHEN state IN (2, 3) THEN $12 ELSE state END, \
@@ -125,8 +160,8 @@ pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
          malware_suspected = CASE WHEN $8 THEN $9 ELSE malware_suspected END, \
          occurred_at = CASE WHEN $10 THEN $11 ELSE occurred_at END \
          WHERE report_id = $1 AND report_revision < $6";
-    const EXISTS: &str = "SELECT COUNT(*) FROM triage_entries WHERE report_id = $1";
-    let found = with_conn!(tx, c => {
+    let (before, applied) = with_conn!(tx, c => {
+        let before: Option<Before> = sqlx::query_as(BEFORE).bind(a.report_id).fetch_optional(&mut *c).await?;
         let updated = sqlx::query(UPDATE)
             .bind(a.report_id)
             .bind(&a.category)
@@ -143,13 +178,18 @@ pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<bool, StorageError> {
             .execute(&mut *c)
             .await?
             .rows_affected();
-        (updated > 0, updated > 0 || sqlx::query_scalar::<_, i64>(EXISTS).bind(a.report_id).fetch_one(&mut *c).await? > 0)
+        (before, updated > 0)
     });
-    let (applied, found) = found;
+    let Some(before) = before else {
+        return Ok(Applied::default());
+    };
     if applied && let Some(keys) = &a.match_keys {
         super::related::set_match_keys(tx, a.report_id, keys).await?;
     }
-    Ok(found)
+    Ok(Applied {
+        found: true,
+        requeued: if applied { requeued(&before) } else { None },
+    })
 }
 
 /// Counts a follow-up (by intake's id) on a queued report, once however often it is
@@ -160,25 +200,27 @@ pub async fn add_follow_up(
     report_id: Uuid,
     follow_up_id: Uuid,
     at: DbTime,
-) -> Result<bool, StorageError> {
-    const EXISTS: &str = "SELECT COUNT(*) FROM triage_entries WHERE report_id = $1";
+) -> Result<Applied, StorageError> {
     const RECORD: &str = "INSERT INTO triage_follow_ups (report_id, follow_up_id, added_at) \
          VALUES ($1, $2, $3) ON CONFLICT (report_id, follow_up_id) DO NOTHING";
     const COUNT: &str = "UPDATE triage_entries SET follow_up_count = follow_up_count + 1, \
          state = CASE WHEN state IN (2, 3) THEN $3 ELSE state END, \
          last_activity_at = CASE WHEN last_activity_at < $2 THEN $2 ELSE last_activity_at END \
          WHERE report_id = $1";
-    let found = with_conn!(tx, c => {
-        let exists = sqlx::query_scalar::<_, i64>(EXISTS).bind(report_id).fetch_one(&mut *c).await? > 0;
-        if exists {
-            let new = sqlx::query(RECORD).bind(report_id).bind(follow_up_id).bind(at).execute(&mut *c).await?.rows_affected() > 0;
-            if new {
-                sqlx::query(COUNT).bind(report_id).bind(at).bind(TriageState::AwaitingAssessment).execute(&mut *c).await?;
+    let applied = with_conn!(tx, c => {
+        let before: Option<Before> = sqlx::query_as(BEFORE).bind(report_id).fetch_optional(&mut *c).await?;
+        match before {
+            None => Applied::default(),
+            Some(before) => {
+                let new = sqlx::query(RECORD).bind(report_id).bind(follow_up_id).bind(at).execute(&mut *c).await?.rows_affected() > 0;
+                if new {
+                    sqlx::query(COUNT).bind(report_id).bind(at).bind(TriageState::AwaitingAssessment).execute(&mut *c).await?;
+                }
+                Applied { found: true, requeued: if new { requeued(&before) } else { None } }
             }
         }
-        exists
     });
-    Ok(found)
+    Ok(applied)
 }
 
 /// One queued report.

@@ -280,7 +280,134 @@ async fn assessments_of_one_report_wait_for_each_other(backend: Backend) {
     );
 }
 
+/// New information (an amendment, a follow-up) brings a monitored or dismissed report back
+/// to the queue, and says so; one in an incident stays there. An anonymous report keeps no
+/// match keys, whatever an event carries.
+async fn new_information_requeues_and_anonymous_reports_keep_no_keys(backend: Backend) {
+    use custos_classification::store::Amendment;
+    let (_database, db) = db(backend).await;
+    let named = NewEntryWithKeys::entry(1, false);
+    let anonymous = NewEntryWithKeys::entry(2, true);
+    queue(&db, &named).await;
+    queue(&db, &anonymous).await;
+    let id = named.report_id;
+    let rows = store::related(db.read().await.unwrap(), id, time::Duration::days(3), 10)
+        .await
+        .unwrap()
+        .unwrap()
+        .1;
+    assert!(
+        rows.iter()
+            .all(|r| r.report_id != anonymous.report_id || r.match_key.is_none()),
+        "the anonymous report shares no key: {rows:?}"
+    );
+
+    let follow_up = async |n: u8| {
+        let mut tx = db.begin().await.unwrap();
+        let applied = store::add_follow_up(&mut tx, id, Uuid::from_bytes([n; 16]), at(10))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        applied
+            .requeued
+            .map(|(sequence, _, anonymous)| (sequence, anonymous))
+    };
+    let amend = async |revision: i32| {
+        let mut tx = db.begin().await.unwrap();
+        let applied = store::amend(
+            &mut tx,
+            &Amendment {
+                report_id: id,
+                revision,
+                category: "malware_infection".into(),
+                medium: Medium::Electronic,
+                personal_information: false,
+                senior_notice: false,
+                malware_suspected: None,
+                occurred_at: None,
+                match_keys: None,
+                at: at(11),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        applied
+            .requeued
+            .map(|(sequence, _, anonymous)| (sequence, anonymous))
+    };
+    let state = async || {
+        store::entry(db.read().await.unwrap(), id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    };
+
+    assert_eq!(follow_up(1).await, None, "waiting already");
+    assert!(
+        record(
+            &db,
+            &assessment(id, 1, Decision::Monitor, None),
+            TriageState::Monitoring
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(follow_up(2).await, Some((1, false)));
+    assert_eq!(state().await, TriageState::AwaitingAssessment);
+    assert_eq!(follow_up(2).await, None, "the same follow-up again");
+    assert!(
+        record(
+            &db,
+            &assessment(id, 2, Decision::Dismiss, None),
+            TriageState::Dismissed
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(amend(2).await, Some((2, false)));
+    assert_eq!(amend(2).await, None, "the same amendment again");
+    let (incident, _) = declare(&db, "held").await;
+    assert!(
+        record(
+            &db,
+            &assessment(id, 3, Decision::LinkIncident, Some(incident)),
+            TriageState::Incident
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(amend(3).await, None);
+    assert_eq!(follow_up(3).await, None);
+    assert_eq!(
+        state().await,
+        TriageState::Incident,
+        "an incident's report stays there"
+    );
+}
+
+/// An entry with one inventory key, named or anonymous.
+struct NewEntryWithKeys;
+
+impl NewEntryWithKeys {
+    fn entry(n: i64, anonymous: bool) -> store::NewEntry {
+        store::NewEntry {
+            anonymous,
+            match_keys: vec!["i:AAAAAAAAAAAAAAAAAAAAAA".into()],
+            ..entry(
+                n,
+                Kind::Event,
+                "malware_infection",
+                Medium::Electronic,
+                false,
+            )
+        }
+    }
+}
+
 on_both_backends!(
+    new_information_requeues_and_anonymous_reports_keep_no_keys,
     reports_follow_their_latest_assessment,
     assessments_of_one_report_wait_for_each_other,
 );

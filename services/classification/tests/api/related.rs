@@ -167,7 +167,10 @@ async fn a_series_of_reports_is_suggested_and_flagged(backend: Backend) {
     // report it holds.
     let s = suggest(&c, &same_category.id).await;
     assert_eq!(s.incidents[0].related_by, by(&[Category]));
-    assert!(suggest(&c, &first.id).await.incidents.is_empty(), "its own incident");
+    assert!(
+        suggest(&c, &first.id).await.incidents.is_empty(),
+        "its own incident"
+    );
 
     // The words themselves never reached classification: only intake's keyed digests.
     let dump = custos_testing::dump_tables(&c.db).await;

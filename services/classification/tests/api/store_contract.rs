@@ -103,10 +103,14 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         store::amend(&mut tx, &amend(3, "unauthorised_access", 10))
             .await
             .unwrap()
+            .found
     );
     // Revision 2 arrives after 3 (a parked event replayed late): the entry keeps 3.
     assert!(
-        store::amend(&mut tx, &amend(2, "stale", 5)).await.unwrap(),
+        store::amend(&mut tx, &amend(2, "stale", 5))
+            .await
+            .unwrap()
+            .found,
         "found, not applied"
     );
     let follow_up = Uuid::now_v7();
@@ -116,6 +120,7 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
             store::add_follow_up(&mut tx, e.report_id, follow_up, at(4))
                 .await
                 .unwrap()
+                .found
         );
     }
     tx.commit().await.unwrap();
@@ -141,11 +146,12 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         occurred_at: Some(Some(at(-30))),
         ..amend(4, "unauthorised_access", 11)
     };
-    assert!(store::amend(&mut tx, &named).await.unwrap());
+    assert!(store::amend(&mut tx, &named).await.unwrap().found);
     assert!(
         store::amend(&mut tx, &amend(5, "unauthorised_access", 12))
             .await
             .unwrap()
+            .found
     );
     tx.commit().await.unwrap();
     let row = store::entry(db.read().await.unwrap(), e.report_id)
@@ -160,7 +166,7 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         occurred_at: Some(None),
         ..amend(6, "unauthorised_access", 13)
     };
-    assert!(store::amend(&mut tx, &cleared).await.unwrap());
+    assert!(store::amend(&mut tx, &cleared).await.unwrap().found);
     tx.commit().await.unwrap();
     let row = store::entry(db.read().await.unwrap(), e.report_id)
         .await
@@ -175,11 +181,12 @@ async fn queueing_is_idempotent_and_amendments_never_go_back(backend: Backend) {
         report_id: Uuid::now_v7(),
         ..amend(2, "x", 1)
     };
-    assert!(!store::amend(&mut tx, &missing).await.unwrap());
+    assert!(!store::amend(&mut tx, &missing).await.unwrap().found);
     assert!(
         !store::add_follow_up(&mut tx, missing.report_id, Uuid::now_v7(), at(1))
             .await
             .unwrap()
+            .found
     );
     tx.commit().await.unwrap();
 

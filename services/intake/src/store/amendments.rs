@@ -37,11 +37,9 @@ pub async fn amend(
     expected_revision: Option<i32>,
     build: impl FnOnce(&ReportRow) -> Result<Amendment, IntakeError>,
 ) -> Result<(ReportRow, RevisionRow), IntakeError> {
-    // A closed (dismissed) report that is amended goes back to classification's triage
-    // queue, so it is under assessment again (classification's next assessment decides).
     const UPDATE: &str = "UPDATE reports SET details = $2, contact = $3, category = $4, \
-         medium = $5, senior_notice = $6, revision = revision + 1, updated_at = $7, \
-         status = CASE WHEN status = 4 THEN 2 ELSE status END WHERE id = $1";
+         medium = $5, senior_notice = $6, revision = revision + 1, updated_at = $7 \
+         WHERE id = $1";
     const REVISION: &str = "INSERT INTO report_revisions (report_id, number, changed_at, \
          changed_by, reason, changes) VALUES ($1, $2, $3, $4, $5, $6)";
     let row = with_conn!(&mut *tx, c => {
@@ -111,8 +109,7 @@ pub async fn revisions(
     }))
 }
 
-/// Adds a follow-up and its event. A closed (dismissed) report goes back to
-/// classification's triage queue with it, so it is under assessment again.
+/// Adds a follow-up and its event.
 pub async fn add_follow_up(
     tx: &mut Tx,
     report_id: Uuid,
@@ -121,9 +118,7 @@ pub async fn add_follow_up(
 ) -> Result<(), IntakeError> {
     const SQL: &str = "INSERT INTO follow_ups (id, report_id, added_at, source, added_by, text) \
          VALUES ($1, $2, $3, $4, $5, $6)";
-    const REOPEN: &str = "UPDATE reports SET status = 2 WHERE id = $1 AND status = 4";
     with_conn!(&mut *tx, c => {
-        sqlx::query(REOPEN).bind(report_id).execute(&mut *c).await?;
         sqlx::query(SQL)
             .bind(follow_up.id)
             .bind(report_id)

@@ -21,7 +21,7 @@ pub use reports::{
     Change, FollowUpRow, ListFilter, Original, Page, ReportRow, ReportSummaryRow, RevisionRow,
     list, list_summaries, original, report, report_by_receipt, report_by_reference,
 };
-pub use status::apply_assessment;
+pub use status::{apply_assessment, reopen};
 pub use submissions::{Submission, Submitted};
 
 use custos_kit::storage::Db;

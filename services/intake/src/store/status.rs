@@ -34,3 +34,23 @@ pub async fn apply_assessment(
     });
     Ok(found)
 }
+
+/// Reopens a closed report (under assessment again) that classification put back in its
+/// triage queue, unless an assessment later than `sequence` is already applied.
+/// `Ok(false)`: intake has no such report.
+pub async fn reopen(tx: &mut Tx, report_id: Uuid, sequence: i32) -> Result<bool, StorageError> {
+    const UPDATE: &str = "UPDATE reports SET status = $2 \
+         WHERE id = $1 AND status = $3 AND assessment_sequence <= $4";
+    const EXISTS: &str = "SELECT COUNT(*) FROM reports WHERE id = $1";
+    let found = with_conn!(tx, c => {
+        sqlx::query(UPDATE)
+            .bind(report_id)
+            .bind(Status::UnderAssessment)
+            .bind(Status::Closed)
+            .bind(sequence)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query_scalar::<_, i64>(EXISTS).bind(report_id).fetch_one(&mut *c).await? > 0
+    });
+    Ok(found)
+}

@@ -590,6 +590,17 @@ async fn assessment_status_never_goes_back(backend: Backend) {
     assert!(apply(4, Some(Status::Closed), report.id).await);
     assert_eq!(status().await, Status::Closed);
     assert!(!apply(1, Some(Status::Closed), Uuid::now_v7()).await);
+    // Classification requeued it: closed becomes under assessment, unless a later
+    // assessment than the one it returned from is applied.
+    let reopen = async |sequence: i32| {
+        let mut tx = begin(&store).await;
+        assert!(store::reopen(&mut tx, report.id, sequence).await.unwrap());
+        tx.commit().await.unwrap();
+    };
+    reopen(3).await;
+    assert_eq!(status().await, Status::Closed, "assessment 4 came after");
+    reopen(4).await;
+    assert_eq!(status().await, Status::UnderAssessment);
     let after = store::report(read(&store).await, report.id)
         .await
         .unwrap()
