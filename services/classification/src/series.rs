@@ -167,7 +167,7 @@ impl Series {
         }
     }
 
-    /// What is related to a queued report (None: not queued).
+    /// What is related to a queued report, as SuggestRelated shows it (None: not queued).
     pub async fn around(
         &self,
         conn: impl custos_kit::storage::AsConn,
@@ -179,6 +179,15 @@ impl Series {
             .max(i64::from(self.threshold))
             .max(i64::from(self.category_threshold))
             + 1;
+        self.read(conn, report_id, most).await
+    }
+
+    async fn read(
+        &self,
+        conn: impl custos_kit::storage::AsConn,
+        report_id: Uuid,
+        most: i64,
+    ) -> Result<Option<Suggestions>, StorageError> {
         Ok(store::related(conn, report_id, self.window, most)
             .await?
             .map(|(anchor, rows, incidents)| self.suggest(anchor.own_incident, rows, incidents)))
@@ -189,7 +198,10 @@ impl Series {
     /// flags them all. A flag is never lowered here (SuggestRelated says how things stand
     /// now; the decision is the advisor's).
     pub async fn flag(&self, tx: &mut Tx, report_id: Uuid) -> Result<(), StorageError> {
-        if let Some(s) = self.around(&mut *tx, report_id).await?
+        // Only as many as a threshold needs, newest first: the older members of a series
+        // were flagged when it first reached its threshold.
+        let most = i64::from(self.threshold.max(self.category_threshold));
+        if let Some(s) = self.read(&mut *tx, report_id, most).await?
             && s.possible_incident
         {
             let mut ids = s.series;
