@@ -185,7 +185,12 @@ async fn apply(series: &Series, tx: &mut Tx, event: &Event) -> Result<(), Handle
         if !applied.found {
             return Err(not_queued());
         }
+        let back = applied.requeued.is_some();
         requeued(tx, report_id()?, applied).await?;
+        if back {
+            // Open again: it may complete a series.
+            series.flag(tx, report_id()?).await?;
+        }
     }
     // Provider weakness events and types this version does not know: not triage's.
     Ok(())

@@ -179,7 +179,7 @@ impl Series {
             .max(i64::from(self.threshold))
             .max(i64::from(self.category_threshold))
             + 1;
-        self.read(conn, report_id, most).await
+        self.read(conn, report_id, most, false).await
     }
 
     async fn read(
@@ -187,10 +187,15 @@ impl Series {
         conn: impl custos_kit::storage::AsConn,
         report_id: Uuid,
         most: i64,
+        open_only: bool,
     ) -> Result<Option<Suggestions>, StorageError> {
-        Ok(store::related(conn, report_id, self.window, most)
-            .await?
-            .map(|(anchor, rows, incidents)| self.suggest(anchor.own_incident, rows, incidents)))
+        Ok(
+            store::related(conn, report_id, self.window, most, open_only)
+                .await?
+                .map(|(anchor, rows, incidents)| {
+                    self.suggest(anchor.own_incident, rows, incidents)
+                }),
+        )
     }
 
     /// After a report is queued or amended (in the consumer's transaction): when it and
@@ -198,10 +203,11 @@ impl Series {
     /// flags them all. A flag is never lowered here (SuggestRelated says how things stand
     /// now; the decision is the advisor's).
     pub async fn flag(&self, tx: &mut Tx, report_id: Uuid) -> Result<(), StorageError> {
-        // Only as many as a threshold needs, newest first: the older members of a series
-        // were flagged when it first reached its threshold.
+        // Only open reports, and only as many as a threshold needs, newest first. A
+        // series' older members were flagged as it grew, when each arrival counted them
+        // within its own window; members at opposite ends of a window may not be.
         let most = i64::from(self.threshold.max(self.category_threshold));
-        if let Some(s) = self.read(&mut *tx, report_id, most).await?
+        if let Some(s) = self.read(&mut *tx, report_id, most, true).await?
             && s.possible_incident
         {
             let mut ids = s.series;

@@ -94,12 +94,17 @@ pub async fn related(
     report_id: Uuid,
     window: time::Duration,
     limit: i64,
+    open_only: bool,
 ) -> Result<Option<(Anchor, Vec<RelatedRow>, Vec<IncidentRow>)>, StorageError> {
+    // Open only (waiting or monitored): what a threshold counts, without rows of reports
+    // in incidents using up the limit. `state <> 3` stays, for the partial index.
+    let open = if open_only { " AND o.state <> 4" } else { "" };
     const ANCHOR: &str = "SELECT t.category, t.submitted_at, ir.incident_id AS own_incident \
          FROM triage_entries t LEFT JOIN incident_reports ir ON ir.report_id = t.report_id \
          WHERE t.report_id = $1";
+    // Locations ("l:") first: at most two, and never crowded out by many inventory numbers.
     const KEYS: &str = "SELECT match_key FROM triage_match_keys WHERE report_id = $1 \
-         ORDER BY match_key LIMIT $2";
+         ORDER BY match_key DESC LIMIT $2";
     const COLUMNS: &str = "o.report_id, o.reference, o.category, o.submitted_at, o.state";
     const JOINS: &str = "LEFT JOIN incident_reports ir ON ir.report_id = o.report_id \
          LEFT JOIN incidents i ON i.id = ir.incident_id";
@@ -109,12 +114,12 @@ pub async fn related(
         "SELECT {COLUMNS}, k.match_key, {INCIDENT} FROM triage_match_keys k \
          JOIN triage_entries o ON o.report_id = k.report_id {JOINS} \
          WHERE k.match_key = $1 AND k.submitted_at >= $2 AND k.submitted_at <= $3 \
-         AND k.report_id <> $4 AND o.state <> 3 \
+         AND k.report_id <> $4 AND o.state <> 3{open} \
          ORDER BY k.submitted_at DESC, k.report_id DESC LIMIT $5"
     );
     let by_category = format!(
         "SELECT {COLUMNS}, NULL AS match_key, {INCIDENT} FROM triage_entries o {JOINS} \
-         WHERE o.category = $1 AND o.submitted_at >= $2 AND o.submitted_at <= $3 AND o.state <> 3 \
+         WHERE o.category = $1 AND o.submitted_at >= $2 AND o.submitted_at <= $3 AND o.state <> 3{open} \
          AND o.report_id <> $4 ORDER BY o.submitted_at DESC, o.report_id DESC LIMIT $5"
     );
     const INCIDENTS: &str = "SELECT id, reference, title, declared_at FROM incidents \

@@ -2,7 +2,7 @@
 //! consumer's transaction, and listed oldest first from the filters given.
 
 use custos_kit::{
-    storage::{AsConn, DbTime, Select, StorageError, Tx, Value},
+    storage::{AsConn, DbTime, Dialect, Select, StorageError, Tx, Value},
     with_conn,
 };
 use serde::{Deserialize, Serialize};
@@ -130,7 +130,12 @@ struct Before {
     anonymous: bool,
 }
 
-const BEFORE: &str = "SELECT state, assessment_sequence, reference, anonymous \
+/// Held (PostgreSQL `FOR UPDATE`) until the transaction ends, as AssessReport holds it:
+/// what the entry was is then what the update changes, and an assessment committing
+/// meanwhile is either wholly before or wholly after.
+const BEFORE_PG: &str = "SELECT state, assessment_sequence, reference, anonymous \
+     FROM triage_entries WHERE report_id = $1 FOR UPDATE";
+const BEFORE_SQLITE: &str = "SELECT state, assessment_sequence, reference, anonymous \
      FROM triage_entries WHERE report_id = $1";
 
 fn requeued(before: &Before) -> Option<(i32, String, bool)> {
@@ -161,7 +166,7 @@ pub async fn amend(tx: &mut Tx, a: &Amendment) -> Result<Applied, StorageError> 
          occurred_at = CASE WHEN $10 THEN $11 ELSE occurred_at END \
          WHERE report_id = $1 AND report_revision < $6";
     let (before, applied) = with_conn!(tx, c => {
-        let before: Option<Before> = sqlx::query_as(BEFORE).bind(a.report_id).fetch_optional(&mut *c).await?;
+        let before: Option<Before> = sqlx::query_as(c.pick(BEFORE_PG, BEFORE_SQLITE)).bind(a.report_id).fetch_optional(&mut *c).await?;
         let updated = sqlx::query(UPDATE)
             .bind(a.report_id)
             .bind(&a.category)
@@ -208,7 +213,7 @@ pub async fn add_follow_up(
          last_activity_at = CASE WHEN last_activity_at < $2 THEN $2 ELSE last_activity_at END \
          WHERE report_id = $1";
     let applied = with_conn!(tx, c => {
-        let before: Option<Before> = sqlx::query_as(BEFORE).bind(report_id).fetch_optional(&mut *c).await?;
+        let before: Option<Before> = sqlx::query_as(c.pick(BEFORE_PG, BEFORE_SQLITE)).bind(report_id).fetch_optional(&mut *c).await?;
         match before {
             None => Applied::default(),
             Some(before) => {

@@ -291,11 +291,17 @@ async fn new_information_requeues_and_anonymous_reports_keep_no_keys(backend: Ba
     queue(&db, &named).await;
     queue(&db, &anonymous).await;
     let id = named.report_id;
-    let rows = store::related(db.read().await.unwrap(), id, time::Duration::days(3), 10)
-        .await
-        .unwrap()
-        .unwrap()
-        .1;
+    let rows = store::related(
+        db.read().await.unwrap(),
+        id,
+        time::Duration::days(3),
+        10,
+        false,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .1;
     assert!(
         rows.iter()
             .all(|r| r.report_id != anonymous.report_id || r.match_key.is_none()),

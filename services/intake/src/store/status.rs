@@ -35,18 +35,19 @@ pub async fn apply_assessment(
     Ok(found)
 }
 
-/// Reopens a closed report (under assessment again) that classification put back in its
-/// triage queue, unless an assessment later than `sequence` is already applied.
+/// Puts a report under assessment again because classification put it back in its
+/// triage queue after assessment `sequence`, unless a later assessment is already
+/// applied. It takes that sequence as its own, so that assessment `sequence` arriving
+/// after it (parked and replayed, or committed out of order) no longer closes the report.
 /// `Ok(false)`: intake has no such report.
 pub async fn reopen(tx: &mut Tx, report_id: Uuid, sequence: i32) -> Result<bool, StorageError> {
-    const UPDATE: &str = "UPDATE reports SET status = $2 \
-         WHERE id = $1 AND status = $3 AND assessment_sequence <= $4";
+    const UPDATE: &str = "UPDATE reports SET status = $2, assessment_sequence = $3 \
+         WHERE id = $1 AND assessment_sequence <= $3";
     const EXISTS: &str = "SELECT COUNT(*) FROM reports WHERE id = $1";
     let found = with_conn!(tx, c => {
         sqlx::query(UPDATE)
             .bind(report_id)
             .bind(Status::UnderAssessment)
-            .bind(Status::Closed)
             .bind(sequence)
             .execute(&mut *c)
             .await?;

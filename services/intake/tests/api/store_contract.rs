@@ -601,6 +601,17 @@ async fn assessment_status_never_goes_back(backend: Backend) {
     assert_eq!(status().await, Status::Closed, "assessment 4 came after");
     reopen(4).await;
     assert_eq!(status().await, Status::UnderAssessment);
+    // The requeue after assessment 5 arrives before assessment 5 itself (parked and
+    // replayed): the report stays under assessment.
+    reopen(5).await;
+    assert!(apply(5, Some(Status::Closed), report.id).await);
+    assert_eq!(
+        status().await,
+        Status::UnderAssessment,
+        "assessment 5 arrived late"
+    );
+    assert!(apply(6, Some(Status::Closed), report.id).await);
+    assert_eq!(status().await, Status::Closed);
     let after = store::report(read(&store).await, report.id)
         .await
         .unwrap()
