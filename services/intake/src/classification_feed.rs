@@ -39,14 +39,9 @@ fn status(decision: i32) -> Option<Status> {
     }
 }
 
-async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
-    if event.event_type == classification::ReportRequeued::full_name() {
-        return requeued(tx, event).await;
-    }
-    if event.event_type != classification::ReportAssessed::full_name() {
-        return Ok(());
-    }
-    let p: classification::ReportAssessed = event
+/// The report an event is about, and its payload.
+fn read<M: prost::Message + Name + Default>(event: &Event) -> Result<(Uuid, M), HandlerError> {
+    let payload = event
         .payload
         .as_ref()
         .ok_or_else(|| bad("no payload"))?
@@ -54,6 +49,17 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
         .map_err(|e| bad(e.to_string()))?;
     let report_id =
         Uuid::try_parse(&event.aggregate_id).map_err(|_| bad("aggregate_id is not a report id"))?;
+    Ok((report_id, payload))
+}
+
+async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
+    if event.event_type == classification::ReportRequeued::full_name() {
+        return requeued(tx, event).await;
+    }
+    if event.event_type != classification::ReportAssessed::full_name() {
+        return Ok(());
+    }
+    let (report_id, p): (_, classification::ReportAssessed) = read(event)?;
     if p.sequence < 1 {
         return Err(bad("sequence is not positive"));
     }
@@ -70,14 +76,7 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
 /// A monitored or dismissed report back in classification's queue: closed becomes under
 /// assessment again.
 async fn requeued(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
-    let p: classification::ReportRequeued = event
-        .payload
-        .as_ref()
-        .ok_or_else(|| bad("no payload"))?
-        .to_msg()
-        .map_err(|e| bad(e.to_string()))?;
-    let report_id =
-        Uuid::try_parse(&event.aggregate_id).map_err(|_| bad("aggregate_id is not a report id"))?;
+    let (report_id, p): (_, classification::ReportRequeued) = read(event)?;
     if !store::reopen(tx, report_id, p.sequence).await? {
         return Err(HandlerError::failed(
             "the report classification requeued is not in intake (was intake restored from \

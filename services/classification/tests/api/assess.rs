@@ -17,16 +17,6 @@ use tonic_types::StatusExt;
 
 use crate::common::*;
 
-const DIMENSIONS: [&str; 7] = [
-    "reputational_media",
-    "reputational_government",
-    "contractual",
-    "legal",
-    "financial",
-    "disruption",
-    "personal_privacy",
-];
-
 /// Every dimension chosen on `row`, but `high_on` chosen on `major`.
 fn choices(row: &str, high_on: Option<&str>) -> Vec<pb::ImpactChoice> {
     DIMENSIONS

@@ -262,3 +262,14 @@ pub async fn queue(c: &TestClassification, filter: pb::TriageEntryFilter) -> Vec
 pub async fn queue_len(c: &TestClassification) -> usize {
     queue(c, pb::TriageEntryFilter::default()).await.len()
 }
+
+/// The dimensions of the policy's matrix, in its order.
+pub const DIMENSIONS: [&str; 7] = [
+    "reputational_media",
+    "reputational_government",
+    "contractual",
+    "legal",
+    "financial",
+    "disruption",
+    "personal_privacy",
+];

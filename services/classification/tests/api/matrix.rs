@@ -217,17 +217,7 @@ async fn an_impact_is_scored_from_figures_and_choices() {
 async fn anyone_signed_in_may_score_and_no_one_else() {
     let c = TestClassification::start(Backend::Sqlite).await;
     let request = || pb::ScoreImpactRequest {
-        choices: [
-            "reputational_media",
-            "reputational_government",
-            "contractual",
-            "legal",
-            "financial",
-            "disruption",
-            "personal_privacy",
-        ]
-        .map(|d| choice(d, "none"))
-        .to_vec(),
+        choices: DIMENSIONS.map(|d| choice(d, "none")).to_vec(),
         ..Default::default()
     };
     let err = c.anonymous().score_impact(request()).await.unwrap_err();

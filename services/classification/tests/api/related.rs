@@ -127,21 +127,13 @@ async fn a_series_of_reports_is_suggested_and_flagged(backend: Backend) {
             previous_sequence: 0,
             category: entry.category.clone(),
             figures: None,
-            choices: [
-                "reputational_media",
-                "reputational_government",
-                "contractual",
-                "legal",
-                "financial",
-                "disruption",
-                "personal_privacy",
-            ]
-            .iter()
-            .map(|d| pb::ImpactChoice {
-                dimension: (*d).into(),
-                row: "moderate".into(),
-            })
-            .collect(),
+            choices: DIMENSIONS
+                .iter()
+                .map(|d| pb::ImpactChoice {
+                    dimension: (*d).into(),
+                    row: "moderate".into(),
+                })
+                .collect(),
             decision: Some(Decision::RaiseIncident(pb::RaiseIncidentDecision {
                 title: "Stolen laptop".into(),
                 summary: String::new(),
