@@ -232,8 +232,10 @@ async fn reports_follow_their_latest_assessment(backend: Backend) {
     assert_eq!(queued.state, TriageState::Dismissed);
 }
 
-/// Two assessments of one report are decided one after the other: the second reads the
-/// report only once the first has committed, and so sees its sequence.
+/// Two assessments of one report are decided one after the other: on PostgreSQL the
+/// first holds the report (a second that will not wait cannot read it for assessing);
+/// on SQLite the second cannot begin while the first is open (one writer). After the
+/// first commits, the second sees its sequence.
 async fn assessments_of_one_report_wait_for_each_other(backend: Backend) {
     let (_database, db) = db(backend).await;
     let report = entry(
@@ -248,21 +250,18 @@ async fn assessments_of_one_report_wait_for_each_other(backend: Backend) {
     let mut first = db.begin().await.unwrap();
     let held = store::assessable(&mut first, id).await.unwrap().unwrap();
     assert_eq!(held.assessment_sequence, 0);
-    let second = tokio::spawn({
-        let db = db.clone();
-        async move {
-            let mut tx = db.begin().await.unwrap();
-            let seen = store::assessable(&mut tx, id).await.unwrap().unwrap();
-            tx.commit().await.unwrap();
-            seen.assessment_sequence
-        }
-    });
-    // The second is held while the first is open (it gets no answer in this time).
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !second.is_finished(),
-        "the second read the report while the first held it"
-    );
+    if backend == Backend::Postgres {
+        // A second transaction that will not wait cannot read the report for assessing
+        // while the first holds it (without `FOR UPDATE` it would read it at once).
+        let mut other = db.begin().await.unwrap();
+        custos_kit::with_conn!(&mut other, c => {
+            sqlx::query("SET LOCAL lock_timeout = '50ms'").execute(&mut *c).await.unwrap();
+        });
+        assert!(
+            store::assessable(&mut other, id).await.is_err(),
+            "the second read the report while the first held it"
+        );
+    }
     assert!(
         store::record(
             &mut first,
@@ -273,9 +272,11 @@ async fn assessments_of_one_report_wait_for_each_other(backend: Backend) {
         .unwrap()
     );
     first.commit().await.unwrap();
+    let mut second = db.begin().await.unwrap();
+    let seen = store::assessable(&mut second, id).await.unwrap().unwrap();
+    second.commit().await.unwrap();
     assert_eq!(
-        second.await.unwrap(),
-        1,
+        seen.assessment_sequence, 1,
         "the second sees the first's assessment"
     );
 }

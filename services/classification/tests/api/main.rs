@@ -3,6 +3,7 @@
 mod common;
 
 mod assess;
+mod assess_errors;
 mod assessment_store;
 mod matrix;
 mod related;

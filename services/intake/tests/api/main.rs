@@ -15,5 +15,6 @@ mod protocol;
 mod providers;
 mod reports;
 mod server;
+mod status_contract;
 mod store_contract;
 mod submit;

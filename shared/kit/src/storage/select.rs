@@ -1,8 +1,8 @@
 //! Statements built from the filters a caller actually gave, for list calls.
 //!
-//! One statement with optional parameters (`$1 IS NULL OR kind = $1`) is planned once by
-//! PostgreSQL, generically, as a sequential scan plus a sort, and it stays one as the
-//! table grows. A [`Select`] instead holds only the conditions in use, so the planner
+//! One statement with optional parameters (each filter "null, or equal to the column") is
+//! planned once by PostgreSQL, generically, as a sequential scan plus a sort, and it stays
+//! one as the table grows. A [`Select`] instead holds only the conditions in use, so the planner
 //! sees each combination for what it is and can use the index that serves it. SQL
 //! fragments are `&'static str` written in the store; values are always bound.
 
