@@ -14,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "custos/classification/v1/resources.proto",
         "custos/classification/v1/classification_service.proto",
         "custos/classification/v1/events.proto",
+        "custos/classification/v1/incident.proto",
+        "custos/classification/v1/incident_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

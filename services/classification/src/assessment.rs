@@ -14,45 +14,7 @@ custos_kit::wire_enum!(Decision, pb::AssessmentDecision, "dismiss, monitor, rais
     LinkIncident = 4 => LinkIncident,
 });
 
-/// Where an incident stands (14.2.2). Stored values: never renumber one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncidentState {
-    Open,
-    Investigating,
-    Contained,
-    Recovering,
-    Resolved,
-    Closed,
-}
-
-impl custos_kit::storage::DbEnum for IncidentState {
-    const NAME: &'static str = "IncidentState";
-
-    fn to_db(self) -> i16 {
-        match self {
-            IncidentState::Open => 1,
-            IncidentState::Investigating => 2,
-            IncidentState::Contained => 3,
-            IncidentState::Recovering => 4,
-            IncidentState::Resolved => 5,
-            IncidentState::Closed => 6,
-        }
-    }
-
-    fn from_db(n: i16) -> Option<Self> {
-        Some(match n {
-            1 => IncidentState::Open,
-            2 => IncidentState::Investigating,
-            3 => IncidentState::Contained,
-            4 => IncidentState::Recovering,
-            5 => IncidentState::Resolved,
-            6 => IncidentState::Closed,
-            _ => return None,
-        })
-    }
-}
-
-custos_kit::db_enum!(IncidentState);
+pub use crate::incident::IncidentState;
 
 /// An impact as it was scored: the rows, levels and words of the matrix then in force,
 /// and that matrix's revision. Kept as made, so that replacing the matrix later does not

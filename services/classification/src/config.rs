@@ -29,6 +29,9 @@ pub struct ClassificationSettings {
     /// This many open reports of one category, the report included, within the window
     /// flag a possible incident.
     pub possible_incident_category_threshold: u32,
+    /// The organisation's business services: the codes a service-affecting incident
+    /// names (lower case letters, digits and hyphens), as business continuity knows them.
+    pub business_services: Vec<String>,
 }
 
 impl Default for ClassificationSettings {
@@ -41,6 +44,24 @@ impl Default for ClassificationSettings {
             related_window_hours: 72,
             possible_incident_threshold: 3,
             possible_incident_category_threshold: 10,
+            business_services: [
+                "email",
+                "telephony",
+                "website",
+                "network",
+                "finance",
+                "payroll",
+                "customer-services",
+                "revenues-and-benefits",
+                "social-care",
+                "housing",
+                "education",
+                "waste-and-environment",
+                "planning",
+                "libraries",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -96,6 +117,33 @@ impl Validate for ClassificationSettings {
         ] {
             if !(2..=1_000).contains(&value) {
                 return Err(ConfigError::invalid(key, "must be 2 to 1000"));
+            }
+        }
+        if self.business_services.is_empty() || self.business_services.len() > 500 {
+            return Err(ConfigError::invalid(
+                "classification.business_services",
+                "must list 1 to 500 business service codes",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for code in &self.business_services {
+            let well_formed = (1..=64).contains(&code.len())
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !well_formed {
+                return Err(ConfigError::invalid(
+                    "classification.business_services",
+                    format!(
+                        "`{code}` is not a code: 1 to 64 lower case letters, digits and hyphens"
+                    ),
+                ));
+            }
+            if !seen.insert(code) {
+                return Err(ConfigError::invalid(
+                    "classification.business_services",
+                    format!("`{code}` is listed twice"),
+                ));
             }
         }
         if let Some(path) = &self.taxonomy_file {

@@ -8,6 +8,8 @@ use custos_kit::{
     storage::StorageError,
 };
 
+use crate::incident::IncidentState;
+
 /// The ErrorInfo domain of classification's errors.
 pub const DOMAIN: &str = "classification.custos";
 
@@ -33,8 +35,28 @@ pub enum ClassificationError {
     /// Also what a caller gets for an incident it may not see: no hint that it exists.
     #[error("incident not found")]
     IncidentNotFound { field: &'static str },
-    #[error("the incident is closed: reports can no longer be linked to it")]
-    IncidentClosed,
+    #[error(
+        "the incident is closed: it no longer changes, and reports can no longer be linked to it"
+    )]
+    IncidentClosed { field: &'static str },
+    /// The lifecycle does not allow the move asked for.
+    #[error("{}", incident_state_message(*.state, *.wanted))]
+    IncidentState {
+        state: IncidentState,
+        wanted: IncidentState,
+    },
+    #[error(
+        "the incident is at revision {current}, not {expected}: someone changed it since \
+         you read it; read it again (GetIncident), then decide again"
+    )]
+    IncidentChanged { expected: i32, current: i32 },
+    #[error(
+        "this is the incident's responsible officer: assign another officer before \
+         revoking their access"
+    )]
+    OfficerAccess,
+    #[error("only the incident's responsible officer or a security advisor may {0}")]
+    NotIncidentOfficer(&'static str),
     #[error(
         "the report is at revision {current} here, not {expected}: if it was amended \
          since you read it, read it again and assess; if you read a newer revision in \
@@ -79,7 +101,11 @@ impl ServiceError for ClassificationError {
             ClassificationError::ReportNotFound | ClassificationError::IncidentNotFound { .. } => {
                 Code::NotFound
             }
-            ClassificationError::IncidentClosed => Code::FailedPrecondition,
+            ClassificationError::IncidentClosed { .. }
+            | ClassificationError::IncidentState { .. }
+            | ClassificationError::OfficerAccess => Code::FailedPrecondition,
+            ClassificationError::IncidentChanged { .. } => Code::Aborted,
+            ClassificationError::NotIncidentOfficer(_) => Code::PermissionDenied,
             ClassificationError::ReportAmended { .. }
             | ClassificationError::ReportReassessed { .. } => Code::Aborted,
             ClassificationError::Corrupt(_) => Code::Internal,
@@ -94,7 +120,11 @@ impl ServiceError for ClassificationError {
             ClassificationError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ClassificationError::ReportNotFound => "REPORT_NOT_FOUND",
             ClassificationError::IncidentNotFound { .. } => "INCIDENT_NOT_FOUND",
-            ClassificationError::IncidentClosed => "INCIDENT_CLOSED",
+            ClassificationError::IncidentClosed { .. } => "INCIDENT_CLOSED",
+            ClassificationError::IncidentState { .. } => "INCIDENT_STATE",
+            ClassificationError::IncidentChanged { .. } => "INCIDENT_CHANGED",
+            ClassificationError::OfficerAccess => "OFFICER_ACCESS",
+            ClassificationError::NotIncidentOfficer(_) => "NOT_INCIDENT_OFFICER",
             ClassificationError::ReportAmended { .. } => "REPORT_AMENDED",
             ClassificationError::ReportReassessed { .. } => "REPORT_REASSESSED",
             ClassificationError::Corrupt(_) => "INTERNAL",
@@ -115,10 +145,25 @@ impl ServiceError for ClassificationError {
 
     fn preconditions(&self) -> Vec<PreconditionViolation> {
         match self {
-            ClassificationError::IncidentClosed => vec![PreconditionViolation {
+            ClassificationError::IncidentClosed { field } => vec![PreconditionViolation {
                 kind: "STATE".into(),
-                subject: "link_incident.incident_id".into(),
-                description: "the incident is closed: raise a new incident, or link another".into(),
+                subject: (*field).into(),
+                description: if *field == "link_incident.incident_id" {
+                    "the incident is closed: raise a new incident, or link another".into()
+                } else {
+                    "the incident is closed: it no longer changes".into()
+                },
+            }],
+            ClassificationError::IncidentState { state, wanted } => vec![PreconditionViolation {
+                kind: "STATE".into(),
+                subject: "incident_id".into(),
+                description: incident_state_message(*state, *wanted),
+            }],
+            ClassificationError::OfficerAccess => vec![PreconditionViolation {
+                kind: "OFFICER".into(),
+                subject: "subject".into(),
+                description: "the responsible officer keeps access: assign another officer first"
+                    .into(),
             }],
             _ => Vec::new(),
         }
@@ -138,8 +183,40 @@ impl ServiceError for ClassificationError {
             ClassificationError::IncidentNotFound { field } => {
                 [("field".to_owned(), (*field).to_owned())].into()
             }
+            ClassificationError::IncidentChanged { current, .. } => {
+                [("revision".to_owned(), current.to_string())].into()
+            }
+            ClassificationError::IncidentState { state, wanted } => {
+                let mut m: std::collections::HashMap<String, String> = [
+                    ("state".to_owned(), state.name().to_owned()),
+                    ("wanted".to_owned(), wanted.name().to_owned()),
+                ]
+                .into();
+                if let Some(next) = state.next() {
+                    m.insert("allowed".to_owned(), next.name().to_owned());
+                }
+                m
+            }
             _ => Default::default(),
         }
+    }
+}
+
+/// What an illegal move is told: where the incident is, and the one move it allows.
+fn incident_state_message(state: IncidentState, wanted: IncidentState) -> String {
+    match state.next() {
+        Some(next) => format!(
+            "the incident is {}, so it cannot move to {}: the only move allowed is to {} ({})",
+            state.name(),
+            wanted.name(),
+            next.name(),
+            next.verb()
+        ),
+        None => format!(
+            "the incident is {}, so it cannot move to {}: a closed incident does not move",
+            state.name(),
+            wanted.name()
+        ),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod api;
 pub mod assessment;
 pub mod config;
 pub mod error;
+pub mod incident;
 pub mod intake_feed;
 pub mod matrix;
 pub mod report;
@@ -19,7 +20,10 @@ use custos_kit::{
     service::{BuildError, Context, Service},
     storage::Migrations,
 };
-use custos_proto::classification::v1::classification_service_server::ClassificationServiceServer;
+use custos_proto::classification::v1::{
+    classification_service_server::ClassificationServiceServer,
+    incident_service_server::IncidentServiceServer,
+};
 
 use custos_taxonomy::Taxonomy;
 
@@ -75,6 +79,10 @@ impl Service for Classification {
                 settings.series(),
             ),
         ));
+        context.add_service(IncidentServiceServer::new(api::incident::IncidentApi::new(
+            context.db().clone(),
+            &settings.business_services,
+        )));
         context.publish_feed(api::FEED);
         Ok(())
     }

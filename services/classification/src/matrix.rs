@@ -41,6 +41,18 @@ impl Level {
         }
         .into()
     }
+
+    /// Parses a wire value; unspecified and unknown values are errors.
+    pub fn from_wire(n: i32) -> Result<Level, String> {
+        use custos_proto::classification::v1::ImpactLevel;
+        match ImpactLevel::try_from(n) {
+            Ok(ImpactLevel::Low) => Ok(Level::Low),
+            Ok(ImpactLevel::Medium) => Ok(Level::Medium),
+            Ok(ImpactLevel::High) => Ok(Level::High),
+            Ok(ImpactLevel::Unspecified) => Err("is required (LOW, MEDIUM or HIGH)".into()),
+            Err(_) => Err(format!("unknown value {n} (LOW, MEDIUM or HIGH)")),
+        }
+    }
 }
 
 /// Stored as a small integer (levels are part of the schema: never renumber one).

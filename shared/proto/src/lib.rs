@@ -70,4 +70,5 @@ message_limits!(
     common::v1::feed_admin_service_server::FeedAdminServiceServer,
     intake::v1::intake_service_server::IntakeServiceServer,
     classification::v1::classification_service_server::ClassificationServiceServer,
+    classification::v1::incident_service_server::IncidentServiceServer,
 );

@@ -23,8 +23,10 @@ use super::{
 use crate::{
     assessment::{Decision, GivenFigures, Impact, IncidentState},
     error::ClassificationError,
+    incident::Flags,
+    report::Medium,
     report::TriageState,
-    store::{self, AssessmentRow, NewAssessment, NewIncident},
+    store::{self, AssessmentRow, IncidentKey, NewAssessment, NewIncident},
 };
 
 /// The decision of a request, validated.
@@ -40,12 +42,6 @@ enum Decided {
     },
     /// An incident's id, or its reference.
     Link(IncidentKey),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum IncidentKey {
-    Id(Uuid),
-    Reference(String),
 }
 
 /// An assessment request, validated and scored.
@@ -305,6 +301,8 @@ impl ClassificationApi {
                         impact: a.impact.clone(),
                         declared_by: assessed_by.to_owned(),
                         declared_at: at,
+                        personal_data: entry.personal_information,
+                        paper_records: entry.medium == Medium::Paper,
                     },
                     &prefix,
                 )
@@ -318,24 +316,36 @@ impl ClassificationApi {
                         overall_level: a.impact.overall.to_wire(),
                         report_id: a.report_id.to_string(),
                         declared_at: Some(to_timestamp(now)),
+                        flags: Some(
+                            Flags {
+                                personal_data: entry.personal_information,
+                                paper_records: entry.medium == Medium::Paper,
+                                ..Flags::default()
+                            }
+                            .to_wire(),
+                        ),
                     },
                 ));
                 Some((id, reference))
             }
             Decided::Link(key) => {
-                let (id, reference) = match key {
-                    IncidentKey::Id(id) => (Some(*id), ""),
-                    IncidentKey::Reference(r) => (None, r.as_str()),
-                };
-                let found = store::incident_ref(&mut tx, id, reference).await?.ok_or(
+                let found = store::hold_incident(&mut tx, key).await?.ok_or(
                     ClassificationError::IncidentNotFound {
                         field: "link_incident.incident_id",
                     },
                 )?;
                 if found.state == IncidentState::Closed {
-                    return Err(ClassificationError::IncidentClosed);
+                    return Err(ClassificationError::IncidentClosed {
+                        field: "link_incident.incident_id",
+                    });
                 }
-                Some((found.id, found.reference))
+                let (id, reference) = (found.id, found.reference.clone());
+                if let Some(event) =
+                    super::incident::raise_flags(&mut tx, found, &entry, assessed_by, now).await?
+                {
+                    events.push(event);
+                }
+                Some((id, reference))
             }
             Decided::Dismiss { .. } | Decided::Monitor => None,
         };

@@ -3,6 +3,7 @@
 //! converts back.
 
 mod assess;
+pub mod incident;
 mod matrix;
 mod related;
 mod triage;

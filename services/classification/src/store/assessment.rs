@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     assessment::{Decision, Impact, IncidentState},
     matrix::Level,
-    report::{Kind, TriageState},
+    report::{Kind, Medium, TriageState},
 };
 
 /// What assessing needs to know of a queued report.
@@ -19,6 +19,8 @@ use crate::{
 pub struct Assessable {
     pub reference: String,
     pub kind: Kind,
+    pub medium: Medium,
+    pub personal_information: bool,
     pub report_revision: i32,
     pub assessment_sequence: i32,
 }
@@ -29,10 +31,10 @@ pub struct Assessable {
 pub async fn assessable(tx: &mut Tx, report_id: Uuid) -> Result<Option<Assessable>, StorageError> {
     let row = with_conn!(tx, c => {
         let sql = c.pick(
-            "SELECT reference, kind, report_revision, assessment_sequence FROM triage_entries \
-             WHERE report_id = $1 FOR UPDATE",
-            "SELECT reference, kind, report_revision, assessment_sequence FROM triage_entries \
-             WHERE report_id = $1",
+            "SELECT reference, kind, medium, personal_information, report_revision, \
+             assessment_sequence FROM triage_entries WHERE report_id = $1 FOR UPDATE",
+            "SELECT reference, kind, medium, personal_information, report_revision, \
+             assessment_sequence FROM triage_entries WHERE report_id = $1",
         );
         sqlx::query_as::<_, Assessable>(sql).bind(report_id).fetch_optional(&mut *c).await?
     });
@@ -49,6 +51,10 @@ pub struct NewIncident {
     pub impact: Impact,
     pub declared_by: String,
     pub declared_at: DbTime,
+    /// Personal data involved (the report concerns personal information).
+    pub personal_data: bool,
+    /// Paper records involved (the report concerns paper information).
+    pub paper_records: bool,
 }
 
 /// Declares an incident and returns its reference, `<prefix><number>` with the number
@@ -57,8 +63,9 @@ pub struct NewIncident {
 /// (SQLite, one writer).
 pub async fn declare(tx: &mut Tx, i: &NewIncident, prefix: &str) -> Result<String, StorageError> {
     const INSERT: &str = "INSERT INTO incidents (id, number, reference, title, summary, category, \
-         impact, overall_level, state, declared_by, declared_at, updated_at, revision) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)";
+         impact, overall_level, state, declared_by, declared_at, updated_at, revision, \
+         personal_data, paper_records) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, $12, $13)";
     let reference = with_conn!(tx, c => {
         let next = c.pick(
             "SELECT nextval('incident_number_seq')",
@@ -78,36 +85,13 @@ pub async fn declare(tx: &mut Tx, i: &NewIncident, prefix: &str) -> Result<Strin
             .bind(IncidentState::Open)
             .bind(&i.declared_by)
             .bind(i.declared_at)
+            .bind(i.personal_data)
+            .bind(i.paper_records)
             .execute(&mut *c)
             .await?;
         reference
     });
     Ok(reference)
-}
-
-/// What linking needs to know of an incident.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct IncidentRef {
-    pub id: Uuid,
-    pub reference: String,
-    pub state: IncidentState,
-}
-
-/// An incident by id or by reference, held against a concurrent change of its state
-/// until the transaction ends (PostgreSQL `FOR SHARE`).
-pub async fn incident_ref(
-    tx: &mut Tx,
-    id: Option<Uuid>,
-    reference: &str,
-) -> Result<Option<IncidentRef>, StorageError> {
-    let row = with_conn!(tx, c => {
-        let sql = c.pick(
-            "SELECT id, reference, state FROM incidents WHERE id = $1 OR reference = $2 FOR SHARE",
-            "SELECT id, reference, state FROM incidents WHERE id = $1 OR reference = $2",
-        );
-        sqlx::query_as::<_, IncidentRef>(sql).bind(id).bind(reference).fetch_optional(&mut *c).await?
-    });
-    Ok(row)
 }
 
 /// An assessment to record.

@@ -3,12 +3,18 @@
 //! note, section 2).
 
 mod assessment;
+mod incident;
 mod related;
 mod triage;
 
 pub use assessment::{
-    Assessable, AssessmentRow, IncidentRef, NewAssessment, NewIncident, assessable, assessments,
-    declare, incident_ref, incident_report_ids, record,
+    Assessable, AssessmentRow, NewAssessment, NewIncident, assessable, assessments, declare,
+    incident_report_ids, record,
+};
+pub use incident::{
+    AccessPage, AccessRow, ActionRow, IncidentFilter, IncidentKey, IncidentPage,
+    IncidentRow as RegisterRow, access_entry, access_list, actions, append_action, grant,
+    hold_incident, incident, is_listed, list_incidents, revoke, save,
 };
 pub use related::{
     INVENTORY_KEY, IncidentRow, LOCATION_KEY, RelatedBy, RelatedRow, flag_possible_incident,

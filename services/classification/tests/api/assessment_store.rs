@@ -6,7 +6,7 @@ use custos_classification::{
     assessment::{Decision, DimensionImpact, GivenFigures, Impact, IncidentState},
     matrix::Level,
     report::{Kind, Medium, TriageState},
-    store::{self, NewAssessment, NewIncident},
+    store::{self, IncidentKey, NewAssessment, NewIncident},
 };
 use custos_kit::storage::{Db, JsonText};
 use custos_testing::{Backend, on_both_backends};
@@ -46,6 +46,8 @@ async fn declare(db: &Db, title: &str) -> (Uuid, String) {
             impact: impact(Level::High),
             declared_by: "sam".into(),
             declared_at: at(1),
+            personal_data: false,
+            paper_records: false,
         },
         "INC-2026-",
     )
@@ -156,18 +158,18 @@ async fn reports_follow_their_latest_assessment(backend: Backend) {
         (held.assessment_sequence, held.report_revision, held.kind),
         (3, 1, Kind::Event)
     );
-    let by_ref = store::incident_ref(&mut tx, None, &second_ref)
+    let by_ref = store::hold_incident(&mut tx, &IncidentKey::Reference(second_ref.clone()))
         .await
         .unwrap()
         .unwrap();
-    let by_id = store::incident_ref(&mut tx, Some(two), "")
+    let by_id = store::hold_incident(&mut tx, &IncidentKey::Id(two))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(by_ref, by_id);
     assert_eq!((by_id.id, by_id.state), (two, IncidentState::Open));
     assert!(
-        store::incident_ref(&mut tx, None, "INC-2026-000003")
+        store::hold_incident(&mut tx, &IncidentKey::Reference("INC-2026-000003".into()))
             .await
             .unwrap()
             .is_none()

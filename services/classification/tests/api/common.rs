@@ -6,13 +6,17 @@ use std::time::Duration;
 use custos_classification::{Classification, ClassificationSettings, Config};
 use custos_kit::{auth::Role, client::ClientInterceptor, service::App, storage::Db};
 use custos_proto::{
-    classification::v1::{self as pb, classification_service_client::ClassificationServiceClient},
+    classification::v1::{
+        self as pb, classification_service_client::ClassificationServiceClient,
+        incident_service_client::IncidentServiceClient,
+    },
     intake::v1::{self as intake, intake_service_client::IntakeServiceClient},
 };
 use custos_testing::{Backend, Running, TestDatabase};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 pub type Client = ClassificationServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+pub type Incidents = IncidentServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
 /// Where classification looks for intake when a test does not need one: nothing
@@ -79,6 +83,11 @@ impl TestClassification {
     /// A client for `subject` holding `roles`.
     pub fn client(&self, subject: &str, roles: &[Role]) -> Client {
         ClassificationServiceClient::new(custos_testing::authed(self.running.addr, subject, roles))
+    }
+
+    /// A client of the incident register for `subject` holding `roles`.
+    pub fn incidents(&self, subject: &str, roles: &[Role]) -> Incidents {
+        IncidentServiceClient::new(custos_testing::authed(self.running.addr, subject, roles))
     }
 
     /// A client that sends no token.

@@ -1,0 +1,400 @@
+//! The incident register as stored: incidents with their flags and officer, the access
+//! list (need to know, 14.2.2) and the append-only actions log. Changes take the caller's
+//! transaction and hold the incident's row while they decide.
+
+use custos_kit::{
+    storage::{AsConn, Conn, DbTime, JsonText, Select, StorageError, Tx, Value},
+    with_conn,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::{
+    assessment::Impact,
+    incident::{ActionKind, Flags, IncidentState},
+    matrix::Level,
+};
+
+/// An incident named by a caller: its id, or its reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IncidentKey {
+    Id(Uuid),
+    Reference(String),
+}
+
+/// An incident as stored, with the number of reports it holds.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct IncidentRow {
+    pub id: Uuid,
+    pub reference: String,
+    pub title: String,
+    pub summary: String,
+    pub category: String,
+    pub impact: JsonText<Impact>,
+    pub overall_level: Level,
+    pub state: IncidentState,
+    pub officer: Option<String>,
+    pub service_affecting: bool,
+    pub business_services: JsonText<Vec<String>>,
+    pub personal_data: bool,
+    pub paper_records: bool,
+    pub evidence_required: bool,
+    pub expected_recovery_at: Option<DbTime>,
+    pub declared_by: String,
+    pub declared_at: DbTime,
+    pub updated_at: DbTime,
+    pub revision: i32,
+    pub report_count: i64,
+}
+
+impl IncidentRow {
+    pub fn flags(&self) -> Flags {
+        Flags {
+            service_affecting: self.service_affecting,
+            business_services: self.business_services.0.clone(),
+            personal_data: self.personal_data,
+            paper_records: self.paper_records,
+            evidence_required: self.evidence_required,
+        }
+    }
+
+    pub fn set_flags(&mut self, f: Flags) {
+        self.service_affecting = f.service_affecting;
+        self.business_services = JsonText(f.business_services);
+        self.personal_data = f.personal_data;
+        self.paper_records = f.paper_records;
+        self.evidence_required = f.evidence_required;
+    }
+}
+
+const SELECT_INCIDENTS: &str = "SELECT i.id, i.reference, i.title, i.summary, i.category, \
+     i.impact, i.overall_level, i.state, i.officer, i.service_affecting, i.business_services, \
+     i.personal_data, i.paper_records, i.evidence_required, i.expected_recovery_at, \
+     i.declared_by, i.declared_at, i.updated_at, i.revision, \
+     (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count \
+     FROM incidents i";
+
+fn by_key(select: &mut Select, key: &IncidentKey) {
+    match key {
+        IncidentKey::Id(id) => select.and("i.id = ?", [(*id).into()]),
+        IncidentKey::Reference(r) => select.and("i.reference = ?", [r.as_str().into()]),
+    }
+}
+
+/// An incident by id or reference.
+pub async fn incident(
+    conn: impl AsConn,
+    key: &IncidentKey,
+) -> Result<Option<IncidentRow>, StorageError> {
+    let mut select = Select::new(SELECT_INCIDENTS);
+    by_key(&mut select, key);
+    Ok(select.fetch_all(conn).await?.pop())
+}
+
+/// An incident by id or reference, held until the transaction ends (PostgreSQL: its row
+/// is locked; SQLite: the transaction is the only writer), so that what a change decides
+/// from it still holds when it is written.
+pub async fn hold_incident(
+    tx: &mut Tx,
+    key: &IncidentKey,
+) -> Result<Option<IncidentRow>, StorageError> {
+    let mut select = Select::new(SELECT_INCIDENTS);
+    by_key(&mut select, key);
+    if matches!(tx.conn(), Conn::Postgres(_)) {
+        select.then("FOR UPDATE OF i");
+    }
+    Ok(select.fetch_all(&mut *tx).await?.pop())
+}
+
+/// Writes an incident's changeable fields as `row` has them, at the next revision, if it
+/// is still at `row.revision`. `Ok(false)`: it was not, and nothing was written.
+pub async fn save(tx: &mut Tx, row: &IncidentRow) -> Result<bool, StorageError> {
+    const SQL: &str = "UPDATE incidents SET title = $3, summary = $4, state = $5, officer = $6, \
+         service_affecting = $7, business_services = $8, personal_data = $9, \
+         paper_records = $10, evidence_required = $11, expected_recovery_at = $12, \
+         updated_at = $13, revision = revision + 1 WHERE id = $1 AND revision = $2";
+    let saved = with_conn!(tx, c => {
+        sqlx::query(SQL)
+            .bind(row.id)
+            .bind(row.revision)
+            .bind(&row.title)
+            .bind(&row.summary)
+            .bind(row.state)
+            .bind(&row.officer)
+            .bind(row.service_affecting)
+            .bind(&row.business_services)
+            .bind(row.personal_data)
+            .bind(row.paper_records)
+            .bind(row.evidence_required)
+            .bind(row.expected_recovery_at)
+            .bind(row.updated_at)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+            == 1
+    });
+    Ok(saved)
+}
+
+/// Whether `subject` is on the incident's access list.
+pub async fn is_listed(
+    mut conn: impl AsConn,
+    incident_id: Uuid,
+    subject: &str,
+) -> Result<bool, StorageError> {
+    const SQL: &str = "SELECT 1 FROM incident_access WHERE incident_id = $1 AND subject = $2";
+    let found: Option<i32> = with_conn!(&mut conn, c => {
+        sqlx::query_scalar(SQL).bind(incident_id).bind(subject).fetch_optional(&mut *c).await?
+    });
+    Ok(found.is_some())
+}
+
+/// One person on an access list.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct AccessRow {
+    pub subject: String,
+    pub granted_by: String,
+    pub granted_at: DbTime,
+}
+
+/// Puts `subject` on the access list. `Ok(Some(sequence))`: they were added, and this is
+/// the incident's access sequence now; `Ok(None)`: they were on it already.
+pub async fn grant(
+    tx: &mut Tx,
+    incident_id: Uuid,
+    access: &AccessRow,
+) -> Result<Option<i32>, StorageError> {
+    const INSERT: &str = "INSERT INTO incident_access (incident_id, subject, granted_by, \
+         granted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (incident_id, subject) DO NOTHING";
+    let added = with_conn!(tx, c => {
+        sqlx::query(INSERT)
+            .bind(incident_id)
+            .bind(&access.subject)
+            .bind(&access.granted_by)
+            .bind(access.granted_at)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+            == 1
+    });
+    if !added {
+        return Ok(None);
+    }
+    Ok(Some(next_access_sequence(tx, incident_id).await?))
+}
+
+/// Takes `subject` off the access list. `Ok(Some(sequence))`: they were on it.
+pub async fn revoke(
+    tx: &mut Tx,
+    incident_id: Uuid,
+    subject: &str,
+) -> Result<Option<i32>, StorageError> {
+    const DELETE: &str = "DELETE FROM incident_access WHERE incident_id = $1 AND subject = $2";
+    let removed = with_conn!(tx, c => {
+        sqlx::query(DELETE).bind(incident_id).bind(subject).execute(&mut *c).await?.rows_affected()
+            == 1
+    });
+    if !removed {
+        return Ok(None);
+    }
+    Ok(Some(next_access_sequence(tx, incident_id).await?))
+}
+
+async fn next_access_sequence(tx: &mut Tx, incident_id: Uuid) -> Result<i32, StorageError> {
+    const SQL: &str = "UPDATE incidents SET access_sequence = access_sequence + 1 WHERE id = $1 \
+         RETURNING access_sequence";
+    Ok(with_conn!(tx, c => {
+        sqlx::query_scalar(SQL).bind(incident_id).fetch_one(&mut *c).await?
+    }))
+}
+
+/// One person's entry on an access list.
+pub async fn access_entry(
+    mut conn: impl AsConn,
+    incident_id: Uuid,
+    subject: &str,
+) -> Result<Option<AccessRow>, StorageError> {
+    const SQL: &str = "SELECT subject, granted_by, granted_at FROM incident_access \
+         WHERE incident_id = $1 AND subject = $2";
+    Ok(with_conn!(&mut conn, c => {
+        sqlx::query_as(SQL).bind(incident_id).bind(subject).fetch_optional(&mut *c).await?
+    }))
+}
+
+/// Keyset position in an access list: entries strictly after this, in the order access
+/// was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessPage {
+    pub granted_at: DbTime,
+    pub subject: String,
+}
+
+/// A page of the access list, in the order access was given.
+pub async fn access_list(
+    conn: impl AsConn,
+    incident_id: Uuid,
+    after: Option<AccessPage>,
+    limit: i64,
+) -> Result<Vec<AccessRow>, StorageError> {
+    let mut select = Select::new("SELECT subject, granted_by, granted_at FROM incident_access");
+    select.and("incident_id = ?", [incident_id.into()]);
+    if let Some(p) = after {
+        select.and(
+            "(granted_at, subject) > (?, ?)",
+            [p.granted_at.into(), p.subject.into()],
+        );
+    }
+    select.then("ORDER BY granted_at, subject");
+    select.limit(limit);
+    select.fetch_all(conn).await
+}
+
+/// An entry of the actions log.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct ActionRow {
+    pub id: Uuid,
+    pub sequence: i32,
+    pub kind: ActionKind,
+    pub detail: String,
+    pub subject: Option<String>,
+    pub actor: String,
+    pub recorded_at: DbTime,
+}
+
+/// Appends an entry to the incident's actions log, at the incident's next sequence.
+pub async fn append_action(
+    tx: &mut Tx,
+    incident_id: Uuid,
+    kind: ActionKind,
+    detail: &str,
+    subject: Option<&str>,
+    actor: &str,
+    at: DbTime,
+) -> Result<ActionRow, StorageError> {
+    const NEXT: &str = "UPDATE incidents SET action_sequence = action_sequence + 1 WHERE id = $1 \
+         RETURNING action_sequence";
+    const INSERT: &str = "INSERT INTO incident_actions (id, incident_id, sequence, kind, detail, \
+         subject, actor, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let row = ActionRow {
+        id: Uuid::now_v7(),
+        sequence: 0,
+        kind,
+        detail: detail.to_owned(),
+        subject: subject.map(str::to_owned),
+        actor: actor.to_owned(),
+        recorded_at: at,
+    };
+    let sequence: i32 = with_conn!(tx, c => {
+        let sequence: i32 = sqlx::query_scalar(NEXT).bind(incident_id).fetch_one(&mut *c).await?;
+        sqlx::query(INSERT)
+            .bind(row.id)
+            .bind(incident_id)
+            .bind(sequence)
+            .bind(row.kind)
+            .bind(&row.detail)
+            .bind(&row.subject)
+            .bind(&row.actor)
+            .bind(row.recorded_at)
+            .execute(&mut *c)
+            .await?;
+        sequence
+    });
+    Ok(ActionRow { sequence, ..row })
+}
+
+/// A page of the actions log, oldest first: entries after sequence `after`, of any of
+/// `kinds` (none: all).
+pub async fn actions(
+    conn: impl AsConn,
+    incident_id: Uuid,
+    kinds: &[ActionKind],
+    after: Option<i32>,
+    limit: i64,
+) -> Result<Vec<ActionRow>, StorageError> {
+    let mut select = Select::new(
+        "SELECT id, sequence, kind, detail, subject, actor, recorded_at FROM incident_actions",
+    );
+    select.and("incident_id = ?", [incident_id.into()]);
+    select.and_in("kind", kinds.iter().map(|k| Value::of(*k)));
+    if let Some(sequence) = after {
+        select.and("sequence > ?", [sequence.into()]);
+    }
+    select.then("ORDER BY sequence");
+    select.limit(limit);
+    select.fetch_all(conn).await
+}
+
+/// ListIncidents' filter, parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentFilter {
+    pub states: Vec<IncidentState>,
+    pub levels: Vec<Level>,
+    pub categories: Vec<String>,
+    pub service_affecting: Option<bool>,
+    pub personal_data: Option<bool>,
+    pub officer: Option<String>,
+    pub declared_after: Option<DbTime>,
+    pub declared_before: Option<DbTime>,
+}
+
+/// Keyset position: incidents strictly after this, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentPage {
+    pub declared_at: DbTime,
+    pub id: Uuid,
+}
+
+/// A page of the register, newest first, built from the filters given. `viewer`: only
+/// the incidents whose access list holds this subject (anyone but advisors and services).
+pub async fn list_incidents(
+    conn: impl AsConn,
+    filter: &IncidentFilter,
+    viewer: Option<&str>,
+    after: Option<IncidentPage>,
+    limit: i64,
+) -> Result<Vec<IncidentRow>, StorageError> {
+    let mut select = Select::new(SELECT_INCIDENTS);
+    if let Some(subject) = viewer {
+        select.and(
+            "i.id IN (SELECT a.incident_id FROM incident_access a WHERE a.subject = ?)",
+            [subject.into()],
+        );
+    }
+    select.and_in("i.state", filter.states.iter().map(|s| Value::of(*s)));
+    select.and_in(
+        "i.overall_level",
+        filter.levels.iter().map(|l| Value::of(*l)),
+    );
+    select.and_in(
+        "i.category",
+        filter.categories.iter().map(|c| Value::from(c.as_str())),
+    );
+    // Constants, not parameters: the partial indexes are for `true`.
+    match filter.service_affecting {
+        Some(true) => select.and("i.service_affecting", []),
+        Some(false) => select.and("NOT i.service_affecting", []),
+        None => {}
+    }
+    match filter.personal_data {
+        Some(true) => select.and("i.personal_data", []),
+        Some(false) => select.and("NOT i.personal_data", []),
+        None => {}
+    }
+    select.and_eq("i.officer", filter.officer.as_deref());
+    if let Some(at) = filter.declared_after {
+        select.and("i.declared_at >= ?", [at.into()]);
+    }
+    if let Some(at) = filter.declared_before {
+        select.and("i.declared_at < ?", [at.into()]);
+    }
+    if let Some(p) = after {
+        select.and(
+            "(i.declared_at, i.id) < (?, ?)",
+            [p.declared_at.into(), p.id.into()],
+        );
+    }
+    select.then("ORDER BY i.declared_at DESC, i.id DESC");
+    select.limit(limit);
+    select.fetch_all(conn).await
+}
