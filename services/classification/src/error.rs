@@ -57,6 +57,8 @@ pub enum ClassificationError {
     OfficerAccess,
     #[error("only the incident's responsible officer or a security advisor may {0}")]
     NotIncidentOfficer(&'static str),
+    #[error("only a security advisor may {0}")]
+    AdvisorRequired(&'static str),
     #[error(
         "the report is at revision {current} here, not {expected}: if it was amended \
          since you read it, read it again and assess; if you read a newer revision in \
@@ -105,7 +107,8 @@ impl ServiceError for ClassificationError {
             | ClassificationError::IncidentState { .. }
             | ClassificationError::OfficerAccess => Code::FailedPrecondition,
             ClassificationError::IncidentChanged { .. } => Code::Aborted,
-            ClassificationError::NotIncidentOfficer(_) => Code::PermissionDenied,
+            ClassificationError::NotIncidentOfficer(_)
+            | ClassificationError::AdvisorRequired(_) => Code::PermissionDenied,
             ClassificationError::ReportAmended { .. }
             | ClassificationError::ReportReassessed { .. } => Code::Aborted,
             ClassificationError::Corrupt(_) => Code::Internal,
@@ -125,6 +128,7 @@ impl ServiceError for ClassificationError {
             ClassificationError::IncidentChanged { .. } => "INCIDENT_CHANGED",
             ClassificationError::OfficerAccess => "OFFICER_ACCESS",
             ClassificationError::NotIncidentOfficer(_) => "NOT_INCIDENT_OFFICER",
+            ClassificationError::AdvisorRequired(_) => "ADVISOR_REQUIRED",
             ClassificationError::ReportAmended { .. } => "REPORT_AMENDED",
             ClassificationError::ReportReassessed { .. } => "REPORT_REASSESSED",
             ClassificationError::Corrupt(_) => "INTERNAL",

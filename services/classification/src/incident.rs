@@ -57,6 +57,7 @@ custos_kit::wire_enum!(
     OfficerAssigned = 9 => OfficerAssigned,
     AccessGranted = 10 => AccessGranted,
     AccessRevoked = 11 => AccessRevoked,
+    ReportLinked = 12 => ReportLinked,
 });
 
 impl ActionKind {

@@ -23,7 +23,7 @@ use super::{
 use crate::{
     assessment::{Decision, GivenFigures, Impact, IncidentState},
     error::ClassificationError,
-    incident::Flags,
+    incident::{ActionKind, Flags},
     report::Medium,
     report::TriageState,
     store::{self, AssessmentRow, IncidentKey, NewAssessment, NewIncident},
@@ -307,6 +307,16 @@ impl ClassificationApi {
                     &prefix,
                 )
                 .await?;
+                store::append_action(
+                    &mut tx,
+                    id,
+                    ActionKind::ReportLinked,
+                    &format!("declared from report {}", entry.reference),
+                    None,
+                    assessed_by,
+                    at,
+                )
+                .await?;
                 events.push(NewEvent::new(
                     id,
                     reference.clone(),
@@ -341,7 +351,7 @@ impl ClassificationApi {
                 }
                 let (id, reference) = (found.id, found.reference.clone());
                 if let Some(event) =
-                    super::incident::raise_flags(&mut tx, found, &entry, assessed_by, now).await?
+                    super::incident::link_report(&mut tx, found, &entry, assessed_by, now).await?
                 {
                     events.push(event);
                 }

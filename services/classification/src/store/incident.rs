@@ -68,12 +68,36 @@ impl IncidentRow {
     }
 }
 
-const SELECT_INCIDENTS: &str = "SELECT i.id, i.reference, i.title, i.summary, i.category, \
-     i.impact, i.overall_level, i.state, i.officer, i.service_affecting, i.business_services, \
-     i.personal_data, i.paper_records, i.evidence_required, i.expected_recovery_at, \
-     i.declared_by, i.declared_at, i.updated_at, i.revision, \
-     (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count \
-     FROM incidents i";
+/// The columns of an incident row (a macro, so that statements can be put together from
+/// it at compile time).
+macro_rules! incident_columns {
+    () => {
+        "i.id, i.reference, i.title, i.summary, i.category, i.impact, i.overall_level, \
+         i.state, i.officer, i.service_affecting, i.business_services, i.personal_data, \
+         i.paper_records, i.evidence_required, i.expected_recovery_at, i.declared_by, \
+         i.declared_at, i.updated_at, i.revision, \
+         (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count"
+    };
+}
+
+const SELECT_INCIDENTS: &str = concat!("SELECT ", incident_columns!(), " FROM incidents i");
+
+/// An incident and whether `$1` (a subject) is on its access list, in one statement:
+/// deciding who may see it costs the same whether it exists or not.
+const SELECT_SEEN: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    ", EXISTS (SELECT 1 FROM incident_access a WHERE a.incident_id = i.id \
+     AND a.subject = $1) AS listed FROM incidents i"
+);
+
+/// An incident as a caller asks for it: the row, and whether they are on its list.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct SeenRow {
+    #[sqlx(flatten)]
+    pub row: IncidentRow,
+    pub listed: bool,
+}
 
 fn by_key(select: &mut Select, key: &IncidentKey) {
     match key {
@@ -82,19 +106,34 @@ fn by_key(select: &mut Select, key: &IncidentKey) {
     }
 }
 
-/// An incident by id or reference.
-pub async fn incident(
+/// An incident by id or reference, and whether `subject` is on its access list.
+pub async fn incident_for(
     conn: impl AsConn,
     key: &IncidentKey,
-) -> Result<Option<IncidentRow>, StorageError> {
-    let mut select = Select::new(SELECT_INCIDENTS);
+    subject: &str,
+) -> Result<Option<SeenRow>, StorageError> {
+    let mut select = Select::with_values(SELECT_SEEN, [subject.into()]);
     by_key(&mut select, key);
     Ok(select.fetch_all(conn).await?.pop())
 }
 
-/// An incident by id or reference, held until the transaction ends (PostgreSQL: its row
-/// is locked; SQLite: the transaction is the only writer), so that what a change decides
+/// As [`incident_for`], and held until the transaction ends (PostgreSQL: its row is
+/// locked; SQLite: the transaction is the only writer), so that what a change decides
 /// from it still holds when it is written.
+pub async fn hold_incident_for(
+    tx: &mut Tx,
+    key: &IncidentKey,
+    subject: &str,
+) -> Result<Option<SeenRow>, StorageError> {
+    let mut select = Select::with_values(SELECT_SEEN, [subject.into()]);
+    by_key(&mut select, key);
+    if matches!(tx.conn(), Conn::Postgres(_)) {
+        select.then("FOR UPDATE OF i");
+    }
+    Ok(select.fetch_all(&mut *tx).await?.pop())
+}
+
+/// An incident by id or reference, held (as [`hold_incident_for`]).
 pub async fn hold_incident(
     tx: &mut Tx,
     key: &IncidentKey,

@@ -13,8 +13,8 @@ pub use assessment::{
 };
 pub use incident::{
     AccessPage, AccessRow, ActionRow, IncidentFilter, IncidentKey, IncidentPage,
-    IncidentRow as RegisterRow, access_entry, access_list, actions, append_action, grant,
-    hold_incident, incident, is_listed, list_incidents, revoke, save,
+    IncidentRow as RegisterRow, SeenRow, access_entry, access_list, actions, append_action, grant,
+    hold_incident, hold_incident_for, incident_for, is_listed, list_incidents, revoke, save,
 };
 pub use related::{
     INVENTORY_KEY, IncidentRow, LOCATION_KEY, RelatedBy, RelatedRow, flag_possible_incident,

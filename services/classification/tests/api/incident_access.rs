@@ -49,6 +49,7 @@ async fn grant(
             incident_id: id.into(),
             subject: subject.into(),
             reason: "on the response team".into(),
+            idempotency_key: key(),
         })
         .await?
         .into_inner()
@@ -67,6 +68,7 @@ async fn revoke(
             incident_id: id.into(),
             subject: subject.into(),
             reason: "left the team".into(),
+            idempotency_key: key(),
         })
         .await?
         .into_inner()

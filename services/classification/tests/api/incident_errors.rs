@@ -172,10 +172,11 @@ async fn bad_requests_name_their_fields() {
             incident_id: incident.id.clone(),
             subject: String::new(),
             reason: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap_err();
-    assert_eq!(fields(&err), ["subject", "reason"]);
+    assert_eq!(fields(&err), ["subject", "reason", "idempotency_key"]);
 
     let err = sam
         .list_incident_actions(pb::ListIncidentActionsRequest {

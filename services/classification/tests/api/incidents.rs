@@ -246,8 +246,11 @@ async fn the_lifecycle_runs_one_way_and_is_logged(backend: Backend) {
         .unwrap_err();
     assert_eq!(reason(&err), "INCIDENT_STATE");
 
-    // Every move logged once, in order, with its note.
-    let entries = log(&c, &incident.id).await;
+    // Every move logged once, in order, with its note, after the declaration.
+    let mut entries = log(&c, &incident.id).await;
+    let declared = entries.remove(0);
+    assert_eq!(declared.kind, pb::IncidentActionKind::ReportLinked as i32);
+    assert_eq!(declared.detail, "declared from report SIR-2026-000001");
     let details: Vec<&str> = entries.iter().map(|a| a.detail.as_str()).collect();
     assert_eq!(
         details,
@@ -265,7 +268,7 @@ async fn the_lifecycle_runs_one_way_and_is_logged(backend: Backend) {
     );
     assert_eq!(
         entries.iter().map(|a| a.sequence).collect::<Vec<_>>(),
-        [1, 2, 3, 4]
+        [2, 3, 4, 5]
     );
 
     // Each move's event once, with the revision it made.
@@ -302,8 +305,8 @@ async fn the_actions_log_is_append_only(backend: Backend) {
         .into_inner()
         .action
         .unwrap();
-    assert_eq!((added.sequence, added.actor.as_str()), (1, "sam"));
-    assert_eq!(log(&c, &incident.id).await, [added]);
+    assert_eq!((added.sequence, added.actor.as_str()), (2, "sam"));
+    assert_eq!(log(&c, &incident.id).await[1..], [added]);
     // Not even the service's own connection may change or remove an entry.
     for sql in [
         "UPDATE incident_actions SET detail = 'nothing happened'",
@@ -315,7 +318,7 @@ async fn the_actions_log_is_append_only(backend: Backend) {
         });
         assert!(refused, "{sql} was allowed");
     }
-    assert_eq!(log(&c, &incident.id).await.len(), 1);
+    assert_eq!(log(&c, &incident.id).await.len(), 2);
 }
 
 async fn updates_change_what_the_mask_names(backend: Backend) {
@@ -434,6 +437,7 @@ async fn updates_change_what_the_mask_names(backend: Backend) {
     let logged: Vec<String> = log(&c, &incident.id)
         .await
         .into_iter()
+        .skip(1)
         .map(|a| a.detail)
         .collect();
     assert_eq!(
@@ -491,6 +495,10 @@ async fn a_linked_report_raises_the_flags_it_brings(backend: Backend) {
     let changed = events::<pb::IncidentFlagsChanged>(&c.db, &incident.id).await;
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].flags, linked.flags);
+    assert_eq!(
+        log(&c, &incident.id).await.last().unwrap().detail,
+        "report SIR-2026-000002 linked; it raised flags.personal_data, flags.paper_records"
+    );
     // A report that raises an incident brings its flags from the start.
     let raised = raise_from(
         &c,

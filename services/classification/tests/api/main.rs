@@ -6,6 +6,7 @@ mod assess;
 mod assess_errors;
 mod assessment_store;
 mod incident_access;
+mod incident_changes;
 mod incident_errors;
 mod incident_store;
 mod incidents;

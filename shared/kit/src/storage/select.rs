@@ -67,6 +67,17 @@ impl Select {
         }
     }
 
+    /// A base that binds values of its own: `$1`…`$n` in `base` are `values`, in order
+    /// (e.g. the caller's subject in a column of the select list); the conditions added
+    /// later number on from there.
+    pub fn with_values(base: &'static str, values: impl IntoIterator<Item = Value>) -> Self {
+        Self {
+            sql: base.to_owned(),
+            values: values.into_iter().collect(),
+            conditions: 0,
+        }
+    }
+
     /// Binds a value and returns its placeholder (`$n`).
     fn bind(&mut self, value: Value) -> String {
         self.values.push(value);
@@ -267,6 +278,21 @@ mod tests {
              AND (submitted_at, id) < ($4, $5) ORDER BY submitted_at DESC, id DESC LIMIT $6"
         );
         assert_eq!(s.values().len(), 6);
+    }
+
+    #[test]
+    fn a_base_with_values_numbers_the_conditions_on() {
+        let mut s = Select::with_values(
+            "SELECT id, EXISTS (SELECT 1 FROM acl WHERE subject = $1) AS listed FROM t",
+            [Value::from("olga")],
+        );
+        s.and_eq("id", Some(7_i64));
+        assert_eq!(
+            s.sql(),
+            "SELECT id, EXISTS (SELECT 1 FROM acl WHERE subject = $1) AS listed FROM t \
+             WHERE id = $2"
+        );
+        assert_eq!(s.values(), [Value::from("olga"), Value::I64(7)]);
     }
 
     #[test]

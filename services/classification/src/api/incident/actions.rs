@@ -61,7 +61,7 @@ impl IncidentApi {
         v.finish().map_err(ClassificationError::from)?;
         let (incident_key, kind) = (incident_key.expect("checked"), kind.expect("checked"));
         let key = Key::new(&caller.subject, "AddIncidentAction", &req.idempotency_key);
-        let fingerprint = idempotency::fingerprint(&(&incident_key, kind.name(), &detail));
+        let fingerprint = idempotency::fingerprint(&(kind.name(), &detail));
         let c = match self
             .open_change(&caller, &incident_key, Needs::Act, &key, &fingerprint)
             .await?
@@ -79,6 +79,7 @@ impl IncidentApi {
             mut tx,
             pending,
             row,
+            ..
         } = *c;
         let at = custos_kit::storage::DbTime::now();
         let action =
@@ -118,7 +119,7 @@ impl IncidentApi {
         let key = parse_key(&mut v, "incident_id", &req.incident_id);
         let mut kinds = Vec::new();
         if req.kinds.len() > ActionKind::ALL.len() {
-            v.add("kinds", "at most 11 kinds");
+            v.add("kinds", format!("at most {} kinds", ActionKind::ALL.len()));
         }
         for (i, k) in req.kinds.iter().enumerate() {
             if let Some(k) = v.check(&format!("kinds[{i}]"), ActionKind::from_wire(*k))
@@ -130,7 +131,11 @@ impl IncidentApi {
         kinds.sort_by_key(|k| k.to_wire());
         let limit = page::size(&mut v, "page_size", req.page_size);
         v.finish().map_err(ClassificationError::from)?;
-        let row = self.visible(&caller, &key.expect("checked")).await?;
+        // The check and the read on one connection, one after the other.
+        let mut conn = self.db.read().await.map_err(ClassificationError::from)?;
+        let row = self
+            .visible(&mut conn, &caller, &key.expect("checked"))
+            .await?;
         let scope = format!("ListIncidentActions {} {kinds:?}", row.id);
         let tokens = self.db.page_tokens();
         let mut v = Violations::new();
@@ -141,8 +146,7 @@ impl IncidentApi {
             )
             .flatten();
         v.finish().map_err(ClassificationError::from)?;
-        let conn = self.db.read().await.map_err(ClassificationError::from)?;
-        let mut rows = store::actions(conn, row.id, &kinds, after, limit + 1)
+        let mut rows = store::actions(&mut conn, row.id, &kinds, after, limit + 1)
             .await
             .map_err(ClassificationError::from)?;
         let next_page_token = page::cut(&mut rows, limit, |r| {

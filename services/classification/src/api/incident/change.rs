@@ -146,6 +146,7 @@ impl IncidentApi {
             mut tx,
             pending,
             row,
+            ..
         } = *changing;
         tx.append_events(&effects.events).await?;
         if row.personal_data || involved_personal_data {
@@ -167,7 +168,7 @@ impl IncidentApi {
         to: IncidentState,
     ) -> Result<pb::Incident, ClassificationError> {
         let key = Key::new(&caller.subject, to.verb(), &m.idempotency_key);
-        let fingerprint = idempotency::fingerprint(&(&m.key, m.revision, &m.note, to.name()));
+        let fingerprint = idempotency::fingerprint(&(m.revision, &m.note, to.name()));
         let needs = Needs::Change("move the incident along its lifecycle");
         let mut c = match self
             .open_change(caller, &m.key, needs, &key, &fingerprint)
@@ -176,6 +177,7 @@ impl IncidentApi {
             Opened::Replay(bytes) => return replayed(bytes),
             Opened::New(c) => c,
         };
+        not_closed(&c.row)?;
         at_revision(&c.row, m.revision)?;
         let from = c.row.state;
         if from.next() != Some(to) {
@@ -231,7 +233,7 @@ impl IncidentApi {
             "AssignIncidentOfficer",
             &req.idempotency_key,
         );
-        let fingerprint = idempotency::fingerprint(&(&incident_key, req.revision, &officer, &note));
+        let fingerprint = idempotency::fingerprint(&(req.revision, &officer, &note));
         let needs = Needs::Change("assign its responsible officer");
         let mut c = match self
             .open_change(caller, &incident_key, needs, &key, &fingerprint)

@@ -8,7 +8,7 @@ mod change;
 mod read;
 mod update;
 
-pub(crate) use update::raise_flags;
+pub(crate) use update::link_report;
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::{
     error::ClassificationError,
     incident::{IncidentState, Standing},
-    store::{self, IncidentKey, RegisterRow},
+    store::{self, IncidentKey, RegisterRow, SeenRow},
 };
 
 #[derive(Debug, Clone)]
@@ -112,34 +112,39 @@ struct Changing {
     tx: Tx,
     pending: Pending,
     row: RegisterRow,
+    standing: Standing,
 }
 
 /// What opening a change found.
 enum Opened {
     New(Box<Changing>),
-    /// The key was used for this very request: its response, encoded.
+    /// The key was used for this very request: its response, encoded (its read already
+    /// audited).
     Replay(Vec<u8>),
 }
 
-impl IncidentApi {
-    /// The caller's standing to an incident, from what is stored.
-    async fn standing(
-        &self,
-        conn: impl custos_kit::storage::AsConn,
-        caller: &Principal,
-        row: &RegisterRow,
-    ) -> Result<Standing, ClassificationError> {
-        let quick = Standing::of(caller, row.officer.as_deref(), false);
-        if quick != Standing::Stranger {
-            return Ok(quick);
-        }
-        let listed = store::is_listed(conn, row.id, &caller.subject).await?;
-        Ok(Standing::of(caller, row.officer.as_deref(), listed))
+/// NOT_FOUND, for an incident that does not exist and one the caller may not see alike.
+fn not_found() -> ClassificationError {
+    ClassificationError::IncidentNotFound {
+        field: "incident_id",
     }
+}
 
+/// The caller's standing to an incident they asked for; a stranger is told it does not
+/// exist.
+fn standing(caller: &Principal, seen: &SeenRow) -> Result<Standing, ClassificationError> {
+    let standing = Standing::of(caller, seen.row.officer.as_deref(), seen.listed);
+    if !standing.sees() {
+        return Err(not_found());
+    }
+    Ok(standing)
+}
+
+impl IncidentApi {
     /// Begins a transaction that holds the incident, and checks the caller's standing
-    /// to it: a stranger is told it does not exist; someone who may see it but not do
-    /// what `needs` asks is refused.
+    /// to it: a stranger is told it does not exist (before the row is locked, so that
+    /// they neither wait behind a change nor delay one); someone who may see it but not
+    /// do what `needs` asks is refused.
     async fn hold(
         &self,
         caller: &Principal,
@@ -147,17 +152,15 @@ impl IncidentApi {
         needs: Needs,
     ) -> Result<(Tx, RegisterRow, Standing), ClassificationError> {
         let mut tx = self.db.begin().await?;
-        let row = store::hold_incident(&mut tx, key).await?.ok_or(
-            ClassificationError::IncidentNotFound {
-                field: "incident_id",
-            },
-        )?;
-        let standing = self.standing(&mut tx, caller, &row).await?;
-        if !standing.sees() {
-            return Err(ClassificationError::IncidentNotFound {
-                field: "incident_id",
-            });
-        }
+        let seen = store::incident_for(&mut tx, key, &caller.subject)
+            .await?
+            .ok_or_else(not_found)?;
+        standing(caller, &seen)?;
+        // Again, held: the list or the officer may have changed in between.
+        let seen = store::hold_incident_for(&mut tx, key, &caller.subject)
+            .await?
+            .ok_or_else(not_found)?;
+        let standing = standing(caller, &seen)?;
         match needs {
             Needs::Change(what) if !standing.changes() => {
                 return Err(ClassificationError::NotIncidentOfficer(what));
@@ -169,27 +172,46 @@ impl IncidentApi {
             }
             _ => {}
         }
-        Ok((tx, row, standing))
+        Ok((tx, seen.row, standing))
     }
 
     /// Opens a keyed change: holds the incident (as [`Self::hold`]), then claims the
-    /// idempotency key. A replay is answered before the incident's state or revision is
-    /// checked (they have moved on since the first call).
+    /// idempotency key with a fingerprint of the incident's id and `request` (the rest of
+    /// the request, validated), so that naming it by id or by reference is one request.
+    /// A replay is answered before the incident's state or revision is checked (they have
+    /// moved on since the first call); answering it is a read, audited as one.
     async fn open_change(
         &self,
         caller: &Principal,
         key: &IncidentKey,
         needs: Needs,
         idempotency_key: &Key,
-        fingerprint: &[u8],
+        request: &[u8],
     ) -> Result<Opened, ClassificationError> {
-        let (mut tx, row, _) = self.hold(caller, key, needs).await?;
-        Ok(
-            match idempotency::claim(&mut tx, idempotency_key, fingerprint).await? {
-                Claim::Replay(bytes) => Opened::Replay(bytes),
-                Claim::New(pending) => Opened::New(Box::new(Changing { tx, pending, row })),
-            },
-        )
+        let (mut tx, row, standing) = self.hold(caller, key, needs).await?;
+        let fingerprint = idempotency::fingerprint(&(row.id, request));
+        match idempotency::claim(&mut tx, idempotency_key, &fingerprint).await? {
+            Claim::Replay(bytes) => {
+                if row.personal_data {
+                    custos_kit::audit::record(
+                        &mut tx,
+                        caller,
+                        "incident.read",
+                        "incident",
+                        &[row.id.to_string()],
+                    )
+                    .await?;
+                    tx.commit().await?;
+                }
+                Ok(Opened::Replay(bytes))
+            }
+            Claim::New(pending) => Ok(Opened::New(Box::new(Changing {
+                tx,
+                pending,
+                row,
+                standing,
+            }))),
+        }
     }
 }
 

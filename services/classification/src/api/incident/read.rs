@@ -37,24 +37,19 @@ impl IncidentApi {
         Ok(())
     }
 
-    /// An incident the caller may see, read outside a transaction; INCIDENT_NOT_FOUND
-    /// for one that does not exist and for one they may not see alike.
+    /// An incident the caller may see, read on `conn`; INCIDENT_NOT_FOUND for one that
+    /// does not exist and for one they may not see alike.
     pub(super) async fn visible(
         &self,
+        conn: impl custos_kit::storage::AsConn,
         caller: &Principal,
         key: &store::IncidentKey,
     ) -> Result<RegisterRow, ClassificationError> {
-        let mut conn = self.db.read().await?;
-        let not_found = || ClassificationError::IncidentNotFound {
-            field: "incident_id",
-        };
-        let row = store::incident(&mut conn, key)
+        let seen = store::incident_for(conn, key, &caller.subject)
             .await?
-            .ok_or_else(not_found)?;
-        if !self.standing(&mut conn, caller, &row).await?.sees() {
-            return Err(not_found());
-        }
-        Ok(row)
+            .ok_or_else(super::not_found)?;
+        super::standing(caller, &seen)?;
+        Ok(seen.row)
     }
 
     /// Any authenticated caller who may see the incident.
@@ -68,7 +63,11 @@ impl IncidentApi {
         let mut v = Violations::new();
         let key = parse_key(&mut v, "incident_id", &req.incident_id);
         v.finish().map_err(ClassificationError::from)?;
-        let row = self.visible(&caller, &key.expect("checked")).await?;
+        let mut conn = self.db.read().await.map_err(ClassificationError::from)?;
+        let row = self
+            .visible(&mut conn, &caller, &key.expect("checked"))
+            .await?;
+        drop(conn);
         tracing::Span::current().record("incident_id", tracing::field::display(row.id));
         self.audit_reads(&caller, "incident.read", &[&row]).await?;
         Ok(Response::new(pb::GetIncidentResponse {

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     error::ClassificationError,
-    incident::{ActionKind, Flags},
+    incident::{ActionKind, Flags, Standing},
     report::Medium,
     store::{self, Assessable, IncidentKey, RegisterRow},
 };
@@ -33,7 +33,7 @@ impl IncidentApi {
     ) -> Result<pb::Incident, ClassificationError> {
         let (incident_key, u) = self.parse_update(&req)?;
         let key = Key::new(&caller.subject, "UpdateIncident", &req.idempotency_key);
-        let fingerprint = idempotency::fingerprint(&(&incident_key, &u));
+        let fingerprint = idempotency::fingerprint(&u);
         let needs = Needs::Change("change the incident");
         let mut c = match self
             .open_change(caller, &incident_key, needs, &key, &fingerprint)
@@ -48,17 +48,32 @@ impl IncidentApi {
         let flags_before = before.flags();
         let mut flags = flags_before.clone();
         u.apply(&mut c.row, &mut flags);
+        let invalid = |description: &str| {
+            ClassificationError::Invalid(vec![custos_kit::error::FieldViolation {
+                field: "incident.flags.business_services".into(),
+                description: description.into(),
+            }])
+        };
         if !flags.service_affecting {
+            if u.business_services.as_ref().is_some_and(|s| !s.is_empty()) {
+                return Err(invalid(
+                    "names business services, but the incident is not service affecting: \
+                     set flags.service_affecting too",
+                ));
+            }
+            // Turning service_affecting off clears the services it named.
             flags.business_services.clear();
         } else if flags.business_services.is_empty() {
-            return Err(ClassificationError::Invalid(vec![
-                custos_kit::error::FieldViolation {
-                    field: "incident.flags.business_services".into(),
-                    description: "is required when the incident is service affecting: name \
-                                  the business services affected"
-                        .into(),
-                },
-            ]));
+            return Err(invalid(
+                "is required when the incident is service affecting: name the business \
+                 services affected",
+            ));
+        }
+        // Clearing personal data stops the audit of every read: an advisor's decision.
+        if flags_before.personal_data && !flags.personal_data && c.standing != Standing::Advisor {
+            return Err(ClassificationError::AdvisorRequired(
+                "clear flags.personal_data (reads of the incident would no longer be audited)",
+            ));
         }
         let mut changed: Vec<&str> = Vec::new();
         for (path, differs) in [
@@ -309,11 +324,12 @@ impl IncidentApi {
     }
 }
 
-/// A report that concerns personal information or paper records, linked to an incident
-/// not yet flagged for them, raises those flags on the incident (so that its reads are
-/// audited and the right people are told), with an entry in its actions log and the
-/// flags' event.
-pub(crate) async fn raise_flags(
+/// Links a report to an incident (the report's assessment is written by the caller): the
+/// incident moves to its next revision with an entry in its actions log, and a report
+/// that concerns personal information or paper records raises those flags if the
+/// incident lacks them (so that its reads are audited and the right people are told),
+/// which is an event.
+pub(crate) async fn link_report(
     tx: &mut Tx,
     mut incident: RegisterRow,
     report: &Assessable,
@@ -329,9 +345,6 @@ pub(crate) async fn raise_flags(
         incident.paper_records = true;
         raised.push("flags.paper_records");
     }
-    if raised.is_empty() {
-        return Ok(None);
-    }
     let at = DbTime::new(now);
     incident.updated_at = at;
     if !store::save(tx, &incident).await? {
@@ -339,21 +352,28 @@ pub(crate) async fn raise_flags(
             "an incident held by this transaction changed under it".into(),
         ));
     }
-    let detail = format!(
-        "changed {}: report {} linked to the incident",
-        raised.join(", "),
-        report.reference
-    );
+    let detail = if raised.is_empty() {
+        format!("report {} linked", report.reference)
+    } else {
+        format!(
+            "report {} linked; it raised {}",
+            report.reference,
+            raised.join(", ")
+        )
+    };
     store::append_action(
         tx,
         incident.id,
-        ActionKind::DetailsChanged,
+        ActionKind::ReportLinked,
         &detail,
         None,
         assessed_by,
         at,
     )
     .await?;
+    if raised.is_empty() {
+        return Ok(None);
+    }
     Ok(Some(NewEvent::new(
         incident.id,
         incident.reference.clone(),
