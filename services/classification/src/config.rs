@@ -30,8 +30,12 @@ pub struct ClassificationSettings {
     /// flag a possible incident.
     pub possible_incident_category_threshold: u32,
     /// The organisation's business services: the codes a service-affecting incident
-    /// names (lower case letters, digits and hyphens), as business continuity knows them.
+    /// names (lower case letters, digits, hyphens and underscores), as business continuity
+    /// knows them.
     pub business_services: Vec<String>,
+    /// The categories an incident's costs are itemised in (codes as for business
+    /// services).
+    pub cost_categories: Vec<String>,
 }
 
 impl Default for ClassificationSettings {
@@ -59,6 +63,18 @@ impl Default for ClassificationSettings {
                 "waste-and-environment",
                 "planning",
                 "libraries",
+            ]
+            .map(String::from)
+            .to_vec(),
+            cost_categories: [
+                "staff_time",
+                "external_services",
+                "equipment",
+                "recovery",
+                "fines_and_penalties",
+                "compensation",
+                "lost_income",
+                "other",
             ]
             .map(String::from)
             .to_vec(),
@@ -119,32 +135,11 @@ impl Validate for ClassificationSettings {
                 return Err(ConfigError::invalid(key, "must be 2 to 1000"));
             }
         }
-        if self.business_services.is_empty() || self.business_services.len() > 500 {
-            return Err(ConfigError::invalid(
-                "classification.business_services",
-                "must list 1 to 500 business service codes",
-            ));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for code in &self.business_services {
-            let well_formed = (1..=64).contains(&code.len())
-                && code
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !well_formed {
-                return Err(ConfigError::invalid(
-                    "classification.business_services",
-                    format!(
-                        "`{code}` is not a code: 1 to 64 lower case letters, digits and hyphens"
-                    ),
-                ));
-            }
-            if !seen.insert(code) {
-                return Err(ConfigError::invalid(
-                    "classification.business_services",
-                    format!("`{code}` is listed twice"),
-                ));
-            }
+        for (key, codes) in [
+            ("classification.business_services", &self.business_services),
+            ("classification.cost_categories", &self.cost_categories),
+        ] {
+            check_codes(key, codes)?;
         }
         if let Some(path) = &self.taxonomy_file {
             custos_taxonomy::Taxonomy::load(path)
@@ -156,4 +151,35 @@ impl Validate for ClassificationSettings {
         }
         Ok(())
     }
+}
+
+/// A configured list of codes: 1 to 500, each 1 to 64 lower case letters, digits, hyphens
+/// or underscores, none twice.
+fn check_codes(key: &str, codes: &[String]) -> Result<(), ConfigError> {
+    if codes.is_empty() || codes.len() > 500 {
+        return Err(ConfigError::invalid(key, "must list 1 to 500 codes"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for code in codes {
+        let well_formed = (1..=64).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "`{code}` is not a code: 1 to 64 lower case letters, digits, hyphens and \
+                     underscores"
+                ),
+            ));
+        }
+        if !seen.insert(code) {
+            return Err(ConfigError::invalid(
+                key,
+                format!("`{code}` is listed twice"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -60,6 +60,28 @@ pub enum ClassificationError {
     #[error("only a security advisor may {0}")]
     AdvisorRequired(&'static str),
     #[error(
+        "closing an incident approves its post-incident review: only a security advisor, \
+         or the policy owner on its access list, may"
+    )]
+    ApproverRequired,
+    #[error("a post-incident review is recorded once the incident is resolved; it is {}", .state.name())]
+    ReviewNotDue { state: IncidentState },
+    #[error(
+        "the incident has no post-incident review: record one (RecordIncidentReview), \
+         then close it"
+    )]
+    ReviewRequired,
+    #[error(
+        "no personal-data breach is recorded on this incident: record when the \
+         organisation became aware of it (RecordBreachAwareness) first"
+    )]
+    BreachNotRecorded,
+    #[error(
+        "a decision about this breach has been made: the time of awareness it was made on \
+         stands"
+    )]
+    BreachDecided,
+    #[error(
         "the report is at revision {current} here, not {expected}: if it was amended \
          since you read it, read it again and assess; if you read a newer revision in \
          intake, that amendment is still on its way here: try again shortly"
@@ -105,10 +127,15 @@ impl ServiceError for ClassificationError {
             }
             ClassificationError::IncidentClosed { .. }
             | ClassificationError::IncidentState { .. }
-            | ClassificationError::OfficerAccess => Code::FailedPrecondition,
+            | ClassificationError::OfficerAccess
+            | ClassificationError::ReviewNotDue { .. }
+            | ClassificationError::ReviewRequired
+            | ClassificationError::BreachNotRecorded
+            | ClassificationError::BreachDecided => Code::FailedPrecondition,
             ClassificationError::IncidentChanged { .. } => Code::Aborted,
             ClassificationError::NotIncidentOfficer(_)
-            | ClassificationError::AdvisorRequired(_) => Code::PermissionDenied,
+            | ClassificationError::AdvisorRequired(_)
+            | ClassificationError::ApproverRequired => Code::PermissionDenied,
             ClassificationError::ReportAmended { .. }
             | ClassificationError::ReportReassessed { .. } => Code::Aborted,
             ClassificationError::Corrupt(_) => Code::Internal,
@@ -129,6 +156,11 @@ impl ServiceError for ClassificationError {
             ClassificationError::OfficerAccess => "OFFICER_ACCESS",
             ClassificationError::NotIncidentOfficer(_) => "NOT_INCIDENT_OFFICER",
             ClassificationError::AdvisorRequired(_) => "ADVISOR_REQUIRED",
+            ClassificationError::ApproverRequired => "APPROVER_REQUIRED",
+            ClassificationError::ReviewNotDue { .. } => "INCIDENT_STATE",
+            ClassificationError::ReviewRequired => "REVIEW_REQUIRED",
+            ClassificationError::BreachNotRecorded => "BREACH_NOT_RECORDED",
+            ClassificationError::BreachDecided => "BREACH_DECIDED",
             ClassificationError::ReportAmended { .. } => "REPORT_AMENDED",
             ClassificationError::ReportReassessed { .. } => "REPORT_REASSESSED",
             ClassificationError::Corrupt(_) => "INTERNAL",
@@ -163,6 +195,23 @@ impl ServiceError for ClassificationError {
                 subject: "incident_id".into(),
                 description: incident_state_message(*state, *wanted),
             }],
+            ClassificationError::ReviewNotDue { .. } => vec![PreconditionViolation {
+                kind: "STATE".into(),
+                subject: "incident_id".into(),
+                description: self.to_string(),
+            }],
+            ClassificationError::ReviewRequired => vec![PreconditionViolation {
+                kind: "REVIEW".into(),
+                subject: "incident_id".into(),
+                description: self.to_string(),
+            }],
+            ClassificationError::BreachNotRecorded | ClassificationError::BreachDecided => {
+                vec![PreconditionViolation {
+                    kind: "BREACH".into(),
+                    subject: "incident_id".into(),
+                    description: self.to_string(),
+                }]
+            }
             ClassificationError::OfficerAccess => vec![PreconditionViolation {
                 kind: "OFFICER".into(),
                 subject: "subject".into(),

@@ -2,7 +2,10 @@
 //! from each state, the actions log's kinds, an incident's flags, and who may see and
 //! change an incident (need to know, 14.2.2).
 
-use custos_kit::auth::{Principal, Role};
+use custos_kit::{
+    auth::{Principal, Role},
+    storage::DbTime,
+};
 use custos_proto::classification::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +61,98 @@ custos_kit::wire_enum!(
     AccessGranted = 10 => AccessGranted,
     AccessRevoked = 11 => AccessRevoked,
     ReportLinked = 12 => ReportLinked,
+    ImpactAssessed = 13 => ImpactAssessed,
+    BreachRecorded = 14 => BreachRecorded,
+    CostAdded = 15 => CostAdded,
+    ReviewRecorded = 16 => ReviewRecorded,
 });
+
+custos_kit::wire_enum!(
+    /// Whether a personal-data breach is reported to the regulator.
+    BreachDecision, pb::BreachDecision, "NOTIFY or DO_NOT_NOTIFY", {
+    Notify = 1 => Notify,
+    DoNotNotify = 2 => DoNotNotify,
+});
+
+/// How long after awareness the regulator must have been told (UK GDPR Art. 33(1)).
+pub const BREACH_REPORT_WITHIN: time::Duration = time::Duration::hours(72);
+
+/// A personal-data breach as recorded: awareness, then the decision about the regulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breach {
+    pub aware_at: DbTime,
+    pub recorded_by: String,
+    /// Stored as the wire name (`BREACH_DECISION_NOTIFY`); none until decided.
+    #[serde(default)]
+    pub decision: Option<String>,
+    #[serde(default)]
+    pub decision_reason: String,
+    #[serde(default)]
+    pub regulator_reference: String,
+    #[serde(default)]
+    pub decided_by: String,
+    #[serde(default)]
+    pub decided_at: Option<DbTime>,
+}
+
+impl Breach {
+    pub fn report_due_at(&self) -> time::OffsetDateTime {
+        self.aware_at.get() + BREACH_REPORT_WITHIN
+    }
+
+    pub fn decision(&self) -> Option<BreachDecision> {
+        let name = self.decision.as_deref()?;
+        BreachDecision::ALL
+            .iter()
+            .copied()
+            .find(|d| d.name() == name)
+    }
+
+    pub fn to_wire(&self) -> pb::PersonalDataBreach {
+        let ts = |t: DbTime| custos_kit::time_fmt::to_timestamp(t.get());
+        pb::PersonalDataBreach {
+            aware_at: Some(ts(self.aware_at)),
+            report_due_at: Some(custos_kit::time_fmt::to_timestamp(self.report_due_at())),
+            recorded_by: self.recorded_by.clone(),
+            decision: self.decision().map_or(0, BreachDecision::to_wire),
+            decision_reason: self.decision_reason.clone(),
+            regulator_reference: self.regulator_reference.clone(),
+            decided_by: self.decided_by.clone(),
+            decided_at: self.decided_at.map(ts),
+        }
+    }
+}
+
+/// A post-incident review (14.2.3) as recorded, and its approval.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Review {
+    pub root_cause: String,
+    pub vulnerabilities_exploited: Vec<String>,
+    pub lessons: String,
+    pub process_changes: Vec<String>,
+    pub recorded_by: String,
+    pub recorded_at: DbTime,
+    #[serde(default)]
+    pub approved_by: String,
+    #[serde(default)]
+    pub approved_at: Option<DbTime>,
+}
+
+impl Review {
+    pub fn to_wire(&self) -> pb::PostIncidentReview {
+        let ts = |t: DbTime| custos_kit::time_fmt::to_timestamp(t.get());
+        pb::PostIncidentReview {
+            root_cause: self.root_cause.clone(),
+            vulnerabilities_exploited: self.vulnerabilities_exploited.clone(),
+            lessons: self.lessons.clone(),
+            process_changes: self.process_changes.clone(),
+            recorded_by: self.recorded_by.clone(),
+            recorded_at: Some(ts(self.recorded_at)),
+            approved_by: self.approved_by.clone(),
+            approved_at: self.approved_at.map(ts),
+        }
+    }
+}
 
 impl ActionKind {
     /// The steps of 14.2.2, which people add; the register records the rest itself.

@@ -70,10 +70,11 @@ impl Service for Classification {
                 series: settings.series(),
             },
         )?;
+        let matrix = std::sync::Arc::new(matrix);
         context.add_service(ClassificationServiceServer::new(
             api::ClassificationApi::new(
                 context.db().clone(),
-                matrix,
+                matrix.clone(),
                 taxonomy,
                 settings.incident_reference_prefix.clone(),
                 settings.series(),
@@ -81,7 +82,9 @@ impl Service for Classification {
         ));
         context.add_service(IncidentServiceServer::new(api::incident::IncidentApi::new(
             context.db().clone(),
+            matrix,
             &settings.business_services,
+            &settings.cost_categories,
         )));
         context.publish_feed(api::FEED);
         Ok(())

@@ -18,6 +18,11 @@ use custos_taxonomy::Taxonomy;
 
 use crate::{matrix::RiskMatrix, series::Series};
 
+/// The revision of a matrix (RiskMatrix.revision), kept with every impact scored with it.
+pub(crate) fn matrix_revision(m: &RiskMatrix) -> String {
+    matrix::matrix_to_wire(m).revision
+}
+
 /// Roles that work the triage queue.
 pub const TRIAGE: &[Role] = &[Role::SecurityAdvisor, Role::Service];
 
@@ -42,7 +47,7 @@ pub struct ClassificationApi {
 impl ClassificationApi {
     pub fn new(
         db: Db,
-        matrix: RiskMatrix,
+        matrix: Arc<RiskMatrix>,
         taxonomy: Taxonomy,
         incident_prefix: String,
         series: Series,
@@ -50,7 +55,7 @@ impl ClassificationApi {
         let matrix_wire = matrix::matrix_to_wire(&matrix);
         Self {
             db,
-            matrix: Arc::new(matrix),
+            matrix,
             matrix_wire: Arc::new(matrix_wire),
             taxonomy: Arc::new(taxonomy),
             incident_prefix: incident_prefix.into(),

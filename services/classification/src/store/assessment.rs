@@ -91,6 +91,8 @@ pub async fn declare(tx: &mut Tx, i: &NewIncident, prefix: &str) -> Result<Strin
             .await?;
         reference
     });
+    super::history::insert_impact(tx, i.id, 1, &i.impact, "", &i.declared_by, i.declared_at)
+        .await?;
     Ok(reference)
 }
 

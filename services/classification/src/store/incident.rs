@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     assessment::Impact,
-    incident::{ActionKind, Flags, IncidentState},
+    incident::{ActionKind, Breach, Flags, IncidentState, Review},
     matrix::Level,
 };
 
@@ -45,6 +45,9 @@ pub struct IncidentRow {
     pub declared_at: DbTime,
     pub updated_at: DbTime,
     pub revision: i32,
+    pub breach: Option<JsonText<Breach>>,
+    pub review: Option<JsonText<Review>>,
+    pub closed_at: Option<DbTime>,
     pub report_count: i64,
 }
 
@@ -75,7 +78,7 @@ macro_rules! incident_columns {
         "i.id, i.reference, i.title, i.summary, i.category, i.impact, i.overall_level, \
          i.state, i.officer, i.service_affecting, i.business_services, i.personal_data, \
          i.paper_records, i.evidence_required, i.expected_recovery_at, i.declared_by, \
-         i.declared_at, i.updated_at, i.revision, \
+         i.declared_at, i.updated_at, i.revision, i.breach, i.review, i.closed_at, \
          (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count"
     };
 }
@@ -152,7 +155,8 @@ pub async fn save(tx: &mut Tx, row: &IncidentRow) -> Result<bool, StorageError> 
     const SQL: &str = "UPDATE incidents SET title = $3, summary = $4, state = $5, officer = $6, \
          service_affecting = $7, business_services = $8, personal_data = $9, \
          paper_records = $10, evidence_required = $11, expected_recovery_at = $12, \
-         updated_at = $13, revision = revision + 1 WHERE id = $1 AND revision = $2";
+         updated_at = $13, impact = $14, overall_level = $15, breach = $16, review = $17, \
+         closed_at = $18, revision = revision + 1 WHERE id = $1 AND revision = $2";
     let saved = with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(row.id)
@@ -168,6 +172,11 @@ pub async fn save(tx: &mut Tx, row: &IncidentRow) -> Result<bool, StorageError> 
             .bind(row.evidence_required)
             .bind(row.expected_recovery_at)
             .bind(row.updated_at)
+            .bind(&row.impact)
+            .bind(row.overall_level)
+            .bind(&row.breach)
+            .bind(&row.review)
+            .bind(row.closed_at)
             .execute(&mut *c)
             .await?
             .rows_affected()

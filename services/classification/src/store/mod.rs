@@ -3,6 +3,7 @@
 //! note, section 2).
 
 mod assessment;
+mod history;
 mod incident;
 mod related;
 mod triage;
@@ -11,6 +12,7 @@ pub use assessment::{
     Assessable, AssessmentRow, NewAssessment, NewIncident, assessable, assessments, declare,
     incident_report_ids, record,
 };
+pub use history::{CostRow, ImpactRow, add_cost, append_impact, cost_totals, costs, impacts};
 pub use incident::{
     AccessPage, AccessRow, ActionRow, IncidentFilter, IncidentKey, IncidentPage,
     IncidentRow as RegisterRow, SeenRow, access_entry, access_list, actions, append_action, grant,

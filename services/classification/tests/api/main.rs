@@ -8,6 +8,7 @@ mod assessment_store;
 mod incident_access;
 mod incident_changes;
 mod incident_errors;
+mod incident_review;
 mod incident_store;
 mod incidents;
 mod matrix;

@@ -29,10 +29,10 @@ use crate::{
 /// A lifecycle move as requested: which incident, at which revision, with a note.
 #[derive(Debug)]
 pub(super) struct Move {
-    key: IncidentKey,
-    revision: i32,
-    note: String,
-    idempotency_key: String,
+    pub(super) key: IncidentKey,
+    pub(super) revision: i32,
+    pub(super) note: String,
+    pub(super) idempotency_key: String,
 }
 
 impl Move {

@@ -4,8 +4,12 @@
 
 mod access;
 mod actions;
+mod breach;
 mod change;
+mod costs;
+mod impact;
 mod read;
+mod review;
 mod update;
 
 pub(crate) use update::link_report;
@@ -26,21 +30,36 @@ use uuid::Uuid;
 use crate::{
     error::ClassificationError,
     incident::{IncidentState, Standing},
+    matrix::RiskMatrix,
     store::{self, IncidentKey, RegisterRow, SeenRow},
 };
 
 #[derive(Debug, Clone)]
 pub struct IncidentApi {
     db: Db,
+    matrix: Arc<RiskMatrix>,
+    /// The matrix's revision (RiskMatrix.revision), kept with each impact scored.
+    matrix_revision: Arc<str>,
     /// The configured business service codes.
     business_services: Arc<BTreeSet<String>>,
+    /// The configured cost category codes.
+    cost_categories: Arc<BTreeSet<String>>,
 }
 
 impl IncidentApi {
-    pub fn new(db: Db, business_services: &[String]) -> Self {
+    pub fn new(
+        db: Db,
+        matrix: Arc<RiskMatrix>,
+        business_services: &[String],
+        cost_categories: &[String],
+    ) -> Self {
+        let matrix_revision = crate::api::matrix_revision(&matrix).into();
         Self {
             db,
+            matrix,
+            matrix_revision,
             business_services: Arc::new(business_services.iter().cloned().collect()),
+            cost_categories: Arc::new(cost_categories.iter().cloned().collect()),
         }
     }
 }
@@ -95,6 +114,9 @@ pub(crate) fn incident_to_wire(r: RegisterRow) -> pb::Incident {
         declared_at: Some(to_timestamp(r.declared_at.get())),
         updated_at: Some(to_timestamp(r.updated_at.get())),
         revision: r.revision,
+        breach: r.breach.map(|b| b.to_wire()),
+        review: r.review.map(|v| v.to_wire()),
+        closed_at: r.closed_at.map(|t| to_timestamp(t.get())),
     }
 }
 
@@ -332,6 +354,85 @@ impl incident_service_server::IncidentService for IncidentApi {
         Ok(Response::new(pb::ResolveIncidentResponse {
             incident: Some(incident),
         }))
+    }
+
+    async fn record_incident_review(
+        &self,
+        r: Request<pb::RecordIncidentReviewRequest>,
+    ) -> Reply<pb::RecordIncidentReviewResponse> {
+        let caller = auth::require_authenticated(&r)?.clone();
+        let incident = self.record_review(&caller, r.into_inner()).await?;
+        Ok(Response::new(pb::RecordIncidentReviewResponse {
+            incident: Some(incident),
+        }))
+    }
+
+    async fn close_incident(
+        &self,
+        r: Request<pb::CloseIncidentRequest>,
+    ) -> Reply<pb::CloseIncidentResponse> {
+        let (caller, m) = change::Move::from_request(r, |q| {
+            (q.incident_id, q.revision, q.note, q.idempotency_key)
+        })?;
+        let incident = self.close(&caller, m).await?;
+        Ok(Response::new(pb::CloseIncidentResponse {
+            incident: Some(incident),
+        }))
+    }
+
+    async fn reassess_incident_impact(
+        &self,
+        r: Request<pb::ReassessIncidentImpactRequest>,
+    ) -> Reply<pb::ReassessIncidentImpactResponse> {
+        let caller = auth::require_authenticated(&r)?.clone();
+        let incident = self.reassess(&caller, r.into_inner()).await?;
+        Ok(Response::new(pb::ReassessIncidentImpactResponse {
+            incident: Some(incident),
+        }))
+    }
+
+    async fn list_incident_impacts(
+        &self,
+        r: Request<pb::ListIncidentImpactsRequest>,
+    ) -> Reply<pb::ListIncidentImpactsResponse> {
+        self.impacts(r).await
+    }
+
+    async fn record_breach_awareness(
+        &self,
+        r: Request<pb::RecordBreachAwarenessRequest>,
+    ) -> Reply<pb::RecordBreachAwarenessResponse> {
+        let caller = auth::require_authenticated(&r)?.clone();
+        let incident = self.record_breach(&caller, r.into_inner()).await?;
+        Ok(Response::new(pb::RecordBreachAwarenessResponse {
+            incident: Some(incident),
+        }))
+    }
+
+    async fn decide_breach_notification(
+        &self,
+        r: Request<pb::DecideBreachNotificationRequest>,
+    ) -> Reply<pb::DecideBreachNotificationResponse> {
+        let caller = auth::require_authenticated(&r)?.clone();
+        let incident = self.decide_breach(&caller, r.into_inner()).await?;
+        Ok(Response::new(pb::DecideBreachNotificationResponse {
+            incident: Some(incident),
+        }))
+    }
+
+    async fn add_incident_cost(
+        &self,
+        r: Request<pb::AddIncidentCostRequest>,
+    ) -> Reply<pb::AddIncidentCostResponse> {
+        let caller = auth::require_authenticated(&r)?.clone();
+        Ok(Response::new(self.add_cost(&caller, r.into_inner()).await?))
+    }
+
+    async fn list_incident_costs(
+        &self,
+        r: Request<pb::ListIncidentCostsRequest>,
+    ) -> Reply<pb::ListIncidentCostsResponse> {
+        self.costs(r).await
     }
 
     async fn grant_incident_access(
