@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "custos/classification/v1/events.proto",
         "custos/classification/v1/incident.proto",
         "custos/classification/v1/incident_service.proto",
+        "custos/continuity/v1/resources.proto",
+        "custos/continuity/v1/continuity_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

@@ -22,6 +22,18 @@
 #     and leave the queue), then runs every filter combination at 32 concurrent calls for
 #     `seconds` (default 5) each, and prints each combination's latency.
 #
+#   tests/load/bench.sh incidents [incidents] [seconds]   ListIncidents and GetIncident on
+#     PostgreSQL: seeds the register with `incidents` (default 1,000,000) over three years
+#     (the older ones closed, most low, a few service affecting, 200 officers each on their
+#     incidents' access lists), then runs every filter combination at 32 concurrent calls
+#     for `seconds` (default 3) each, as a security advisor, then GetIncident by reference.
+#
+#   tests/load/bench.sh continuity [subscribers] [changes]   The business-continuity feed
+#     on PostgreSQL: `subscribers` (default 1,000) follow it from a snapshot while one
+#     service-affecting incident changes `changes` times (default 200) at 10 a second;
+#     prints the time from each change's commit to its delivery to every subscriber, and
+#     the service's resident memory idle and at its highest under the subscribers.
+#
 #   tests/load/bench.sh triage-sqlite [reports] [seconds]   The same in standalone mode:
 #     `custos serve` (both services on SQLite), `reports` (default 100,000) submitted to
 #     intake, the time classification takes to queue them all from intake's feed, then
@@ -29,7 +41,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=submit
-case "${1:-}" in list|triage|triage-sqlite) MODE=$1; shift ;; esac
+case "${1:-}" in list|triage|triage-sqlite|continuity|incidents) MODE=$1; shift ;; esac
 PG_ADMIN_URL=${CUSTOS_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BENCH_DB=custos_bench
 # Loopback: no TLS, as pgbench below (production uses sslmode=verify-full).
@@ -98,21 +110,105 @@ if [ "$MODE" = triage-sqlite ]; then
   exit 0
 fi
 
-if [ "$MODE" = triage ]; then
-  ENTRIES=${1:-1000000}
-  SECONDS_PER_COMBINATION=${2:-5}
+start_classification() { # log
   # Classification alone: nothing listens at its intake_url, so its consumer waits
-  # (quietly at this log level) while the queue is seeded directly.
+  # (quietly at this log level) while the benchmark seeds what it needs directly.
   CUSTOS_AUTH__HS256_SECRET=$SECRET CUSTOS_AUTH__ISSUER=custos-standalone \
   CUSTOS_CLASSIFICATION__INTAKE_URL=http://127.0.0.1:1 CUSTOS_SERVER__SHUTDOWN_GRACE_SECS=0 \
   CUSTOS_DATABASE__MAX_CONNECTIONS=${BENCH_POOL:-16} CUSTOS_SERVER__MAX_CONCURRENT_REQUESTS=4096 \
   RUST_LOG=error target/release/custos-classification --listen 127.0.0.1:$PORT --database-url "$PG_URL" \
-    >"$WORK/classification.log" 2>&1 &
+    >"$1" 2>&1 &
   INTAKE_PID=$!
   for _ in $(seq 1 100); do
-    psql -qtA "$PG_URL" -c "SELECT 1 FROM classification.triage_entries LIMIT 1" >/dev/null 2>&1 && break
+    psql -qtA "$PG_URL" -c "SELECT 1 FROM classification.incidents LIMIT 1" >/dev/null 2>&1 && break
     sleep 0.1
   done
+}
+
+if [ "$MODE" = incidents ]; then
+  COUNT=${1:-1000000}
+  SECONDS_PER_COMBINATION=${2:-3}
+  start_classification "$WORK/classification.log"
+  echo "== seeding $COUNT incidents =="
+  psql -q "$PG_URL" <<SQL
+SET search_path = classification;
+INSERT INTO incidents (id, number, reference, title, summary, category, impact, overall_level,
+    state, declared_by, declared_at, updated_at, revision, officer, service_affecting,
+    business_services, personal_data, paper_records, evidence_required, continuity_published,
+    ever_affected_services, highest_level)
+SELECT gen_random_uuid(), n,
+    'INC-2026-' || CASE WHEN n < 1000000 THEN lpad(n::text, 6, '0') ELSE n::text END,
+    'Incident ' || n, '',
+    (ARRAY['malware_infection','loss_or_theft_of_data','unauthorised_access','denial_of_service',
+      'unauthorised_transfer','unauthorised_change','unauthorised_use','misdirected_email',
+      'offensive_mail','information_given_to_unauthorised'])[1 + floor(power(r1, 2) * 10)::int],
+    '{"matrix_revision":"bench","overall":"low","dimensions":[],"figures":{}}',
+    lvl,
+    CASE WHEN at < now() - interval '60 days' AND r2 < 0.97 THEN 6 ELSE 1 + floor(r2 * 5)::int END,
+    'sam', at, at, 1,
+    CASE WHEN r3 < 0.9 THEN 'officer-' || (n % 200) END,
+    r4 < 0.05, CASE WHEN r4 < 0.05 THEN '["email"]' ELSE '[]' END,
+    r5 < 0.3, r5 > 0.95, r4 > 0.9, r4 < 0.05, CASE WHEN r4 < 0.05 THEN '["email"]' ELSE '[]' END,
+    lvl
+FROM (SELECT n, random() r1, random() r2, random() r3, random() r4, random() r5,
+        CASE WHEN random() < 0.6 THEN 1 WHEN random() < 0.75 THEN 2 ELSE 3 END AS lvl,
+        now() - interval '1095 days' * (1 - n::float8 / $COUNT) AS at
+      FROM generate_series(1, $COUNT) n) s;
+INSERT INTO incident_access (incident_id, subject, granted_by, granted_at)
+SELECT id, officer, 'sam', declared_at FROM incidents WHERE officer IS NOT NULL;
+SELECT setval('incident_number_seq', $COUNT);
+ANALYZE incidents;
+ANALYZE incident_access;
+SQL
+  CATEGORIES=$(psql -qtA "$PG_URL" -c "SELECT DISTINCT '--category=' || category FROM classification.incidents")
+  OFFICERS=$(seq 0 199 | sed 's/^/--officer=officer-/')
+  echo "== ListIncidents and GetIncident =="
+  # shellcheck disable=SC2086
+  $LOAD incidents --server http://127.0.0.1:$PORT --token "$(token sam security_advisor)" \
+    --seconds "$SECONDS_PER_COMBINATION" --incidents "$COUNT" $CATEGORIES $OFFICERS \
+    ${BENCH_ONLY:+--only "$BENCH_ONLY"}
+  stop_intake
+  [ "${CUSTOS_BENCH_KEEP:-}" = 1 ] || psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"
+  exit 0
+fi
+
+if [ "$MODE" = continuity ]; then
+  SUBSCRIBERS=${1:-1000}
+  CHANGES=${2:-200}
+  start_classification "$WORK/classification.log"
+  psql -q "$PG_URL" <<'SQL'
+SET search_path = classification;
+INSERT INTO incidents (id, number, reference, title, summary, category, impact, overall_level,
+    state, declared_by, declared_at, updated_at, revision, service_affecting, business_services,
+    continuity_published, ever_affected_services, highest_level)
+VALUES (gen_random_uuid(), 1, 'INC-2026-000001', 'Telephony down across the borough', '',
+    'denial_of_service',
+    '{"matrix_revision":"bench","overall":"high","dimensions":[],"figures":{}}', 3, 1, 'sam',
+    now(), now(), 1, true, '["telephony"]', true, '["telephony"]', 3);
+SQL
+  sleep 1
+  echo "idle RSS of custos-classification: $(awk '/VmRSS/ {print $2, $3}' /proc/$INTAKE_PID/status)"
+  $LOAD continuity --server http://127.0.0.1:$PORT --connections 50 \
+    --subscriber-token "$(token bcm business_continuity)" --advisor-token "$(token sam security_advisor)" \
+    --incident INC-2026-000001 --subscribers "$SUBSCRIBERS" --changes "$CHANGES" &
+  LOAD_PID=$!
+  PEAK=0
+  while kill -0 $LOAD_PID 2>/dev/null; do
+    RSS=$(awk '/VmRSS/ {print $2}' /proc/$INTAKE_PID/status)
+    [ "$RSS" -gt "$PEAK" ] && PEAK=$RSS
+    sleep 0.2
+  done
+  wait $LOAD_PID
+  echo "highest RSS of custos-classification with $SUBSCRIBERS subscribers: $PEAK kB"
+  stop_intake
+  [ "${CUSTOS_BENCH_KEEP:-}" = 1 ] || psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"
+  exit 0
+fi
+
+if [ "$MODE" = triage ]; then
+  ENTRIES=${1:-1000000}
+  SECONDS_PER_COMBINATION=${2:-5}
+  start_classification "$WORK/classification.log"
   echo "== seeding $ENTRIES triage entries =="
   psql -q "$PG_URL" <<SQL
 SET search_path = classification;

@@ -36,6 +36,9 @@ pub struct ClassificationSettings {
     /// The categories an incident's costs are itemised in (codes as for business
     /// services).
     pub cost_categories: Vec<String>,
+    /// How many continuity notices a live subscriber may fall behind before its stream
+    /// is ended (it resumes from its cursor); each is shared by every subscriber.
+    pub continuity_buffer: usize,
 }
 
 impl Default for ClassificationSettings {
@@ -66,6 +69,7 @@ impl Default for ClassificationSettings {
             ]
             .map(String::from)
             .to_vec(),
+            continuity_buffer: 4_096,
             cost_categories: [
                 "staff_time",
                 "external_services",
@@ -134,6 +138,12 @@ impl Validate for ClassificationSettings {
             if !(2..=1_000).contains(&value) {
                 return Err(ConfigError::invalid(key, "must be 2 to 1000"));
             }
+        }
+        if !(16..=1_000_000).contains(&self.continuity_buffer) {
+            return Err(ConfigError::invalid(
+                "classification.continuity_buffer",
+                "must be 16 to 1000000",
+            ));
         }
         for (key, codes) in [
             ("classification.business_services", &self.business_services),

@@ -61,9 +61,19 @@ pub enum ClassificationError {
     AdvisorRequired(&'static str),
     #[error(
         "closing an incident approves its post-incident review: only a security advisor, \
-         or the policy owner on its access list, may"
+         or the policy owner on its access list, who did not write the review, may"
     )]
     ApproverRequired,
+    #[error(
+        "a personal-data breach is recorded on this incident without a decision about \
+         telling the regulator: decide (DecideBreachNotification) before closing"
+    )]
+    BreachUndecided,
+    #[error(
+        "the regulator has been told of this breach: that decision cannot be reversed \
+         (record what happened since in the actions log)"
+    )]
+    BreachNotified,
     #[error("a post-incident review is recorded once the incident is resolved; it is {}", .state.name())]
     ReviewNotDue { state: IncidentState },
     #[error(
@@ -131,7 +141,9 @@ impl ServiceError for ClassificationError {
             | ClassificationError::ReviewNotDue { .. }
             | ClassificationError::ReviewRequired
             | ClassificationError::BreachNotRecorded
-            | ClassificationError::BreachDecided => Code::FailedPrecondition,
+            | ClassificationError::BreachDecided
+            | ClassificationError::BreachUndecided
+            | ClassificationError::BreachNotified => Code::FailedPrecondition,
             ClassificationError::IncidentChanged { .. } => Code::Aborted,
             ClassificationError::NotIncidentOfficer(_)
             | ClassificationError::AdvisorRequired(_)
@@ -161,6 +173,8 @@ impl ServiceError for ClassificationError {
             ClassificationError::ReviewRequired => "REVIEW_REQUIRED",
             ClassificationError::BreachNotRecorded => "BREACH_NOT_RECORDED",
             ClassificationError::BreachDecided => "BREACH_DECIDED",
+            ClassificationError::BreachUndecided => "BREACH_UNDECIDED",
+            ClassificationError::BreachNotified => "BREACH_NOTIFIED",
             ClassificationError::ReportAmended { .. } => "REPORT_AMENDED",
             ClassificationError::ReportReassessed { .. } => "REPORT_REASSESSED",
             ClassificationError::Corrupt(_) => "INTERNAL",
@@ -205,7 +219,10 @@ impl ServiceError for ClassificationError {
                 subject: "incident_id".into(),
                 description: self.to_string(),
             }],
-            ClassificationError::BreachNotRecorded | ClassificationError::BreachDecided => {
+            ClassificationError::BreachNotRecorded
+            | ClassificationError::BreachDecided
+            | ClassificationError::BreachUndecided
+            | ClassificationError::BreachNotified => {
                 vec![PreconditionViolation {
                     kind: "BREACH".into(),
                     subject: "incident_id".into(),

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod assessment;
 pub mod config;
+pub mod continuity;
 pub mod error;
 pub mod incident;
 pub mod intake_feed;
@@ -24,6 +25,7 @@ use custos_proto::classification::v1::{
     classification_service_server::ClassificationServiceServer,
     incident_service_server::IncidentServiceServer,
 };
+use custos_proto::continuity::v1::continuity_service_server::ContinuityServiceServer;
 
 use custos_taxonomy::Taxonomy;
 
@@ -86,6 +88,20 @@ impl Service for Classification {
             &settings.business_services,
             &settings.cost_categories,
         )));
+        let hub = continuity::Hub::start(
+            context.db().clone(),
+            settings.continuity_buffer,
+            context.stopping(),
+        )
+        .await?;
+        context.add_service(ContinuityServiceServer::new(
+            continuity::ContinuityApi::new(
+                context.db().clone(),
+                hub,
+                context.feed_heartbeat(),
+                context.stopping(),
+            ),
+        ));
         context.publish_feed(api::FEED);
         Ok(())
     }

@@ -43,6 +43,19 @@ pub type Client = ClassificationServiceClient<
 >;
 
 impl ClassificationConnection {
+    /// A channel to the classification service whose calls carry the token.
+    pub fn channel(
+        &self,
+    ) -> Result<
+        tonic::service::interceptor::InterceptedService<
+            tonic::transport::Channel,
+            custos_kit::client::ClientInterceptor,
+        >,
+        String,
+    > {
+        connect(&self.server, self.token.as_deref())
+    }
+
     pub fn client(&self) -> Result<Client, String> {
         Ok(ClassificationServiceClient::new(connect(
             &self.server,

@@ -4,7 +4,9 @@
 mod assessment_cli;
 mod classification_cli;
 mod cli;
+mod continuity_cli;
 mod feed_cli;
+mod incident_cli;
 mod output;
 mod request;
 mod standalone;
@@ -42,6 +44,12 @@ enum Command {
     /// The risk impact matrix, and scoring an impact with it.
     #[command(subcommand)]
     Matrix(classification_cli::MatrixCommand),
+    /// The incident register: incidents, their lifecycle, access, actions, costs, review.
+    #[command(subcommand)]
+    Incident(Box<incident_cli::IncidentCommand>),
+    /// Follow the business-continuity feed of service-affecting incidents.
+    #[command(subcommand)]
+    Continuity(continuity_cli::ContinuityCommand),
     /// A service's feed consumers: state, parked events, replay, reset (role admin).
     #[command(subcommand)]
     Feed(feed_cli::FeedCommand),
@@ -59,6 +67,15 @@ fn main() -> ExitCode {
             Command::Triage(c) => classification_cli::triage(c).await,
             Command::Matrix(c) => classification_cli::matrix(c).await,
             Command::Feed(c) => feed_cli::feed(c).await,
+            Command::Incident(c) => or_fail(incident_cli::incident(*c).await),
+            Command::Continuity(c) => or_fail(continuity_cli::continuity(c).await),
         }
     })
+}
+
+fn or_fail(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => cli::fail(message),
+    }
 }

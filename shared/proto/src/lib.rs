@@ -26,6 +26,13 @@ pub mod custos {
         }
     }
 
+    /// The public business-continuity contract.
+    pub mod continuity {
+        pub mod v1 {
+            tonic::include_proto!("custos.continuity.v1");
+        }
+    }
+
     pub mod classification {
         pub mod v1 {
             tonic::include_proto!("custos.classification.v1");
@@ -43,7 +50,7 @@ pub mod google {
     }
 }
 
-pub use custos::{classification, common, intake};
+pub use custos::{classification, common, continuity, intake};
 
 pub mod codec;
 
@@ -71,4 +78,5 @@ message_limits!(
     intake::v1::intake_service_server::IntakeServiceServer,
     classification::v1::classification_service_server::ClassificationServiceServer,
     classification::v1::incident_service_server::IncidentServiceServer,
+    continuity::v1::continuity_service_server::ContinuityServiceServer,
 );

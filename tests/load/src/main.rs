@@ -7,7 +7,12 @@
 //! - `list`: ListReports with every combination of filters the API offers, each at a
 //!   chosen concurrency, with the latency of each combination.
 //! - `triage`: the same for classification's ListTriageQueue.
+//! - `incidents`: the same for ListIncidents, and GetIncident.
+//! - `continuity`: many subscribers of the business-continuity feed, and the time from
+//!   an incident's change to its delivery to each.
 
+mod continuity;
+mod incidents;
 mod list;
 mod measure;
 mod reports;
@@ -36,6 +41,10 @@ enum Command {
     List(list::ListArgs),
     /// ListTriageQueue (classification) latency for every filter combination.
     Triage(triage::TriageArgs),
+    /// ListIncidents latency for every filter combination, and GetIncident.
+    Incidents(incidents::IncidentsArgs),
+    /// Business-continuity feed: commit-to-delivery latency with many subscribers.
+    Continuity(continuity::ContinuityArgs),
 }
 
 /// Where the service is and how calls reach it.
@@ -86,5 +95,7 @@ async fn main() -> Result<(), String> {
         Command::Seed(args) => reports::seed(args).await,
         Command::List(args) => list::run(args).await,
         Command::Triage(args) => triage::run(args).await,
+        Command::Continuity(args) => continuity::run(args).await,
+        Command::Incidents(args) => incidents::run(args).await,
     }
 }

@@ -30,6 +30,7 @@ CREATE TABLE incident_costs (
     category TEXT NOT NULL,
     amount_minor BIGINT NOT NULL,
     currency TEXT NOT NULL,
+    minor_digits SMALLINT NOT NULL,
     description TEXT NOT NULL,
     recorded_by TEXT NOT NULL,
     recorded_at TIMESTAMPTZ NOT NULL

@@ -24,6 +24,7 @@ CREATE TABLE incident_costs (
     category TEXT NOT NULL,
     amount_minor INTEGER NOT NULL,
     currency TEXT NOT NULL,
+    minor_digits INTEGER NOT NULL,
     description TEXT NOT NULL,
     recorded_by TEXT NOT NULL,
     recorded_at TEXT NOT NULL

@@ -64,8 +64,8 @@ pub struct NewIncident {
 pub async fn declare(tx: &mut Tx, i: &NewIncident, prefix: &str) -> Result<String, StorageError> {
     const INSERT: &str = "INSERT INTO incidents (id, number, reference, title, summary, category, \
          impact, overall_level, state, declared_by, declared_at, updated_at, revision, \
-         personal_data, paper_records) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, $12, $13)";
+         personal_data, paper_records, highest_level) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, $12, $13, $8)";
     let reference = with_conn!(tx, c => {
         let next = c.pick(
             "SELECT nextval('incident_number_seq')",

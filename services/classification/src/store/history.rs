@@ -93,6 +93,8 @@ pub struct CostRow {
     /// In minor units of `currency` (pence).
     pub amount_minor: i64,
     pub currency: String,
+    /// The currency's minor unit digits when recorded (2 for GBP).
+    pub minor_digits: i16,
     pub description: String,
     pub recorded_by: String,
     pub recorded_at: DbTime,
@@ -101,8 +103,8 @@ pub struct CostRow {
 /// Adds an item to the incident's costs.
 pub async fn add_cost(tx: &mut Tx, incident_id: Uuid, cost: &CostRow) -> Result<(), StorageError> {
     const INSERT: &str = "INSERT INTO incident_costs (id, incident_id, category, amount_minor, \
-         currency, description, recorded_by, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+         currency, minor_digits, description, recorded_by, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     with_conn!(tx, c => {
         sqlx::query(INSERT)
             .bind(cost.id)
@@ -110,6 +112,7 @@ pub async fn add_cost(tx: &mut Tx, incident_id: Uuid, cost: &CostRow) -> Result<
             .bind(&cost.category)
             .bind(cost.amount_minor)
             .bind(&cost.currency)
+            .bind(cost.minor_digits)
             .bind(&cost.description)
             .bind(&cost.recorded_by)
             .bind(cost.recorded_at)
@@ -127,8 +130,8 @@ pub async fn costs(
     limit: i64,
 ) -> Result<Vec<CostRow>, StorageError> {
     let mut select = Select::new(
-        "SELECT id, category, amount_minor, currency, description, recorded_by, recorded_at \
-         FROM incident_costs",
+        "SELECT id, category, amount_minor, currency, minor_digits, description, recorded_by, \
+         recorded_at FROM incident_costs",
     );
     select.and("incident_id = ?", [incident_id.into()]);
     if let Some(id) = after {
@@ -139,13 +142,14 @@ pub async fn costs(
     select.fetch_all(conn).await
 }
 
-/// The sum of the incident's costs in each currency, by currency code.
+/// The sum of the incident's costs in each currency: `(currency, minor digits, sum)`.
 pub async fn cost_totals(
     mut conn: impl AsConn,
     incident_id: Uuid,
-) -> Result<Vec<(String, i64)>, StorageError> {
-    const SQL: &str = "SELECT currency, CAST(SUM(amount_minor) AS BIGINT) FROM incident_costs \
-         WHERE incident_id = $1 GROUP BY currency ORDER BY currency";
+) -> Result<Vec<(String, i16, i64)>, StorageError> {
+    const SQL: &str = "SELECT currency, minor_digits, CAST(SUM(amount_minor) AS BIGINT) \
+         FROM incident_costs WHERE incident_id = $1 GROUP BY currency, minor_digits \
+         ORDER BY currency, minor_digits";
     Ok(with_conn!(&mut conn, c => {
         sqlx::query_as(SQL).bind(incident_id).fetch_all(&mut *c).await?
     }))

@@ -48,6 +48,14 @@ pub struct IncidentRow {
     pub breach: Option<JsonText<Breach>>,
     pub review: Option<JsonText<Review>>,
     pub closed_at: Option<DbTime>,
+    /// The title business continuity is shown.
+    pub continuity_title: String,
+    /// What business continuity is told is being done.
+    pub continuity_statement: String,
+    /// Service affecting at some time: every change of its public state is a notice.
+    pub continuity_published: bool,
+    pub ever_affected_services: JsonText<Vec<String>>,
+    pub highest_level: Level,
     pub report_count: i64,
 }
 
@@ -79,6 +87,9 @@ macro_rules! incident_columns {
          i.state, i.officer, i.service_affecting, i.business_services, i.personal_data, \
          i.paper_records, i.evidence_required, i.expected_recovery_at, i.declared_by, \
          i.declared_at, i.updated_at, i.revision, i.breach, i.review, i.closed_at, \
+         i.continuity_title, i.continuity_statement, i.continuity_published, \
+         i.ever_affected_services, \
+         i.highest_level, \
          (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count"
     };
 }
@@ -156,7 +167,10 @@ pub async fn save(tx: &mut Tx, row: &IncidentRow) -> Result<bool, StorageError> 
          service_affecting = $7, business_services = $8, personal_data = $9, \
          paper_records = $10, evidence_required = $11, expected_recovery_at = $12, \
          updated_at = $13, impact = $14, overall_level = $15, breach = $16, review = $17, \
-         closed_at = $18, revision = revision + 1 WHERE id = $1 AND revision = $2";
+         closed_at = $18, continuity_statement = $19, continuity_published = $20, \
+         ever_affected_services = $21, highest_level = $22, continuity_title = $23, \
+         revision = revision + 1 \
+         WHERE id = $1 AND revision = $2";
     let saved = with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(row.id)
@@ -177,6 +191,11 @@ pub async fn save(tx: &mut Tx, row: &IncidentRow) -> Result<bool, StorageError> 
             .bind(&row.breach)
             .bind(&row.review)
             .bind(row.closed_at)
+            .bind(&row.continuity_statement)
+            .bind(row.continuity_published)
+            .bind(&row.ever_affected_services)
+            .bind(row.highest_level)
+            .bind(&row.continuity_title)
             .execute(&mut *c)
             .await?
             .rows_affected()
@@ -436,6 +455,41 @@ pub async fn list_incidents(
     if let Some(at) = filter.declared_before {
         select.and("i.declared_at < ?", [at.into()]);
     }
+    if let Some(p) = after {
+        select.and(
+            "(i.declared_at, i.id) < (?, ?)",
+            [p.declared_at.into(), p.id.into()],
+        );
+    }
+    select.then("ORDER BY i.declared_at DESC, i.id DESC");
+    select.limit(limit);
+    select.fetch_all(conn).await
+}
+
+/// Incidents that are or were service affecting (published to business continuity),
+/// newest first: those that reached `minimum_level` (0: any) and, if `services` are
+/// given, affected any of them.
+pub async fn published_incidents(
+    conn: impl AsConn,
+    minimum_level: i16,
+    services: &[String],
+    after: Option<IncidentPage>,
+    limit: i64,
+) -> Result<Vec<IncidentRow>, StorageError> {
+    let mut select = Select::new(SELECT_INCIDENTS);
+    select.and("i.continuity_published", []);
+    if minimum_level > 0 {
+        select.and("i.highest_level >= ?", [minimum_level.into()]);
+    }
+    // The JSON array holds each code quoted; codes may hold `_`, LIKE's wildcard
+    // (`!` escapes: a backslash means different things to PostgreSQL as
+    // standard_conforming_strings is set, and codes hold no `!`.)
+    select.and_any(
+        "i.ever_affected_services LIKE ? ESCAPE '!'",
+        services
+            .iter()
+            .map(|s| Value::from(format!("%\"{}\"%", s.replace('_', "!_")))),
+    );
     if let Some(p) = after {
         select.and(
             "(i.declared_at, i.id) < (?, ?)",

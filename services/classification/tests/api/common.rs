@@ -16,6 +16,10 @@ use custos_testing::{Backend, Running, TestDatabase};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 pub type Client = ClassificationServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+pub type Continuity =
+    custos_proto::continuity::v1::continuity_service_client::ContinuityServiceClient<
+        InterceptedService<Channel, ClientInterceptor>,
+    >;
 pub type Incidents = IncidentServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
@@ -88,6 +92,11 @@ impl TestClassification {
     /// A client of the incident register for `subject` holding `roles`.
     pub fn incidents(&self, subject: &str, roles: &[Role]) -> Incidents {
         IncidentServiceClient::new(custos_testing::authed(self.running.addr, subject, roles))
+    }
+
+    /// A client of the public continuity feed for `subject` holding `roles`.
+    pub fn continuity(&self, subject: &str, roles: &[Role]) -> Continuity {
+        Continuity::new(custos_testing::authed(self.running.addr, subject, roles))
     }
 
     /// A client that sends no token.

@@ -140,7 +140,10 @@ async fn closing_approves_the_review(backend: Backend) {
     );
     assert!(recorded.approved_by.is_empty());
 
-    // The officer does not approve their own incident's review.
+    // The review's author does not approve it.
+    let err = sam.close_incident(close(&reviewed)).await.unwrap_err();
+    assert_eq!(reason(&err), "APPROVER_REQUIRED");
+    // Nor does the officer, even as policy owner.
     sam.assign_incident_officer(pb::AssignIncidentOfficerRequest {
         incident_id: incident.id.clone(),
         revision: reviewed.revision,
@@ -154,7 +157,7 @@ async fn closing_approves_the_review(backend: Backend) {
         .await
         .unwrap();
     let err = c
-        .incidents("olga", &[Role::IncidentOfficer])
+        .incidents("olga", &[Role::IncidentOfficer, Role::PolicyOwner])
         .close_incident(close(&current))
         .await
         .unwrap_err();
@@ -196,7 +199,7 @@ async fn closing_approves_the_review(backend: Backend) {
 
 async fn a_new_level_is_an_event_and_the_history_is_kept(backend: Backend) {
     let c = TestClassification::start(backend).await;
-    let incident = raise(&c, 1, false).await;
+    let incident = raise(&c, 1, true).await;
     assert_eq!(
         incident.overall_level,
         pb::ImpactLevel::High as i32,
@@ -282,6 +285,17 @@ async fn a_new_level_is_an_event_and_the_history_is_kept(backend: Backend) {
         .into_inner();
     assert_eq!(rest.impacts.len(), 1);
     assert!(rest.next_page_token.is_empty());
+    let audited = custos_kit::audit::entries(c.db.read().await.unwrap(), &incident.id)
+        .await
+        .unwrap();
+    let reads = audited
+        .iter()
+        .filter(|(_, a)| a == "incident.impacts.read")
+        .count();
+    assert_eq!(
+        reads, 2,
+        "each page of the history of a personal-data incident"
+    );
 }
 
 async fn a_breach_is_recorded_and_decided(backend: Backend) {
@@ -401,6 +415,90 @@ async fn a_breach_is_recorded_and_decided(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "BREACH_DECIDED");
+    // Told is told; decided again, the reference stays.
+    let err = dee
+        .decide_breach_notification(decide(
+            decided.revision,
+            pb::BreachDecision::DoNotNotify,
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "BREACH_NOTIFIED");
+    let again = dee
+        .decide_breach_notification(decide(decided.revision, pb::BreachDecision::Notify, ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert_eq!(again.breach.unwrap().regulator_reference, "ICO-00123");
+    // A recorded breach keeps the incident flagged as personal data.
+    let err = sam
+        .update_incident(pb::UpdateIncidentRequest {
+            incident_id: incident.id.clone(),
+            revision: again.revision,
+            incident: Some(pb::Incident::default()),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["flags.personal_data".into()],
+            }),
+            reason: "no personal data after all".into(),
+            idempotency_key: key(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&err), ["incident.flags.personal_data"]);
+}
+
+async fn an_undecided_breach_keeps_the_incident_open(backend: Backend) {
+    let c = TestClassification::start(backend).await;
+    let incident = raise(&c, 1, true).await;
+    let mut sam = c.incidents("sam", ADVISOR);
+    let at = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let aware = |revision: i32| pb::RecordBreachAwarenessRequest {
+        incident_id: incident.id.clone(),
+        revision,
+        aware_at: Some(custos_kit::time_fmt::to_timestamp(at)),
+        idempotency_key: key(),
+    };
+    let recorded = sam
+        .record_breach_awareness(aware(1))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    // The same time again changes nothing.
+    let same = sam
+        .record_breach_awareness(aware(recorded.revision))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert_eq!(same.revision, recorded.revision);
+    assert_eq!(
+        events::<pb::IncidentBreachRecorded>(&c.db, &incident.id)
+            .await
+            .len(),
+        1
+    );
+    let resolved = resolve(&c, &recorded).await;
+    let reviewed = sam
+        .record_incident_review(review(&resolved))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    let err = c
+        .incidents("pat", &[Role::PolicyOwner, Role::SecurityAdvisor])
+        .close_incident(close(&reviewed))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "BREACH_UNDECIDED");
 }
 
 fn gbp(units: i64, nanos: i32) -> Money {
@@ -513,5 +611,6 @@ on_both_backends!(
     closing_approves_the_review,
     a_new_level_is_an_event_and_the_history_is_kept,
     a_breach_is_recorded_and_decided,
+    an_undecided_breach_keeps_the_incident_open,
     costs_are_itemised_with_totals,
 );

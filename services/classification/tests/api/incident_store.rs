@@ -248,7 +248,54 @@ async fn access_changes_are_counted_once(backend: Backend) {
     );
 }
 
+async fn published_incidents_match_level_and_services(backend: Backend) {
+    let (_d, db) = db(backend).await;
+    let publish = |services: &'static [&'static str]| {
+        move |r: &mut store::RegisterRow| {
+            r.continuity_published = true;
+            r.ever_affected_services = JsonText(services.iter().map(|s| (*s).into()).collect());
+        }
+    };
+    let low = incident(
+        &db,
+        1,
+        "denial_of_service",
+        Level::Low,
+        publish(&["pay_roll"]),
+    )
+    .await;
+    let high = incident(&db, 2, "denial_of_service", Level::High, |r| {
+        publish(&["payxroll", "email"])(r);
+        r.highest_level = Level::High;
+    })
+    .await;
+    incident(&db, 3, "denial_of_service", Level::High, |_| {}).await;
+    let published = |minimum: i16, services: &[&str]| {
+        let db = db.clone();
+        let services: Vec<String> = services.iter().map(|s| (*s).into()).collect();
+        async move {
+            store::published_incidents(db.read().await.unwrap(), minimum, &services, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        published(0, &[]).await,
+        [high, low],
+        "unpublished ones never"
+    );
+    assert_eq!(published(3, &[]).await, [high]);
+    // `_` is a code's own character, not LIKE's wildcard.
+    assert_eq!(published(0, &["pay_roll"]).await, [low]);
+    assert_eq!(published(0, &["pay_roll", "email"]).await, [high, low]);
+    assert_eq!(published(3, &["pay_roll"]).await, Vec::<Uuid>::new());
+}
+
 on_both_backends!(
     incidents_are_listed_newest_first_by_any_filter,
+    published_incidents_match_level_and_services,
     access_changes_are_counted_once,
 );

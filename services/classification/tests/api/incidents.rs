@@ -10,7 +10,6 @@ use custos_classification::{
 use custos_kit::{
     auth::Role,
     error::{status_reason, status_violations},
-    outbox::{self, Cursor},
     storage::Db,
 };
 use custos_proto::classification::v1::{self as pb, assess_report_request::Decision};
@@ -100,16 +99,21 @@ pub(crate) async fn log(c: &TestClassification, id: &str) -> Vec<pb::IncidentAct
         .actions
 }
 
-/// The payloads of type `M` in the outbox about `aggregate`, in order.
+/// The payloads of type `M` in the outbox about `aggregate`, in order: every committed
+/// row (a feed would hold back the newest behind other tests' open transactions).
 pub(crate) async fn events<M: Message + Name + Default>(db: &Db, aggregate: &str) -> Vec<M> {
-    let batch = outbox::read_after(db.read().await.unwrap(), Cursor::START, 10_000)
+    let mut conn = db.read().await.unwrap();
+    let rows: Vec<(String, String, Vec<u8>)> = custos_kit::with_conn!(&mut conn, c => {
+        sqlx::query_as(
+            "SELECT event_type, aggregate_id, payload FROM outbox ORDER BY epoch, txid, id",
+        )
+        .fetch_all(&mut *c)
         .await
-        .unwrap();
-    batch
-        .events
-        .into_iter()
-        .filter(|e| e.event_type == M::full_name() && e.aggregate_id == aggregate)
-        .map(|e| M::decode(e.payload.as_slice()).unwrap())
+        .unwrap()
+    });
+    rows.into_iter()
+        .filter(|(t, a, _)| *t == M::full_name() && a == aggregate)
+        .map(|(_, _, payload)| M::decode(payload.as_slice()).unwrap())
         .collect()
 }
 

@@ -5,6 +5,7 @@ mod common;
 mod assess;
 mod assess_errors;
 mod assessment_store;
+mod continuity;
 mod incident_access;
 mod incident_changes;
 mod incident_errors;

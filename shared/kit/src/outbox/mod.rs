@@ -176,6 +176,29 @@ const READ_SQLITE: &str = "SELECT epoch, txid, id, event_id, event_type, occurre
      aggregate_id, aggregate_reference, trace_context, payload, 1 AS settled \
      FROM outbox WHERE id > $3 AND $1 = $1 AND $2 = $2 ORDER BY id LIMIT $4";
 
+const HEAD_POSTGRES: &str = "SELECT epoch, txid, id, event_id FROM outbox \
+     WHERE epoch < (SELECT epoch FROM feed_epoch) \
+     OR txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+     ORDER BY epoch DESC, txid DESC, id DESC LIMIT 1";
+const HEAD_SQLITE: &str = "SELECT epoch, txid, id, event_id FROM outbox ORDER BY id DESC LIMIT 1";
+
+/// The cursor of the last event a reader may be given now (every event after it is yet
+/// to be delivered, whenever it commits): where a snapshot taken now is followed from.
+/// [`Cursor::START`] when the outbox is empty.
+pub async fn head(mut conn: impl AsConn) -> Result<Cursor, StorageError> {
+    let row: Option<(i64, i64, i64, Uuid)> = with_conn!(&mut conn, c => {
+        sqlx::query_as(c.pick(HEAD_POSTGRES, HEAD_SQLITE)).fetch_optional(&mut *c).await?
+    });
+    Ok(
+        row.map_or(Cursor::START, |(epoch, txid, id, event_id)| Cursor {
+            epoch,
+            txid,
+            id,
+            event_id,
+        }),
+    )
+}
+
 /// Reads up to `limit` deliverable events after `after`.
 pub async fn read_after(
     mut conn: impl AsConn,

@@ -121,6 +121,12 @@ impl Context {
         self.anonymous_paths.extend_from_slice(paths);
     }
 
+    /// How often an idle feed stream sends a heartbeat (`server.feed_heartbeat_secs`),
+    /// for feeds a service serves itself.
+    pub fn feed_heartbeat(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.server.feed_heartbeat_secs)
+    }
+
     /// Serves this service's outbox as `EventFeedService`, to callers with `roles`.
     pub fn publish_feed(&mut self, roles: &'static [Role]) {
         let feed = crate::feed::Feed::new(

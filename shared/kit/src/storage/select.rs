@@ -142,6 +142,21 @@ impl Select {
         self.conditions += 1;
     }
 
+    /// `(condition OR condition …)`, once per value, each `?` bound to its value (a
+    /// repeated filter that no `IN` expresses, e.g. `LIKE`); nothing when there are none.
+    pub fn and_any(&mut self, condition: &'static str, values: impl IntoIterator<Item = Value>) {
+        let parts: Vec<String> = values
+            .into_iter()
+            .map(|value| {
+                let placeholder = self.bind(value);
+                condition.replacen('?', &placeholder, 1)
+            })
+            .collect();
+        if !parts.is_empty() {
+            self.push_condition(&format!("({})", parts.join(" OR ")));
+        }
+    }
+
     /// `column = value` when the filter is set.
     pub fn and_eq(&mut self, column: &'static str, value: Option<impl Into<Value>>) {
         if let Some(value) = value {
@@ -293,6 +308,18 @@ mod tests {
              WHERE id = $2"
         );
         assert_eq!(s.values(), [Value::from("olga"), Value::I64(7)]);
+    }
+
+    #[test]
+    fn any_of_a_condition_is_one_disjunction() {
+        let mut s = Select::new("SELECT id FROM t");
+        s.and_any("tags LIKE ?", []);
+        s.and_eq("kind", Some(1_i16));
+        s.and_any("tags LIKE ?", [Value::from("%a%"), Value::from("%b%")]);
+        assert_eq!(
+            s.sql(),
+            "SELECT id FROM t WHERE kind = $1 AND (tags LIKE $2 OR tags LIKE $3)"
+        );
     }
 
     #[test]

@@ -231,6 +231,8 @@ impl IncidentApi {
                 },
             )
         });
+        // The connection goes back first: the audit writer may need one from the pool.
+        drop(conn);
         self.audit_reads(&caller, "incident.access.read", &[&row])
             .await?;
         Ok(Response::new(pb::ListIncidentAccessResponse {

@@ -152,6 +152,8 @@ impl IncidentApi {
         let next_page_token = page::cut(&mut rows, limit, |r| {
             tokens.seal(scope.as_bytes(), &r.sequence)
         });
+        // The connection goes back first: the audit writer may need one from the pool.
+        drop(conn);
         self.audit_reads(&caller, "incident.actions.read", &[&row])
             .await?;
         Ok(Response::new(pb::ListIncidentActionsResponse {

@@ -79,6 +79,20 @@ impl IncidentApi {
         {
             return Err(ClassificationError::BreachDecided);
         }
+        let earlier = c.row.breach.as_ref().map(|b| b.aware_at);
+        if earlier == Some(aware_at) {
+            // Recorded already, as it is: nothing changes.
+            let super::Changing {
+                mut tx,
+                pending,
+                row,
+                ..
+            } = *c;
+            let wire = super::incident_to_wire(row);
+            idempotency::complete(&mut tx, pending, &wire).await?;
+            tx.commit().await?;
+            return Ok(wire);
+        }
         let mut effects = Effects::new();
         let breach = Breach {
             aware_at,
@@ -96,9 +110,12 @@ impl IncidentApi {
         c.row.personal_data = true;
         Self::save(&mut c.tx, &mut c.row, effects.at()).await?;
         let detail = format!(
-            "aware of a personal-data breach at {}; the regulator must be told by {} unless \
-             it is decided not to{}",
+            "aware of a personal-data breach at {}{}; the regulator must be told by {} \
+             unless it is decided not to{}",
             rfc3339(aware_at.get()),
+            earlier
+                .map(|e| format!(" (corrected from {})", rfc3339(e.get())))
+                .unwrap_or_default(),
             rfc3339(due),
             if raised {
                 "; it raised flags.personal_data"
@@ -197,9 +214,17 @@ impl IncidentApi {
             return Err(ClassificationError::BreachNotRecorded);
         };
         let again = breach.decision().is_some();
+        if breach.decision() == Some(BreachDecision::Notify)
+            && decision == BreachDecision::DoNotNotify
+        {
+            return Err(ClassificationError::BreachNotified);
+        }
         breach.decision = Some(decision.name().to_owned());
         breach.decision_reason = reason.clone();
-        breach.regulator_reference = reference;
+        // A decision made again without the regulator's reference keeps the one known.
+        if !reference.is_empty() {
+            breach.regulator_reference = reference;
+        }
         breach.decided_by = caller.subject.clone();
         breach.decided_at = Some(at);
         Self::save(&mut c.tx, &mut c.row, at).await?;

@@ -122,6 +122,7 @@ impl IncidentApi {
         at: DbTime,
     ) -> Result<(), ClassificationError> {
         row.updated_at = at;
+        crate::continuity::record(row);
         if !store::save(tx, row).await? {
             return Err(ClassificationError::Corrupt(
                 "an incident held by this transaction changed under it".into(),
@@ -146,9 +147,22 @@ impl IncidentApi {
             mut tx,
             pending,
             row,
+            notice_before,
             ..
         } = *changing;
-        tx.append_events(&effects.events).await?;
+        let mut events = effects.events;
+        // A change of the public state is a notice for business continuity.
+        if let Some(after) = crate::continuity::notice(&row)
+            && crate::continuity::changed(notice_before.as_ref(), &after)
+        {
+            events.push(NewEvent::new(
+                row.id,
+                row.reference.clone(),
+                effects.now,
+                &after,
+            ));
+        }
+        tx.append_events(&events).await?;
         if row.personal_data || involved_personal_data {
             custos_kit::audit::record(&mut tx, caller, action, "incident", &[row.id.to_string()])
                 .await?;

@@ -14,15 +14,16 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, Needs, Opened, not_closed, parse_key};
+use super::{IncidentApi, Needs, Opened, parse_key};
 use crate::{
     error::ClassificationError,
     incident::ActionKind,
     store::{self, CostRow},
 };
 
-/// Amounts above this many major units are refused as typing mistakes.
-const MAX_UNITS: i64 = 1_000_000_000_000;
+/// Amounts above this many major units are refused as typing mistakes (and so that no
+/// total of them can overflow).
+const MAX_UNITS: i64 = 10_000_000_000;
 
 /// A money amount as minor units (pence), or what is wrong with it.
 fn minor_units(m: &Money, currency: &str, digits: u32) -> Result<i64, (&'static str, String)> {
@@ -48,7 +49,7 @@ fn minor_units(m: &Money, currency: &str, digits: u32) -> Result<i64, (&'static 
             format!("must be whole minor units of {currency}: a multiple of {step}"),
         ));
     }
-    if m.units.abs() > MAX_UNITS {
+    if m.units.unsigned_abs() > MAX_UNITS.unsigned_abs() {
         return Err((".units", format!("must be at most {MAX_UNITS} in size")));
     }
     let minor = m.units * 10i64.pow(digits) + i64::from(m.nanos / step);
@@ -56,6 +57,18 @@ fn minor_units(m: &Money, currency: &str, digits: u32) -> Result<i64, (&'static 
         return Err(("", "must not be zero".into()));
     }
     Ok(minor)
+}
+
+/// An amount as people read it: `GBP -0.50`, `JPY 5`.
+fn shown(minor: i64, currency: &str, digits: u32) -> String {
+    let scale = 10u64.pow(digits);
+    let (sign, abs) = (if minor < 0 { "-" } else { "" }, minor.unsigned_abs());
+    if digits == 0 {
+        format!("{currency} {sign}{abs}")
+    } else {
+        let width = digits as usize;
+        format!("{currency} {sign}{}.{:0width$}", abs / scale, abs % scale)
+    }
 }
 
 fn money(minor: i64, currency: &str, digits: u32) -> Money {
@@ -131,7 +144,7 @@ impl IncidentApi {
             }
             Opened::New(c) => c,
         };
-        not_closed(&c.row)?;
+        // Costs arrive after closing too (invoices, fines): the ledger stays open.
         let super::Changing {
             mut tx,
             pending,
@@ -143,20 +156,17 @@ impl IncidentApi {
             category,
             amount_minor: amount,
             currency: currency.clone(),
+            minor_digits: digits as i16,
             description,
             recorded_by: caller.subject.clone(),
             recorded_at: DbTime::now(),
         };
         store::add_cost(&mut tx, row.id, &cost).await?;
-        let shown = money(amount, currency, digits);
         let detail = format!(
-            "{}: {} {}.{:0width$} ({})",
+            "{}: {} ({})",
             cost.category,
-            currency,
-            shown.units,
-            (shown.nanos / 10i32.pow(9 - digits)).abs(),
-            cost.description,
-            width = digits as usize
+            shown(amount, currency, digits),
+            cost.description
         );
         store::append_action(
             &mut tx,
@@ -219,15 +229,16 @@ impl IncidentApi {
             .await
             .map_err(ClassificationError::from)?;
         let next_page_token = page::cut(&mut rows, limit, |r| tokens.seal(scope.as_bytes(), &r.id));
+        // The connection goes back first: the audit writer may need one from the pool.
+        drop(conn);
         self.audit_reads(&caller, "incident.costs.read", &[&row])
             .await?;
-        let digits = self.matrix.minor_unit_digits;
         Ok(Response::new(pb::ListIncidentCostsResponse {
             costs: rows.into_iter().map(|c| self.cost_to_wire(c)).collect(),
             next_page_token,
             totals: totals
                 .into_iter()
-                .map(|(currency, minor)| money(minor, &currency, digits))
+                .map(|(currency, digits, minor)| money(minor, &currency, digits as u32))
                 .collect(),
         }))
     }
@@ -248,6 +259,14 @@ mod tests {
         assert_eq!(minor_units(&m(-3, -50_000_000), "GBP", 2), Ok(-305));
         assert_eq!(money(-305, "GBP", 2), m(-3, -50_000_000));
         assert_eq!(money(1234, "GBP", 2), m(12, 340_000_000));
+        assert_eq!(shown(-50, "GBP", 2), "GBP -0.50");
+        assert_eq!(shown(5, "JPY", 0), "JPY 5");
+        assert_eq!(shown(123_456, "BHD", 3), "BHD 123.456");
+        assert!(
+            minor_units(&m(i64::MIN, -10_000_000), "GBP", 2).is_err(),
+            "no overflow"
+        );
+        assert!(minor_units(&m(i64::MAX, 0), "GBP", 2).is_err());
         assert!(
             minor_units(&m(1, 5_000_000), "GBP", 2).is_err(),
             "half a penny"

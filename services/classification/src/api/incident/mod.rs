@@ -117,6 +117,8 @@ pub(crate) fn incident_to_wire(r: RegisterRow) -> pb::Incident {
         breach: r.breach.map(|b| b.to_wire()),
         review: r.review.map(|v| v.to_wire()),
         closed_at: r.closed_at.map(|t| to_timestamp(t.get())),
+        continuity_statement: r.continuity_statement,
+        continuity_title: r.continuity_title,
     }
 }
 
@@ -135,6 +137,8 @@ struct Changing {
     pending: Pending,
     row: RegisterRow,
     standing: Standing,
+    /// The incident's public continuity state before the change, if it has one.
+    notice_before: Option<custos_proto::continuity::v1::IncidentNotice>,
 }
 
 /// What opening a change found.
@@ -173,11 +177,13 @@ impl IncidentApi {
         key: &IncidentKey,
         needs: Needs,
     ) -> Result<(Tx, RegisterRow, Standing), ClassificationError> {
-        let mut tx = self.db.begin().await?;
-        let seen = store::incident_for(&mut tx, key, &caller.subject)
+        // A read connection first (SQLite: not the writer), so that a stranger takes no
+        // lock at all.
+        let seen = store::incident_for(self.db.read().await?, key, &caller.subject)
             .await?
             .ok_or_else(not_found)?;
         standing(caller, &seen)?;
+        let mut tx = self.db.begin().await?;
         // Again, held: the list or the officer may have changed in between.
         let seen = store::hold_incident_for(&mut tx, key, &caller.subject)
             .await?
@@ -214,22 +220,23 @@ impl IncidentApi {
         let fingerprint = idempotency::fingerprint(&(row.id, request));
         match idempotency::claim(&mut tx, idempotency_key, &fingerprint).await? {
             Claim::Replay(bytes) => {
-                if row.personal_data {
-                    custos_kit::audit::record(
-                        &mut tx,
-                        caller,
-                        "incident.read",
-                        "incident",
-                        &[row.id.to_string()],
-                    )
-                    .await?;
-                    tx.commit().await?;
-                }
+                // The stored response may show what the incident held then (personal
+                // data, even if the flag was cleared since): always a read, audited.
+                custos_kit::audit::record(
+                    &mut tx,
+                    caller,
+                    "incident.read",
+                    "incident",
+                    &[row.id.to_string()],
+                )
+                .await?;
+                tx.commit().await?;
                 Ok(Opened::Replay(bytes))
             }
             Claim::New(pending) => Ok(Opened::New(Box::new(Changing {
                 tx,
                 pending,
+                notice_before: crate::continuity::notice(&row),
                 row,
                 standing,
             }))),

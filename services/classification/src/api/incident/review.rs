@@ -130,9 +130,15 @@ impl IncidentApi {
             Opened::Replay(bytes) => return replayed(bytes),
             Opened::New(c) => c,
         };
+        // Someone other than the officer, and other than the review's author, approves.
         let approver = c.standing == Standing::Advisor
-            || (caller.has_any(&[Role::PolicyOwner]) && c.standing.sees());
-        if !approver {
+            || (caller.has_any(&[Role::PolicyOwner]) && c.standing == Standing::Listed);
+        let author = c
+            .row
+            .review
+            .as_ref()
+            .is_some_and(|r| r.recorded_by == caller.subject);
+        if !approver || author {
             return Err(ClassificationError::ApproverRequired);
         }
         not_closed(&c.row)?;
@@ -143,6 +149,13 @@ impl IncidentApi {
                 state: from,
                 wanted: IncidentState::Closed,
             });
+        }
+        if c.row
+            .breach
+            .as_ref()
+            .is_some_and(|b| b.decision().is_none())
+        {
+            return Err(ClassificationError::BreachUndecided);
         }
         let mut effects = Effects::new();
         let Some(JsonText(review)) = c.row.review.as_mut() else {

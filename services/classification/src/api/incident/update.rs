@@ -69,6 +69,16 @@ impl IncidentApi {
                  services affected",
             ));
         }
+        if flags_before.personal_data && !flags.personal_data && c.row.breach.is_some() {
+            return Err(ClassificationError::Invalid(vec![
+                custos_kit::error::FieldViolation {
+                    field: "incident.flags.personal_data".into(),
+                    description: "cannot be cleared: a personal-data breach is recorded on \
+                                  this incident"
+                        .into(),
+                },
+            ]));
+        }
         // Clearing personal data stops the audit of every read: an advisor's decision.
         if flags_before.personal_data && !flags.personal_data && c.standing != Standing::Advisor {
             return Err(ClassificationError::AdvisorRequired(
@@ -82,6 +92,14 @@ impl IncidentApi {
             (
                 "expected_recovery_at",
                 c.row.expected_recovery_at != before.expected_recovery_at,
+            ),
+            (
+                "continuity_title",
+                c.row.continuity_title != before.continuity_title,
+            ),
+            (
+                "continuity_statement",
+                c.row.continuity_statement != before.continuity_statement,
             ),
             (
                 "flags.service_affecting",
@@ -157,6 +175,8 @@ struct Update {
     title: Option<String>,
     summary: Option<String>,
     expected_recovery_at: Option<Option<DbTime>>,
+    continuity_statement: Option<String>,
+    continuity_title: Option<String>,
     service_affecting: Option<bool>,
     business_services: Option<Vec<String>>,
     personal_data: Option<bool>,
@@ -175,6 +195,12 @@ impl Update {
         }
         if let Some(at) = self.expected_recovery_at {
             row.expected_recovery_at = at;
+        }
+        if let Some(t) = &self.continuity_statement {
+            row.continuity_statement = t.clone();
+        }
+        if let Some(t) = &self.continuity_title {
+            row.continuity_title = t.clone();
         }
         if let Some(b) = self.service_affecting {
             flags.service_affecting = b;
@@ -199,6 +225,8 @@ const PATHS: &[&str] = &[
     "title",
     "summary",
     "expected_recovery_at",
+    "continuity_title",
+    "continuity_statement",
     "flags",
     "flags.service_affecting",
     "flags.business_services",
@@ -253,6 +281,24 @@ impl IncidentApi {
                         "incident.summary",
                         &given.summary,
                         10_000,
+                        false,
+                    ))
+                }
+                "continuity_title" => {
+                    u.continuity_title = Some(text(
+                        &mut v,
+                        "incident.continuity_title",
+                        &given.continuity_title,
+                        200,
+                        false,
+                    ))
+                }
+                "continuity_statement" => {
+                    u.continuity_statement = Some(text(
+                        &mut v,
+                        "incident.continuity_statement",
+                        &given.continuity_statement,
+                        2_000,
                         false,
                     ))
                 }
