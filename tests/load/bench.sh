@@ -26,7 +26,8 @@
 #     PostgreSQL: seeds the register with `incidents` (default 1,000,000) over three years
 #     (the older ones closed, most low, a few service affecting, 200 officers each on their
 #     incidents' access lists), then runs every filter combination at 32 concurrent calls
-#     for `seconds` (default 3) each, as a security advisor, then GetIncident by reference.
+#     for `seconds` (default 3) each, as a security advisor, then GetIncident by reference
+#     (BENCH_ONLY="state state+level" measures only those combinations).
 #
 #   tests/load/bench.sh continuity [subscribers] [changes]   The business-continuity feed
 #     on PostgreSQL: `subscribers` (default 1,000) follow it from a snapshot while one
@@ -166,7 +167,7 @@ SQL
   # shellcheck disable=SC2086
   $LOAD incidents --server http://127.0.0.1:$PORT --token "$(token sam security_advisor)" \
     --seconds "$SECONDS_PER_COMBINATION" --incidents "$COUNT" $CATEGORIES $OFFICERS \
-    ${BENCH_ONLY:+--only "$BENCH_ONLY"}
+    $(for o in ${BENCH_ONLY:-}; do printf -- '--only=%s ' "$o"; done)
   stop_intake
   [ "${CUSTOS_BENCH_KEEP:-}" = 1 ] || psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"
   exit 0
