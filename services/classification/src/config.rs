@@ -36,8 +36,9 @@ pub struct ClassificationSettings {
     /// The categories an incident's costs are itemised in (codes as for business
     /// services).
     pub cost_categories: Vec<String>,
-    /// How many continuity notices a live subscriber may fall behind before its stream
-    /// is ended (it resumes from its cursor); each is shared by every subscriber.
+    /// How many items of the continuity broadcast (notices, and marks of how far the
+    /// outbox was read) a live subscriber may fall behind before its stream is ended (it
+    /// resumes from its cursor); each is shared by every subscriber.
     pub continuity_buffer: usize,
 }
 

@@ -3,7 +3,7 @@
 //! last cursor after UNAVAILABLE or SUBSCRIBER_TOO_SLOW (with jittered backoff), and takes
 //! a new snapshot after CURSOR_EXPIRED. Each notice is printed as it is applied.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use clap::{Args, Subcommand, ValueEnum};
 use custos_proto::continuity::v1::{
@@ -120,10 +120,13 @@ pub async fn continuity(command: ContinuityCommand) -> Result<(), String> {
     };
     let mut cursor = f.after.clone();
     let mut backoff = Duration::from_secs(1);
+    // The highest revision printed per incident: a repeat, or an older copy after a
+    // snapshot or a resume, is not news.
+    let mut latest: HashMap<String, i32> = HashMap::new();
     loop {
         let from = match cursor.clone() {
             Some(c) => c,
-            None => snapshot(&mut client, &filter, f.conn.json).await?,
+            None => snapshot(&mut client, &filter, f.conn.json, &mut latest).await?,
         };
         cursor = Some(from.clone());
         let outcome = client
@@ -141,7 +144,10 @@ pub async fn continuity(command: ContinuityCommand) -> Result<(), String> {
                             backoff = Duration::from_secs(1);
                             match r.item {
                                 Some(Item::Change(change)) => {
-                                    if let Some(n) = &change.notice {
+                                    if let Some(n) = &change.notice
+                                        && latest.get(&n.reference).is_none_or(|r| n.revision > *r)
+                                    {
+                                        latest.insert(n.reference.clone(), n.revision);
                                         print(f.conn.json, n);
                                     }
                                     cursor = Some(change.cursor);
@@ -195,6 +201,7 @@ async fn snapshot(
     >,
     filter: &cpb::NoticeFilter,
     json_out: bool,
+    latest: &mut HashMap<String, i32>,
 ) -> Result<String, String> {
     let mut token = String::new();
     loop {
@@ -208,6 +215,7 @@ async fn snapshot(
             .map_err(|s| output::status_error(&s))?
             .into_inner();
         for n in &page.notices {
+            latest.insert(n.reference.clone(), n.revision);
             print(json_out, n);
         }
         if page.next_page_token.is_empty() {

@@ -161,6 +161,9 @@ pub struct Update {
     /// What business continuity is told is being done.
     #[arg(long)]
     statement: Option<String>,
+    /// The title business continuity is shown (never the incident's own title).
+    #[arg(long)]
+    continuity_title: Option<String>,
     /// When the services are expected back (RFC 3339).
     #[arg(long)]
     expected_recovery: Option<String>,
@@ -345,6 +348,7 @@ fn incident_json(i: &pb::Incident) -> serde_json::Value {
         "business_services": flags.business_services, "personal_data": flags.personal_data,
         "paper_records": flags.paper_records, "evidence_required": flags.evidence_required,
         "continuity_statement": i.continuity_statement,
+        "continuity_title": i.continuity_title,
         "expected_recovery_at": output::time(&i.expected_recovery_at),
         "breach": i.breach.as_ref().map(|b| json!({"aware_at": output::time(&b.aware_at),
             "report_due_at": output::time(&b.report_due_at), "decision": b.decision,
@@ -554,6 +558,10 @@ pub async fn incident(command: IncidentCommand) -> Result<(), String> {
                 paths.push("continuity_statement");
                 given.continuity_statement = s.clone();
             }
+            if let Some(t) = &u.continuity_title {
+                paths.push("continuity_title");
+                given.continuity_title = t.clone();
+            }
             if let Some(at) = &u.expected_recovery {
                 paths.push("expected_recovery_at");
                 given.expected_recovery_at = Some(timestamp("--expected-recovery", at)?);
@@ -591,7 +599,7 @@ pub async fn incident(command: IncidentCommand) -> Result<(), String> {
             }
             if paths.is_empty() {
                 return Err("nothing to change: give --title, --summary, --statement, \
-                     --expected-recovery or a flag"
+                     --continuity-title, --expected-recovery or a flag"
                     .into());
             }
             given.flags = Some(flags);

@@ -280,14 +280,21 @@ impl ContinuityService for ContinuityApi {
         auth::require_any(&request, ROLES)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let cursor = v.check(
-            "after_cursor",
-            open_cursor(self.db.page_tokens(), &req.after_cursor),
-        );
         let filter = Filter::parse(&mut v, req.filter);
         v.finish()
             .map_err(|v| status(ContinuityError::Invalid(v)))?;
-        let cursor = cursor.expect("checked");
+        if !self.hub.is_alive() {
+            return Err(status(ContinuityError::Stopping));
+        }
+        // A cursor this feed's database cannot open was sealed under another key: another
+        // deployment, or this one's database before it was re-created. Another history,
+        // as far as the subscriber can tell: a new snapshot, not a fixed request.
+        let cursor = open_cursor(self.db.page_tokens(), &req.after_cursor).map_err(|_| {
+            status(ContinuityError::Expired(
+                "this cursor was not issued by this feed's present database (another \
+                 deployment, or a database created again since)",
+            ))
+        })?;
         let conn = self.db.read().await.map_err(|e| status(e.into()))?;
         if let Some(mismatch) = outbox::cursor::check(conn, cursor)
             .await

@@ -207,6 +207,33 @@ async fn incidents_are_listed_newest_first_by_any_filter(backend: Backend) {
         seen.extend(page.iter().map(|r| r.id));
     }
     assert_eq!(seen, [four, three, two, one]);
+
+    // Through several states (one range per state, then the page), with two incidents
+    // declared at the same moment: each once, newest first, ties by id.
+    let five = incident(&db, 5, "malware_infection", Level::Low, |_| {}).await;
+    let six = incident(&db, 5, "malware_infection", Level::Low, |r| {
+        r.state = IncidentState::Closed;
+    })
+    .await;
+    let (first, second) = if five > six { (five, six) } else { (six, five) };
+    let two_states = IncidentFilter {
+        states: vec![IncidentState::Open, IncidentState::Closed],
+        ..all.clone()
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store::list_incidents(db.read().await.unwrap(), &two_states, None, after, 1)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(IncidentPage {
+            declared_at: last.declared_at,
+            id: last.id,
+        });
+        seen.extend(page.iter().map(|r| r.id));
+    }
+    assert_eq!(seen, [first, second, four, three, one]);
 }
 
 async fn access_changes_are_counted_once(backend: Backend) {
