@@ -204,36 +204,20 @@ impl IncidentApi {
         let key = parse_key(&mut v, "incident_id", &req.incident_id);
         let limit = page::size(&mut v, "page_size", req.page_size);
         v.finish().map_err(ClassificationError::from)?;
-        // The check and the read on one connection, one after the other.
-        let mut conn = self.db.read().await.map_err(ClassificationError::from)?;
-        let row = self
-            .visible(&mut conn, &caller, &key.expect("checked"))
-            .await?;
-        let scope = format!("ListIncidentAccess {}", row.id);
-        let tokens = self.db.page_tokens();
-        let mut v = Violations::new();
-        let after = v
-            .check(
-                "page_token",
-                tokens.open::<AccessPage>(scope.as_bytes(), &req.page_token),
-            )
-            .flatten();
-        v.finish().map_err(ClassificationError::from)?;
-        let mut rows = store::access_list(&mut conn, row.id, after, limit + 1)
-            .await
-            .map_err(ClassificationError::from)?;
-        let next_page_token = page::cut(&mut rows, limit, |r| {
-            tokens.seal(
-                scope.as_bytes(),
-                &AccessPage {
+        let (row, rows, next_page_token) = self
+            .child_page(
+                &caller,
+                &key.expect("checked"),
+                "ListIncidentAccess",
+                "incident.access.read",
+                &req.page_token,
+                limit,
+                async |conn, id, after, limit| store::access_list(conn, id, after, limit).await,
+                |r| AccessPage {
                     granted_at: r.granted_at,
                     subject: r.subject.clone(),
                 },
             )
-        });
-        // The connection goes back first: the audit writer may need one from the pool.
-        drop(conn);
-        self.audit_reads(&caller, "incident.access.read", &[&row])
             .await?;
         Ok(Response::new(pb::ListIncidentAccessResponse {
             access: rows

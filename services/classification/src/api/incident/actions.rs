@@ -131,30 +131,17 @@ impl IncidentApi {
         kinds.sort_by_key(|k| k.to_wire());
         let limit = page::size(&mut v, "page_size", req.page_size);
         v.finish().map_err(ClassificationError::from)?;
-        // The check and the read on one connection, one after the other.
-        let mut conn = self.db.read().await.map_err(ClassificationError::from)?;
-        let row = self
-            .visible(&mut conn, &caller, &key.expect("checked"))
-            .await?;
-        let scope = format!("ListIncidentActions {} {kinds:?}", row.id);
-        let tokens = self.db.page_tokens();
-        let mut v = Violations::new();
-        let after = v
-            .check(
-                "page_token",
-                tokens.open::<i32>(scope.as_bytes(), &req.page_token),
+        let (_, rows, next_page_token) = self
+            .child_page(
+                &caller,
+                &key.expect("checked"),
+                &format!("ListIncidentActions {kinds:?}"),
+                "incident.actions.read",
+                &req.page_token,
+                limit,
+                async |conn, id, after, limit| store::actions(conn, id, &kinds, after, limit).await,
+                |r| r.sequence,
             )
-            .flatten();
-        v.finish().map_err(ClassificationError::from)?;
-        let mut rows = store::actions(&mut conn, row.id, &kinds, after, limit + 1)
-            .await
-            .map_err(ClassificationError::from)?;
-        let next_page_token = page::cut(&mut rows, limit, |r| {
-            tokens.seal(scope.as_bytes(), &r.sequence)
-        });
-        // The connection goes back first: the audit writer may need one from the pool.
-        drop(conn);
-        self.audit_reads(&caller, "incident.actions.read", &[&row])
             .await?;
         Ok(Response::new(pb::ListIncidentActionsResponse {
             actions: rows.into_iter().map(action_to_wire).collect(),

@@ -208,30 +208,22 @@ impl IncidentApi {
         let key = parse_key(&mut v, "incident_id", &req.incident_id);
         let limit = page::size(&mut v, "page_size", req.page_size);
         v.finish().map_err(ClassificationError::from)?;
-        let mut conn = self.db.read().await.map_err(ClassificationError::from)?;
-        let row = self
-            .visible(&mut conn, &caller, &key.expect("checked"))
-            .await?;
-        let scope = format!("ListIncidentCosts {}", row.id);
-        let tokens = self.db.page_tokens();
-        let mut v = Violations::new();
-        let after = v
-            .check(
-                "page_token",
-                tokens.open::<Uuid>(scope.as_bytes(), &req.page_token),
+        let mut totals = Vec::new();
+        let (_, rows, next_page_token) = self
+            .child_page(
+                &caller,
+                &key.expect("checked"),
+                "ListIncidentCosts",
+                "incident.costs.read",
+                &req.page_token,
+                limit,
+                async |conn, id, after, limit| {
+                    let rows = store::costs(&mut *conn, id, after, limit).await?;
+                    totals = store::cost_totals(conn, id).await?;
+                    Ok(rows)
+                },
+                |r| r.id,
             )
-            .flatten();
-        v.finish().map_err(ClassificationError::from)?;
-        let mut rows = store::costs(&mut conn, row.id, after, limit + 1)
-            .await
-            .map_err(ClassificationError::from)?;
-        let totals = store::cost_totals(&mut conn, row.id)
-            .await
-            .map_err(ClassificationError::from)?;
-        let next_page_token = page::cut(&mut rows, limit, |r| tokens.seal(scope.as_bytes(), &r.id));
-        // The connection goes back first: the audit writer may need one from the pool.
-        drop(conn);
-        self.audit_reads(&caller, "incident.costs.read", &[&row])
             .await?;
         Ok(Response::new(pb::ListIncidentCostsResponse {
             costs: rows.into_iter().map(|c| self.cost_to_wire(c)).collect(),

@@ -143,29 +143,17 @@ impl IncidentApi {
         let key = parse_key(&mut v, "incident_id", &req.incident_id);
         let limit = page::size(&mut v, "page_size", req.page_size);
         v.finish().map_err(ClassificationError::from)?;
-        let mut conn = self.db.read().await.map_err(ClassificationError::from)?;
-        let row = self
-            .visible(&mut conn, &caller, &key.expect("checked"))
-            .await?;
-        let scope = format!("ListIncidentImpacts {}", row.id);
-        let tokens = self.db.page_tokens();
-        let mut v = Violations::new();
-        let after = v
-            .check(
-                "page_token",
-                tokens.open::<i32>(scope.as_bytes(), &req.page_token),
+        let (_, rows, next_page_token) = self
+            .child_page(
+                &caller,
+                &key.expect("checked"),
+                "ListIncidentImpacts",
+                "incident.impacts.read",
+                &req.page_token,
+                limit,
+                async |conn, id, after, limit| store::impacts(conn, id, after, limit).await,
+                |r| r.sequence,
             )
-            .flatten();
-        v.finish().map_err(ClassificationError::from)?;
-        let mut rows = store::impacts(&mut conn, row.id, after, limit + 1)
-            .await
-            .map_err(ClassificationError::from)?;
-        let next_page_token = page::cut(&mut rows, limit, |r| {
-            tokens.seal(scope.as_bytes(), &r.sequence)
-        });
-        // The connection goes back first: the audit writer may need one from the pool.
-        drop(conn);
-        self.audit_reads(&caller, "incident.impacts.read", &[&row])
             .await?;
         Ok(Response::new(pb::ListIncidentImpactsResponse {
             impacts: rows.into_iter().map(impact_to_wire).collect(),

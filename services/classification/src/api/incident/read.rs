@@ -5,6 +5,7 @@ use custos_kit::{
     auth::{self, Principal},
     error::Violations,
     page,
+    storage::{Read, StorageError},
 };
 use custos_proto::classification::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -50,6 +51,44 @@ impl IncidentApi {
             .ok_or_else(super::not_found)?;
         super::standing(caller, &seen)?;
         Ok(seen.row)
+    }
+
+    /// One page of one of an incident's own lists (access, actions, impacts, costs), for
+    /// anyone who may see the incident: the check and the read on one connection, the
+    /// page token bound to the incident and to `list` (the method and its filter), and
+    /// the read audited (as `audit_action`) once the connection is back in the pool, for
+    /// the audit writer may need it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn child_page<P, R>(
+        &self,
+        caller: &Principal,
+        key: &store::IncidentKey,
+        list: &str,
+        audit_action: &str,
+        page_token: &str,
+        limit: i64,
+        read: impl AsyncFnOnce(&mut Read, uuid::Uuid, Option<P>, i64) -> Result<Vec<R>, StorageError>,
+        position: impl Fn(&R) -> P,
+    ) -> Result<(RegisterRow, Vec<R>, String), ClassificationError>
+    where
+        P: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let mut conn = self.db.read().await?;
+        let row = self.visible(&mut conn, caller, key).await?;
+        let scope = format!("{list} {}", row.id);
+        let tokens = self.db.page_tokens();
+        let mut v = Violations::new();
+        let after = v
+            .check("page_token", tokens.open::<P>(scope.as_bytes(), page_token))
+            .flatten();
+        v.finish()?;
+        let mut rows = read(&mut conn, row.id, after, limit + 1).await?;
+        let next_page_token = page::cut(&mut rows, limit, |r| {
+            tokens.seal(scope.as_bytes(), &position(r))
+        });
+        drop(conn);
+        self.audit_reads(caller, audit_action, &[&row]).await?;
+        Ok((row, rows, next_page_token))
     }
 
     /// Any authenticated caller who may see the incident.
