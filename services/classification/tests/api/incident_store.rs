@@ -208,8 +208,8 @@ async fn incidents_are_listed_newest_first_by_any_filter(backend: Backend) {
     }
     assert_eq!(seen, [four, three, two, one]);
 
-    // Through several states (one range per state, then the page), with two incidents
-    // declared at the same moment: each once, newest first, ties by id.
+    // Through several states, with two incidents declared at the same moment: each once,
+    // newest first, ties by id.
     let five = incident(&db, 5, "malware_infection", Level::Low, |_| {}).await;
     let six = incident(&db, 5, "malware_infection", Level::Low, |r| {
         r.state = IncidentState::Closed;

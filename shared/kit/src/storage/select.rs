@@ -115,17 +115,6 @@ impl Select {
         }
     }
 
-    /// The statement so far, inside `prefix … suffix` (e.g. a union of keys joined back
-    /// to its table: `SELECT t.* FROM t JOIN (` … `) k ON k.id = t.id`), its values kept;
-    /// `then` and `limit` apply to the whole.
-    pub fn wrap(self, prefix: &'static str, suffix: &'static str) -> Select {
-        Select {
-            sql: format!("{prefix}{}{suffix}", self.sql),
-            values: self.values,
-            conditions: 1,
-        }
-    }
-
     /// Adds a condition: each `?` in it is replaced by the next of `values`.
     pub fn and(&mut self, condition: &'static str, values: impl IntoIterator<Item = Value>) {
         let mut values = values.into_iter();
@@ -319,21 +308,6 @@ mod tests {
              WHERE id = $2"
         );
         assert_eq!(s.values(), [Value::from("olga"), Value::I64(7)]);
-    }
-
-    #[test]
-    fn a_wrapped_statement_keeps_its_values() {
-        let mut u = Select::union_all("SELECT id FROM t", 2, |i, b| {
-            b.and_eq("kind", Some(Value::I16(i as i16)));
-        })
-        .wrap("SELECT t.* FROM t JOIN (", ") k ON k.id = t.id");
-        u.limit(5);
-        assert_eq!(
-            u.sql(),
-            "SELECT t.* FROM t JOIN (SELECT * FROM (SELECT * FROM (SELECT id FROM t WHERE \
-             kind = $1) AS b0 UNION ALL SELECT * FROM (SELECT id FROM t WHERE kind = $2) AS b1) \
-             AS u) k ON k.id = t.id LIMIT $3"
-        );
     }
 
     #[test]
