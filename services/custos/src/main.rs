@@ -7,6 +7,7 @@ mod cli;
 mod continuity_cli;
 mod feed_cli;
 mod incident_cli;
+mod incident_records_cli;
 mod output;
 mod request;
 mod standalone;

@@ -2,7 +2,7 @@
 //! errors as a sentence with every bad field listed.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use custos_proto::intake::v1 as pb;
+use custos_proto::{classification::v1 as cpb, intake::v1 as pb};
 use serde_json::{Value, json};
 
 pub fn time(ts: &Option<prost_types::Timestamp>) -> String {
@@ -157,6 +157,67 @@ pub fn status_error(status: &tonic::Status) -> String {
         out.push_str(&format!("\n  - {}: {}", v.field, v.description));
     }
     out
+}
+
+/// Incidents, as `custos incident` prints them.
+pub fn incident_state(v: i32) -> String {
+    cpb::incident::State::try_from(v)
+        .map(|s| s.as_str_name().trim_start_matches("STATE_").to_lowercase())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn incident_json(i: &cpb::Incident) -> Value {
+    let flags = i.flags.clone().unwrap_or_default();
+    json!({"id": i.id, "reference": i.reference, "title": i.title, "summary": i.summary,
+        "category": i.category, "level": crate::classification_cli::level(i.overall_level), "state": incident_state(i.state),
+        "officer": i.officer, "revision": i.revision, "report_count": i.report_count,
+        "service_affecting": flags.service_affecting,
+        "business_services": flags.business_services, "personal_data": flags.personal_data,
+        "paper_records": flags.paper_records, "evidence_required": flags.evidence_required,
+        "continuity_statement": i.continuity_statement,
+        "continuity_title": i.continuity_title,
+        "expected_recovery_at": time(&i.expected_recovery_at),
+        "breach": i.breach.as_ref().map(|b| json!({"aware_at": time(&b.aware_at),
+            "report_due_at": time(&b.report_due_at), "decision": b.decision,
+            "reason": b.decision_reason})),
+        "review": i.review.as_ref().map(|r| json!({"root_cause": r.root_cause,
+            "approved_by": r.approved_by})),
+        "declared_by": i.declared_by, "declared_at": time(&i.declared_at),
+        "updated_at": time(&i.updated_at), "closed_at": time(&i.closed_at)})
+}
+
+pub fn incident(json_out: bool, i: &cpb::Incident) {
+    if json_out {
+        println!("{}", incident_json(i));
+    } else {
+        let flags = i.flags.clone().unwrap_or_default();
+        println!(
+            "{} {} ({}, {}) revision {}: {}{}{}",
+            i.reference,
+            incident_state(i.state),
+            crate::classification_cli::level(i.overall_level),
+            if i.officer.is_empty() {
+                "no officer"
+            } else {
+                &i.officer
+            },
+            i.revision,
+            i.title,
+            if flags.service_affecting {
+                format!(
+                    " [service affecting: {}]",
+                    flags.business_services.join(", ")
+                )
+            } else {
+                String::new()
+            },
+            if flags.personal_data {
+                " [personal data]"
+            } else {
+                ""
+            },
+        );
+    }
 }
 
 #[cfg(test)]

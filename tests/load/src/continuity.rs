@@ -21,6 +21,7 @@ use custos_proto::{
     },
 };
 use hdrhistogram::Histogram;
+use tokio::sync::Semaphore;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::Target;
@@ -61,7 +62,8 @@ fn micros(ts: &Option<prost_types::Timestamp>) -> u64 {
 
 pub async fn run(args: ContinuityArgs) -> Result<(), String> {
     let channels = args.target.channels().await?;
-    let caught_up = Arc::new(AtomicUsize::new(0));
+    // One permit per subscriber that has caught up.
+    let caught_up = Arc::new(Semaphore::new(0));
     let delivered = Arc::new(AtomicUsize::new(0));
     let marker = format!("load {}", uuid::Uuid::new_v4());
     let mut subscribers = Vec::new();
@@ -99,7 +101,7 @@ pub async fn run(args: ContinuityArgs) -> Result<(), String> {
                     .ok_or("the stream ended")?;
                 match item.item {
                     Some(Item::CaughtUp(_)) => {
-                        caught_up.fetch_add(1, Ordering::SeqCst);
+                        caught_up.add_permits(1);
                     }
                     Some(Item::Change(change)) => {
                         let notice = change.notice.unwrap_or_default();
@@ -117,9 +119,11 @@ pub async fn run(args: ContinuityArgs) -> Result<(), String> {
             Ok::<_, String>(latency)
         }));
     }
-    while caught_up.load(Ordering::SeqCst) < args.subscribers {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let all = u32::try_from(args.subscribers).map_err(|_| "too many subscribers")?;
+    let _ = caught_up
+        .acquire_many(all)
+        .await
+        .map_err(|e| e.to_string())?;
     println!(
         "{} subscribers caught up; making {} changes at {}/s",
         args.subscribers, args.changes, args.rate

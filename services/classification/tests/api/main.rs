@@ -8,6 +8,7 @@ mod assessment_store;
 mod continuity;
 mod incident_access;
 mod incident_changes;
+mod incident_costs;
 mod incident_errors;
 mod incident_review;
 mod incident_store;

@@ -130,6 +130,7 @@ impl IncidentApi {
             Opened::Replay(bytes) => return replayed(bytes),
             Opened::New(c) => c,
         };
+        not_closed(&c.row)?;
         // Someone other than the officer, and other than the review's author, approves.
         let approver = c.standing == Standing::Advisor
             || (caller.has_any(&[Role::PolicyOwner]) && c.standing == Standing::Listed);
@@ -141,7 +142,6 @@ impl IncidentApi {
         if !approver || author {
             return Err(ClassificationError::ApproverRequired);
         }
-        not_closed(&c.row)?;
         at_revision(&c.row, m.revision)?;
         let from = c.row.state;
         if from != IncidentState::Resolved {
