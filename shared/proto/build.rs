@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "custos/classification/v1/incident_service.proto",
         "custos/continuity/v1/resources.proto",
         "custos/continuity/v1/continuity_service.proto",
+        "custos/escalation/v1/resources.proto",
+        "custos/escalation/v1/directory_service.proto",
+        "custos/escalation/v1/escalation_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

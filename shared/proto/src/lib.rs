@@ -41,6 +41,12 @@ pub mod custos {
             pub const PACKAGE: &str = "custos.classification.v1";
         }
     }
+
+    pub mod escalation {
+        pub mod v1 {
+            tonic::include_proto!("custos.escalation.v1");
+        }
+    }
 }
 
 /// Google's API types that custos messages use (`google.type.Money`).
@@ -50,7 +56,7 @@ pub mod google {
     }
 }
 
-pub use custos::{classification, common, continuity, intake};
+pub use custos::{classification, common, continuity, escalation, intake};
 
 pub mod codec;
 
@@ -79,4 +85,6 @@ message_limits!(
     classification::v1::classification_service_server::ClassificationServiceServer,
     classification::v1::incident_service_server::IncidentServiceServer,
     continuity::v1::continuity_service_server::ContinuityServiceServer,
+    escalation::v1::directory_service_server::DirectoryServiceServer,
+    escalation::v1::escalation_service_server::EscalationServiceServer,
 );

@@ -1,0 +1,111 @@
+-- See the PostgreSQL migration (SQLite: ids are 16-byte blobs, times fixed-width UTC
+-- text, booleans integers; one writer, so no SKIP LOCKED).
+--
+-- Escalations, their nominees and timeline, the durable deadlines that move them, and
+-- the queue of messages they send.
+
+CREATE TABLE escalations (
+    id BLOB PRIMARY KEY,
+    trigger INTEGER NOT NULL,
+    -- 1 report (intake's id), 2 incident (classification's id).
+    subject_kind INTEGER NOT NULL,
+    subject_id BLOB NOT NULL,
+    reference TEXT NOT NULL,
+    -- The routing facts the feeds gave (JSON): category, level, flags.
+    facts TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    -- The policy's chain as it was when the escalation opened (JSON).
+    chain TEXT NOT NULL,
+    policy_revision INTEGER NOT NULL,
+    tier_count INTEGER NOT NULL,
+    -- The latest tier reached (1 for the first).
+    current_tier INTEGER NOT NULL,
+    next_deadline_at TEXT,
+    exhausted INTEGER NOT NULL,
+    opened_at TEXT NOT NULL,
+    ended_at TEXT,
+    stopped_reason TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    timeline_sequence INTEGER NOT NULL,
+    -- One escalation per trigger and subject: a redelivered event opens nothing new.
+    UNIQUE (subject_id, trigger)
+);
+-- ListEscalations, newest first.
+CREATE INDEX escalations_by_time ON escalations (opened_at, id);
+-- Overdue: open escalations by deadline.
+CREATE INDEX escalations_open_by_deadline ON escalations (next_deadline_at) WHERE state = 1;
+
+-- Everyone told at each tier reached, and what they did.
+CREATE TABLE escalation_nominees (
+    escalation_id BLOB NOT NULL REFERENCES escalations (id),
+    tier INTEGER NOT NULL,
+    contact_id BLOB NOT NULL REFERENCES contacts (id),
+    display_name TEXT NOT NULL,
+    notified_at TEXT NOT NULL,
+    acknowledged_at TEXT,
+    note TEXT,
+    missed_deadline INTEGER NOT NULL,
+    PRIMARY KEY (escalation_id, tier, contact_id)
+);
+-- `mine`, and who may see an escalation.
+CREATE INDEX escalation_nominees_by_contact ON escalation_nominees (contact_id, escalation_id);
+
+-- What happened, in order. Append-only: the database refuses to change or remove an
+-- entry, whoever asks.
+CREATE TABLE escalation_timeline (
+    escalation_id BLOB NOT NULL REFERENCES escalations (id),
+    sequence INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    tier INTEGER NOT NULL,
+    contact_id BLOB,
+    channel TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (escalation_id, sequence)
+);
+CREATE TRIGGER escalation_timeline_no_update BEFORE UPDATE ON escalation_timeline
+BEGIN
+    SELECT RAISE(ABORT, 'the escalation timeline is append-only');
+END;
+CREATE TRIGGER escalation_timeline_no_delete BEFORE DELETE ON escalation_timeline
+BEGIN
+    SELECT RAISE(ABORT, 'the escalation timeline is append-only');
+END;
+
+-- Pending deadlines. A deadline is deleted in the transaction that applies it: a
+-- replica claims due rows with FOR UPDATE SKIP LOCKED, so each fires once, and a
+-- replica that dies mid-way rolls back and leaves them for the next.
+CREATE TABLE deadlines (
+    id BLOB PRIMARY KEY,
+    escalation_id BLOB NOT NULL REFERENCES escalations (id),
+    -- 1 reminder, 2 tier deadline, 3 repeat past the last tier.
+    kind INTEGER NOT NULL,
+    tier INTEGER NOT NULL,
+    due_at TEXT NOT NULL
+);
+CREATE INDEX deadlines_due ON deadlines (due_at, id);
+CREATE INDEX deadlines_by_escalation ON deadlines (escalation_id);
+
+-- Messages to send, and what became of them.
+CREATE TABLE mail_queue (
+    id BLOB PRIMARY KEY,
+    escalation_id BLOB NOT NULL REFERENCES escalations (id),
+    contact_id BLOB NOT NULL REFERENCES contacts (id),
+    tier INTEGER NOT NULL,
+    to_address TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    -- 1 pending, 2 sent, 3 failed for good.
+    state INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    -- A pending message is sent once this has passed; a sender that takes it moves it
+    -- ahead by its lease, so a sender that dies leaves it to another.
+    next_attempt_at TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    sent_at TEXT,
+    last_error TEXT,
+    -- The message to the contact this one's deputy stands in for.
+    deputy_for BLOB REFERENCES mail_queue (id)
+);
+CREATE INDEX mail_queue_pending ON mail_queue (next_attempt_at) WHERE state = 1;
+CREATE INDEX mail_queue_by_escalation ON mail_queue (escalation_id);

@@ -1,0 +1,6 @@
+//! Escalation end to end over gRPC.
+
+mod common;
+
+mod directory;
+mod policies;
