@@ -5,7 +5,9 @@
 pub mod api;
 pub mod config;
 pub mod directory;
+pub mod engine;
 pub mod error;
+pub mod escalation;
 pub mod store;
 
 pub use config::EscalationSettings;

@@ -13,7 +13,6 @@ pub const OWNER: &[Role] = &[Role::PolicyOwner];
 
 pub struct TestEscalation {
     pub running: Running,
-    #[allow(dead_code)]
     pub db: Db,
     _database: TestDatabase,
 }

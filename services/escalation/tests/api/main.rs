@@ -3,4 +3,5 @@
 mod common;
 
 mod directory;
+mod engine;
 mod policies;

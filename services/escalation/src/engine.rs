@@ -1,0 +1,618 @@
+//! What moves an escalation, each step in the caller's transaction: opening one for a
+//! trigger (its first tier told), a deadline falling due (a reminder, the next tier, or
+//! senior management past the last), a nominee acknowledging, and stopping. Time is
+//! always passed in, so that tests move it rather than wait for it.
+
+use custos_kit::storage::{DbTime, JsonText, Tx};
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::{
+    directory::{Level, ListKind, Policy, Tier, Trigger},
+    error::EscalationError,
+    escalation::{DeadlineKind, EscalationState, Facts, SubjectKind, TimelineKind},
+    store::{self, DeadlineRow, EscalationRow, NewMail, NomineeRow, TimelineRow},
+};
+
+/// What an escalation is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    pub id: Uuid,
+    pub reference: String,
+    pub facts: Facts,
+}
+
+/// Why a message is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// A tier was reached: act and acknowledge.
+    Act,
+    /// A reminder to those who have not acted.
+    Remind,
+    /// Past the last tier: senior management is told who did not act.
+    Inform,
+}
+
+fn when(at: DbTime) -> String {
+    at.get().format(&Rfc3339).unwrap_or_default()
+}
+
+/// A message's subject and body: the reference, the level, a summary of the routing
+/// facts, what is asked and how to acknowledge. Nothing else about the report or the
+/// incident is known here, so nothing that could identify a reporter can be in it.
+fn compose(
+    row: &EscalationRow,
+    ask: Ask,
+    deadline: Option<DbTime>,
+    missing: &[String],
+) -> (String, String) {
+    let facts = &row.facts.0;
+    let what = row.trigger.describe();
+    let subject = match ask {
+        Ask::Act => format!("[custos] {}: {what}: action required", row.reference),
+        Ask::Remind => format!(
+            "[custos] Reminder: {}: {what}: action required",
+            row.reference
+        ),
+        Ask::Inform => format!("[custos] Not acted on: {}: {what}", row.reference),
+    };
+    let mut body = format!("Reference: {}\nWhat: {what}\n", row.reference);
+    if let Some(level) = facts
+        .level
+        .and_then(<Level as custos_kit::storage::DbEnum>::from_db)
+    {
+        body.push_str(&format!(
+            "Level: {}\n",
+            level.name().trim_start_matches("IMPACT_LEVEL_")
+        ));
+    }
+    if !facts.category.is_empty() {
+        body.push_str(&format!("Category: {}\n", facts.category));
+    }
+    let mut involves = Vec::new();
+    if facts.service_affecting {
+        involves.push("service affecting");
+    }
+    if facts.personal {
+        involves.push("personal information");
+    }
+    if facts.paper {
+        involves.push("paper records");
+    }
+    if !involves.is_empty() {
+        body.push_str(&format!("Involves: {}\n", involves.join(", ")));
+    }
+    body.push('\n');
+    match ask {
+        Ask::Act | Ask::Remind => {
+            body.push_str(
+                "You are one of its nominees. Every nominee must act and acknowledge: \
+                 someone else's acknowledgement does not stand for yours (policy 14.1.3).\n",
+            );
+            if let Some(d) = deadline {
+                body.push_str(&format!(
+                    "Acknowledge by {}, or the next people in the chain are told.\n",
+                    when(d)
+                ));
+            }
+            body.push_str(&format!(
+                "\nTo acknowledge, with a note of the action you took:\n  custos escalation ack {} --note \"...\"\n\
+                 (or EscalationService.AcknowledgeEscalation with escalation_id {}).\n",
+                row.id, row.id
+            ));
+        }
+        Ask::Inform => {
+            body.push_str(&format!(
+                "Every tier of its escalation chain has passed its deadline. Not acted on by: {}.\n\
+                 Escalation: {} (custos escalation show {}).\n",
+                if missing.is_empty() {
+                    "nobody named".to_owned()
+                } else {
+                    missing.join(", ")
+                },
+                row.id,
+                row.id
+            ));
+        }
+    }
+    (subject, body)
+}
+
+async fn note(
+    tx: &mut Tx,
+    row: &mut EscalationRow,
+    kind: TimelineKind,
+    at: DbTime,
+    tier: i32,
+    contact_id: Option<Uuid>,
+    detail: String,
+) -> Result<(), EscalationError> {
+    // Messages are the one channel so far.
+    let channel = if kind == TimelineKind::MessageQueued {
+        "email"
+    } else {
+        ""
+    };
+    row.timeline_sequence += 1;
+    store::append_timeline(
+        tx,
+        &TimelineRow {
+            escalation_id: row.id,
+            sequence: row.timeline_sequence,
+            kind,
+            at,
+            tier,
+            contact_id,
+            channel: channel.into(),
+            detail,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn mail(
+    tx: &mut Tx,
+    row: &mut EscalationRow,
+    to: &store::NomineeContact,
+    tier: i32,
+    (ask, deadline, missing): (Ask, Option<DbTime>, &[String]),
+    at: DbTime,
+) -> Result<(), EscalationError> {
+    let (subject, body) = compose(row, ask, deadline, missing);
+    store::queue_mail(
+        tx,
+        &NewMail {
+            id: Uuid::now_v7(),
+            escalation_id: row.id,
+            contact_id: to.id,
+            tier,
+            to_address: to.email.clone(),
+            subject,
+            body,
+            queued_at: at,
+        },
+    )
+    .await?;
+    let what = match ask {
+        Ask::Act => "told",
+        Ask::Remind => "reminded",
+        Ask::Inform => "informed",
+    };
+    note(
+        tx,
+        row,
+        TimelineKind::MessageQueued,
+        at,
+        tier,
+        Some(to.id),
+        format!("{} {what}", to.display_name),
+    )
+    .await
+}
+
+/// Opens the escalation of `trigger` about `subject` at `at` and tells its first tier,
+/// unless the subject already has one of that trigger (then nothing happens and `None`
+/// is returned: a repeated event is no new escalation).
+pub async fn open(
+    tx: &mut Tx,
+    trigger: Trigger,
+    subject: &Subject,
+    at: DbTime,
+) -> Result<Option<Uuid>, EscalationError> {
+    let (policy, policy_revision) = match store::policy(&mut *tx, trigger).await? {
+        Some(row) => (row.policy.0, row.revision),
+        None => (Policy::default_for(trigger), 0),
+    };
+    let mut row = EscalationRow {
+        id: Uuid::now_v7(),
+        trigger,
+        subject_kind: subject.kind,
+        subject_id: subject.id,
+        reference: subject.reference.clone(),
+        facts: JsonText(subject.facts.clone()),
+        state: EscalationState::Open,
+        tier_count: i32::try_from(policy.tiers.len()).unwrap_or(i32::MAX),
+        chain: JsonText(policy),
+        policy_revision,
+        current_tier: 0,
+        next_deadline_at: None,
+        exhausted: false,
+        opened_at: at,
+        ended_at: None,
+        stopped_reason: String::new(),
+        revision: 1,
+        timeline_sequence: 0,
+    };
+    if !store::insert_escalation(tx, &row).await? {
+        return Ok(None);
+    }
+    note(
+        tx,
+        &mut row,
+        TimelineKind::Opened,
+        at,
+        0,
+        None,
+        format!(
+            "opened: {} (policy revision {policy_revision})",
+            trigger.describe()
+        ),
+    )
+    .await?;
+    reach(tx, &mut row, 1, at).await?;
+    store::save_escalation(tx, &row).await?;
+    tracing::info!(escalation_id = %row.id, trigger = trigger.name(), "escalation opened");
+    Ok(Some(row.id))
+}
+
+/// Tells every nominee of tier `tier` (1-based) and sets its deadlines.
+async fn reach(
+    tx: &mut Tx,
+    row: &mut EscalationRow,
+    tier: i32,
+    at: DbTime,
+) -> Result<(), EscalationError> {
+    let Some(spec): Option<Tier> = row
+        .chain
+        .0
+        .tiers
+        .get(usize::try_from(tier - 1).unwrap_or(usize::MAX))
+        .cloned()
+    else {
+        return Err(EscalationError::Corrupt(format!(
+            "escalation {} has no tier {tier}",
+            row.id
+        )));
+    };
+    let nominees = store::nominees(&mut *tx, &spec).await?;
+    let deadline = DbTime::new(at.get() + spec.deadline());
+    row.current_tier = tier;
+    row.next_deadline_at = Some(deadline);
+    let single = row.chain.0.single_accountable;
+    let detail = match nominees.len() {
+        0 => {
+            "no active nominee: nobody could be told; the deadline stands, so the next tier will be"
+                .to_owned()
+        }
+        1 if !single => "only one active nominee (the policy asks for at least two)".to_owned(),
+        n => format!("{n} nominees told"),
+    };
+    if nominees.is_empty() || (nominees.len() < 2 && !single) {
+        tracing::warn!(escalation_id = %row.id, tier, nominees = nominees.len(),
+            "an escalation tier has fewer nominees than the policy asks for: check its lists and contacts");
+    }
+    note(tx, row, TimelineKind::TierReached, at, tier, None, detail).await?;
+    for n in &nominees {
+        store::insert_nominee(
+            tx,
+            &NomineeRow {
+                escalation_id: row.id,
+                tier,
+                contact_id: n.id,
+                display_name: n.display_name.clone(),
+                notified_at: at,
+                acknowledged_at: None,
+                note: None,
+                missed_deadline: false,
+            },
+        )
+        .await?;
+        mail(tx, row, n, tier, (Ask::Act, Some(deadline), &[]), at).await?;
+    }
+    if let Some(before) = spec.reminder_before() {
+        store::add_deadline(
+            tx,
+            &DeadlineRow {
+                id: Uuid::now_v7(),
+                escalation_id: row.id,
+                kind: DeadlineKind::Reminder,
+                tier,
+                due_at: DbTime::new(deadline.get() - before),
+            },
+        )
+        .await?;
+    }
+    store::add_deadline(
+        tx,
+        &DeadlineRow {
+            id: Uuid::now_v7(),
+            escalation_id: row.id,
+            kind: DeadlineKind::TierDeadline,
+            tier,
+            due_at: deadline,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reminds the tier's nominees who have not acknowledged.
+async fn remind(
+    tx: &mut Tx,
+    row: &mut EscalationRow,
+    tier: i32,
+    at: DbTime,
+) -> Result<Vec<String>, EscalationError> {
+    let waiting: Vec<NomineeRow> = store::nominees_of(&mut *tx, row.id)
+        .await?
+        .into_iter()
+        .filter(|n| n.tier == tier && n.acknowledged_at.is_none())
+        .collect();
+    let ids: Vec<Uuid> = waiting.iter().map(|n| n.contact_id).collect();
+    let contacts = store::contacts_among(&mut *tx, &ids).await?;
+    for n in &waiting {
+        // A contact deactivated since is reminded no more (their absence stays recorded).
+        if let Some(c) = contacts.iter().find(|c| c.id == n.contact_id && c.active) {
+            let to = store::NomineeContact {
+                id: c.id,
+                display_name: c.display_name.clone(),
+                email: c.email.clone(),
+            };
+            mail(
+                tx,
+                row,
+                &to,
+                tier,
+                (
+                    Ask::Remind,
+                    row.next_deadline_at.filter(|_| !row.exhausted),
+                    &[],
+                ),
+                at,
+            )
+            .await?;
+        }
+    }
+    Ok(waiting.into_iter().map(|n| n.display_name).collect())
+}
+
+/// Applies a deadline taken from the table ([`store::take_due`]) at `now`. A deadline
+/// of an escalation that has moved on (satisfied, stopped, another tier) does nothing.
+pub async fn fire(tx: &mut Tx, deadline: &DeadlineRow, now: DbTime) -> Result<(), EscalationError> {
+    let Some(mut row) = store::hold_escalation(tx, deadline.escalation_id).await? else {
+        return Ok(());
+    };
+    if row.state != EscalationState::Open || deadline.tier != row.current_tier {
+        return Ok(());
+    }
+    let tier = deadline.tier;
+    match deadline.kind {
+        DeadlineKind::Reminder => {
+            let waiting = remind(tx, &mut row, tier, now).await?;
+            note(
+                tx,
+                &mut row,
+                TimelineKind::Reminded,
+                now,
+                tier,
+                None,
+                format!("reminded: {}", waiting.join(", ")),
+            )
+            .await?;
+        }
+        DeadlineKind::TierDeadline => {
+            store::mark_missed(tx, row.id, tier).await?;
+            let missing: Vec<String> = store::nominees_of(&mut *tx, row.id)
+                .await?
+                .into_iter()
+                .filter(|n| n.tier == tier && n.acknowledged_at.is_none())
+                .map(|n| n.display_name)
+                .collect();
+            note(
+                tx,
+                &mut row,
+                TimelineKind::DeadlineMissed,
+                now,
+                tier,
+                None,
+                format!("did not act by the deadline: {}", missing.join(", ")),
+            )
+            .await?;
+            if tier < row.tier_count {
+                reach(tx, &mut row, tier + 1, now).await?;
+            } else {
+                row.exhausted = true;
+                let senior = store::nominees(
+                    &mut *tx,
+                    &Tier {
+                        contacts: Vec::new(),
+                        lists: vec![ListKind::SeniorManagement],
+                        deadline_secs: 0,
+                        reminder_before_secs: 0,
+                    },
+                )
+                .await?;
+                if senior.is_empty() {
+                    tracing::error!(escalation_id = %row.id,
+                        "an escalation ran past its last tier and the senior management list is empty: nobody is told");
+                }
+                for s in &senior {
+                    mail(tx, &mut row, s, tier, (Ask::Inform, None, &missing), now).await?;
+                }
+                note(
+                    tx,
+                    &mut row,
+                    TimelineKind::Exhausted,
+                    now,
+                    tier,
+                    None,
+                    format!(
+                        "past the last tier: senior management told ({} people)",
+                        senior.len()
+                    ),
+                )
+                .await?;
+                schedule_repeat(tx, &mut row, now).await?;
+            }
+        }
+        DeadlineKind::Repeat => {
+            let waiting = remind(tx, &mut row, tier, now).await?;
+            note(
+                tx,
+                &mut row,
+                TimelineKind::Reminded,
+                now,
+                tier,
+                None,
+                format!("reminded again: {}", waiting.join(", ")),
+            )
+            .await?;
+            schedule_repeat(tx, &mut row, now).await?;
+        }
+    }
+    row.revision += 1;
+    store::save_escalation(tx, &row).await?;
+    Ok(())
+}
+
+async fn schedule_repeat(
+    tx: &mut Tx,
+    row: &mut EscalationRow,
+    now: DbTime,
+) -> Result<(), EscalationError> {
+    let due = DbTime::new(now.get() + row.chain.0.repeat());
+    row.next_deadline_at = Some(due);
+    store::add_deadline(
+        tx,
+        &DeadlineRow {
+            id: Uuid::now_v7(),
+            escalation_id: row.id,
+            kind: DeadlineKind::Repeat,
+            tier: row.current_tier,
+            due_at: due,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A nominee's acknowledgement as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledged {
+    pub at: DbTime,
+    pub note: String,
+    /// False when it had been recorded before (nothing changed).
+    pub recorded: bool,
+}
+
+/// Records that `contact_id` acted, on every reached tier naming them; satisfies the
+/// escalation when a tier's nominees have all acted.
+pub async fn acknowledge(
+    tx: &mut Tx,
+    escalation_id: Uuid,
+    contact_id: Uuid,
+    text: &str,
+    now: DbTime,
+) -> Result<Acknowledged, EscalationError> {
+    let mut row = store::hold_escalation(tx, escalation_id)
+        .await?
+        .ok_or(EscalationError::EscalationNotFound)?;
+    let nominees = store::nominees_of(&mut *tx, escalation_id).await?;
+    let mine: Vec<&NomineeRow> = nominees
+        .iter()
+        .filter(|n| n.contact_id == contact_id)
+        .collect();
+    if mine.is_empty() {
+        return Err(EscalationError::NotNominee);
+    }
+    if let Some(earlier) = mine.iter().find(|n| n.acknowledged_at.is_some())
+        && mine.iter().all(|n| n.acknowledged_at.is_some())
+    {
+        return Ok(Acknowledged {
+            at: earlier.acknowledged_at.expect("found"),
+            note: earlier.note.clone().unwrap_or_default(),
+            recorded: false,
+        });
+    }
+    if row.state == EscalationState::Stopped {
+        return Err(EscalationError::EscalationEnded {
+            reason: row.stopped_reason.clone(),
+        });
+    }
+    let mut tiers = Vec::new();
+    for n in mine.iter().filter(|n| n.acknowledged_at.is_none()) {
+        store::acknowledge(tx, escalation_id, n.tier, contact_id, now, text).await?;
+        tiers.push(n.tier);
+        note(
+            tx,
+            &mut row,
+            TimelineKind::Acknowledged,
+            now,
+            n.tier,
+            Some(contact_id),
+            format!("{} acknowledged: {text}", n.display_name),
+        )
+        .await?;
+    }
+    if row.state == EscalationState::Open {
+        let after = store::nominees_of(&mut *tx, escalation_id).await?;
+        let satisfied = tiers.iter().find(|t| {
+            after
+                .iter()
+                .filter(|n| n.tier == **t)
+                .all(|n| n.acknowledged_at.is_some())
+        });
+        if let Some(tier) = satisfied {
+            row.state = EscalationState::Satisfied;
+            row.ended_at = Some(now);
+            row.next_deadline_at = None;
+            store::clear_deadlines(tx, escalation_id).await?;
+            note(
+                tx,
+                &mut row,
+                TimelineKind::Satisfied,
+                now,
+                *tier,
+                None,
+                format!("every nominee of tier {tier} has acted"),
+            )
+            .await?;
+        }
+    }
+    row.revision += 1;
+    store::save_escalation(tx, &row).await?;
+    Ok(Acknowledged {
+        at: now,
+        note: text.to_owned(),
+        recorded: true,
+    })
+}
+
+/// Stops the subject's open escalations whose trigger `which` accepts, with `reason`.
+/// Returns how many stopped.
+pub async fn stop(
+    tx: &mut Tx,
+    subject_id: Uuid,
+    which: impl Fn(Trigger) -> bool,
+    reason: &str,
+    now: DbTime,
+) -> Result<usize, EscalationError> {
+    let mut stopped = 0;
+    for mut row in store::hold_open_for_subject(tx, subject_id).await? {
+        if !which(row.trigger) {
+            continue;
+        }
+        row.state = EscalationState::Stopped;
+        row.ended_at = Some(now);
+        row.next_deadline_at = None;
+        row.stopped_reason = reason.to_owned();
+        row.revision += 1;
+        store::clear_deadlines(tx, row.id).await?;
+        let tier = row.current_tier;
+        note(
+            tx,
+            &mut row,
+            TimelineKind::Stopped,
+            now,
+            tier,
+            None,
+            format!("stopped: {reason}"),
+        )
+        .await?;
+        store::save_escalation(tx, &row).await?;
+        stopped += 1;
+    }
+    Ok(stopped)
+}
