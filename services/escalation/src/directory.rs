@@ -177,6 +177,73 @@ impl Policy {
     }
 }
 
+/// What keeps a policy from being followed as the directory stands, as (field relative
+/// to the policy, problem). `people[i]` is, for tier `i`, whether each distinct active
+/// person it names can act (has a token subject).
+pub fn policy_problems(
+    trigger: Trigger,
+    policy: &Policy,
+    people: &[Vec<bool>],
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if policy.single_accountable {
+        if people.first().is_some_and(|p| p.len() == 1 && !p[0]) {
+            problems.push((
+                "tiers[0].contact_ids[0]".to_owned(),
+                "has no token_subject: the accountable person must be able to acknowledge"
+                    .to_owned(),
+            ));
+        } else if people.first().is_none_or(|p| p.is_empty()) {
+            problems.push((
+                "tiers[0].contact_ids[0]".to_owned(),
+                "is not an active contact: a single accountable line needs its person".to_owned(),
+            ));
+        }
+        return problems;
+    }
+    if let Some(first) = policy.tiers.first() {
+        let missing: Vec<&str> = trigger
+            .duty_lists()
+            .iter()
+            .filter(|l| !first.lists.contains(l))
+            .map(|l| l.name())
+            .collect();
+        if !missing.is_empty() {
+            problems.push((
+                "tiers[0].lists".to_owned(),
+                format!(
+                    "must include {}: the policy routes {} to them",
+                    missing.join(", "),
+                    trigger.name()
+                ),
+            ));
+        }
+    }
+    for (i, named) in people.iter().enumerate() {
+        let can_act = named.iter().filter(|c| **c).count();
+        if named.len() > MAX_NOMINEES {
+            problems.push((
+                format!("tiers[{i}]"),
+                format!(
+                    "names {} people, its lists' members counted: at most {MAX_NOMINEES}",
+                    named.len()
+                ),
+            ));
+        } else if can_act < 2 {
+            problems.push((
+                format!("tiers[{i}]"),
+                format!(
+                    "names {can_act} active {} who can act (a token_subject to acknowledge \
+                     with), its lists' members counted: a tier needs at least two nominees \
+                     (policy 14.1.3), unless the policy is a single accountable line",
+                    if can_act == 1 { "person" } else { "people" }
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,8 @@ enum Ask {
     Remind,
     /// Past the last tier: senior management is told who did not act.
     Inform,
+    /// A tier names someone who cannot acknowledge (no token subject): told, not asked.
+    Tell,
 }
 
 fn when(at: DbTime) -> String {
@@ -56,6 +58,7 @@ fn compose(
             row.reference
         ),
         Ask::Inform => format!("[custos] Not acted on: {}: {what}", row.reference),
+        Ask::Tell => format!("[custos] For your information: {}: {what}", row.reference),
     };
     let mut body = format!("Reference: {}\nWhat: {what}\n", row.reference);
     if let Some(level) = facts
@@ -101,6 +104,12 @@ fn compose(
                  (or EscalationService.AcknowledgeEscalation with escalation_id {}).\n",
                 row.id, row.id
             ));
+        }
+        Ask::Tell => {
+            body.push_str(
+                "You are told of it for your information: no acknowledgement is asked of you \
+                 (the nominees who must act have been told too).\n",
+            );
         }
         Ask::Inform => {
             body.push_str(&format!(
@@ -178,7 +187,7 @@ async fn mail(
     let what = match ask {
         Ask::Act => "told",
         Ask::Remind => "reminded",
-        Ask::Inform => "informed",
+        Ask::Inform | Ask::Tell => "informed",
     };
     note(
         tx,
@@ -201,6 +210,19 @@ pub async fn open(
     subject: &Subject,
     at: DbTime,
 ) -> Result<Option<Uuid>, EscalationError> {
+    if trigger != Trigger::ProviderWeaknessOverdue
+        && let Some(reason) = store::subject(&mut *tx, subject.id)
+            .await?
+            .and_then(|s| s.ended_reason)
+    {
+        // Its end arrived first on the other feed: telling anyone now would be noise.
+        tracing::info!(
+            trigger = trigger.name(),
+            reason,
+            "no escalation opened: its subject has ended"
+        );
+        return Ok(None);
+    }
     let (policy, policy_revision) = match store::policy(&mut *tx, trigger).await? {
         Some(row) => (row.policy.0, row.revision),
         None => (Policy::default_for(trigger), 0),
@@ -266,7 +288,10 @@ async fn reach(
             row.id
         )));
     };
-    let nominees = store::nominees(&mut *tx, &spec).await?;
+    let (nominees, told): (Vec<_>, Vec<_>) = store::nominees(&mut *tx, &spec)
+        .await?
+        .into_iter()
+        .partition(|n| n.can_act);
     let deadline = DbTime::new(at.get() + spec.deadline());
     row.current_tier = tier;
     row.next_deadline_at = Some(deadline);
@@ -284,6 +309,16 @@ async fn reach(
             "an escalation tier has fewer nominees than the policy asks for: check its lists and contacts");
     }
     note(tx, row, TimelineKind::TierReached, at, tier, None, detail).await?;
+    store::insert_tier(
+        tx,
+        &store::TierRow {
+            escalation_id: row.id,
+            tier,
+            reached_at: at,
+            deadline_at: deadline,
+        },
+    )
+    .await?;
     for n in &nominees {
         store::insert_nominee(
             tx,
@@ -295,11 +330,15 @@ async fn reach(
                 notified_at: at,
                 acknowledged_at: None,
                 note: None,
+                acknowledged_by: None,
                 missed_deadline: false,
             },
         )
         .await?;
         mail(tx, row, n, tier, (Ask::Act, Some(deadline), &[]), at).await?;
+    }
+    for n in &told {
+        mail(tx, row, n, tier, (Ask::Tell, None, &[]), at).await?;
     }
     if let Some(before) = spec.reminder_before() {
         store::add_deadline(
@@ -349,6 +388,7 @@ async fn remind(
                 id: c.id,
                 display_name: c.display_name.clone(),
                 email: c.email.clone(),
+                can_act: true,
             };
             mail(
                 tx,
@@ -503,6 +543,7 @@ pub async fn acknowledge(
     tx: &mut Tx,
     escalation_id: Uuid,
     contact_id: Uuid,
+    by: &str,
     text: &str,
     now: DbTime,
 ) -> Result<Acknowledged, EscalationError> {
@@ -533,7 +574,7 @@ pub async fn acknowledge(
     }
     let mut tiers = Vec::new();
     for n in mine.iter().filter(|n| n.acknowledged_at.is_none()) {
-        store::acknowledge(tx, escalation_id, n.tier, contact_id, now, text).await?;
+        store::acknowledge(tx, escalation_id, n.tier, contact_id, now, by, text).await?;
         tiers.push(n.tier);
         note(
             tx,
@@ -578,6 +619,43 @@ pub async fn acknowledge(
         note: text.to_owned(),
         recorded: true,
     })
+}
+
+/// Ends a subject (a report dismissed or taken into an incident, an incident closed):
+/// stops its open escalations but an overdue provider fix's, and opens none of theirs
+/// later (an event of the other feed may still be on its way).
+pub async fn end(
+    tx: &mut Tx,
+    kind: SubjectKind,
+    subject_id: Uuid,
+    reference: &str,
+    reason: &str,
+    now: DbTime,
+) -> Result<usize, EscalationError> {
+    let mut row = store::subject(&mut *tx, subject_id)
+        .await?
+        .unwrap_or(store::SubjectRow {
+            subject_id,
+            kind,
+            reference: reference.to_owned(),
+            facts: JsonText(Facts::default()),
+            anonymous: false,
+            ended_reason: None,
+            ended_at: None,
+        });
+    if row.ended_reason.is_none() {
+        row.ended_reason = Some(reason.to_owned());
+        row.ended_at = Some(now);
+        store::save_subject(tx, &row).await?;
+    }
+    stop(
+        tx,
+        subject_id,
+        |t| t != Trigger::ProviderWeaknessOverdue,
+        reason,
+        now,
+    )
+    .await
 }
 
 /// Stops the subject's open escalations whose trigger `which` accepts, with `reason`.

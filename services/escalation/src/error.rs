@@ -36,6 +36,10 @@ pub enum EscalationError {
     PolicyChanged { expected: i32, current: i32 },
     #[error("another contact already has this subject")]
     SubjectTaken,
+    /// (trigger, field of its policy, problem): stored policies the change would leave
+    /// unfollowable.
+    #[error("{}", policy_nominees_message(.0))]
+    PolicyNominees(Vec<(crate::directory::Trigger, String, String)>),
     #[error("escalation not found")]
     EscalationNotFound,
     #[error(
@@ -74,7 +78,9 @@ impl ServiceError for EscalationError {
             | EscalationError::PolicyChanged { .. } => Code::Aborted,
             EscalationError::SubjectTaken => Code::AlreadyExists,
             EscalationError::NotNominee => Code::PermissionDenied,
-            EscalationError::EscalationEnded { .. } => Code::FailedPrecondition,
+            EscalationError::EscalationEnded { .. } | EscalationError::PolicyNominees(_) => {
+                Code::FailedPrecondition
+            }
             EscalationError::Corrupt(_) => Code::Internal,
             EscalationError::Storage(e) => e.code(),
         }
@@ -90,6 +96,7 @@ impl ServiceError for EscalationError {
             EscalationError::PolicyChanged { .. } => "POLICY_CHANGED",
             EscalationError::SubjectTaken => "SUBJECT_TAKEN",
             EscalationError::EscalationNotFound => "ESCALATION_NOT_FOUND",
+            EscalationError::PolicyNominees(_) => "POLICY_NOMINEES",
             EscalationError::NotNominee => "NOT_NOMINEE",
             EscalationError::EscalationEnded { .. } => "ESCALATION_ENDED",
             EscalationError::Corrupt(_) => "INTERNAL",
@@ -112,6 +119,14 @@ impl ServiceError for EscalationError {
                 subject: "escalation_id".into(),
                 description: self.to_string(),
             }],
+            EscalationError::PolicyNominees(problems) => problems
+                .iter()
+                .map(|(trigger, field, problem)| PreconditionViolation {
+                    kind: "POLICY".into(),
+                    subject: format!("{}/{field}", trigger.name()),
+                    description: problem.clone(),
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -139,4 +154,15 @@ impl From<Vec<FieldViolation>> for EscalationError {
     fn from(v: Vec<FieldViolation>) -> Self {
         EscalationError::Invalid(v)
     }
+}
+
+fn policy_nominees_message(problems: &[(crate::directory::Trigger, String, String)]) -> String {
+    let first = problems
+        .first()
+        .map(|(t, f, p)| format!("{} policy, {f}: {p}", t.name()))
+        .unwrap_or_default();
+    format!(
+        "the change would leave a stored escalation policy unfollowable ({first}); change \
+         the policy first (SetEscalationPolicy)"
+    )
 }

@@ -100,6 +100,20 @@ pub struct Facts {
     pub personal: bool,
     pub paper: bool,
     pub service_affecting: bool,
+    /// The report asks for senior management's notice.
+    #[serde(default)]
+    pub senior_notice: bool,
+    /// The incident needs evidence.
+    #[serde(default)]
+    pub evidence: bool,
+}
+
+impl Facts {
+    /// What PAPER_OR_PERSONAL is about: paper records, personal information, or a report
+    /// that asks for senior management's notice (14.1.1).
+    pub fn paper_or_personal(&self) -> bool {
+        self.paper || self.personal || self.senior_notice
+    }
 }
 
 /// A message's state in the queue. Stored values: never renumber one.

@@ -8,15 +8,22 @@ pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod escalation;
+pub mod feeds;
+pub mod seed;
 pub mod store;
+pub mod timer;
 
 pub use config::EscalationSettings;
 
 use custos_kit::{
+    config::ConfigError,
     service::{BuildError, Context, Service},
     storage::Migrations,
 };
-use custos_proto::escalation::v1::directory_service_server::DirectoryServiceServer;
+use custos_proto::escalation::v1::{
+    directory_service_server::DirectoryServiceServer,
+    escalation_service_server::EscalationServiceServer,
+};
 
 /// Escalation as a custos service.
 #[derive(Debug)]
@@ -33,10 +40,57 @@ impl Service for Escalation {
         custos_kit::migrations!()
     }
 
-    async fn build(context: &mut Context, _settings: EscalationSettings) -> Result<(), BuildError> {
+    async fn build(context: &mut Context, settings: EscalationSettings) -> Result<(), BuildError> {
+        let db = context.db().clone();
+        if let Some(path) = &settings.directory_file {
+            let file = seed::DirectoryFile::load(path)
+                .map_err(|e| ConfigError::invalid("escalation.directory_file", e))?;
+            if file.apply(&db).await? {
+                tracing::info!(file = %path.display(), "directory seeded from escalation.directory_file");
+            } else {
+                tracing::info!(file = %path.display(),
+                    "escalation.directory_file not applied: the directory is not empty (change it over the API)");
+            }
+        }
+        let required = |key: &str, value: &Option<String>| {
+            value
+                .clone()
+                .ok_or_else(|| ConfigError::invalid(key, "is required"))
+        };
+        let intake_url = required("escalation.intake_url", &settings.intake_url)?;
+        let classification_url = required(
+            "escalation.classification_url",
+            &settings.classification_url,
+        )?;
+        context.follow(
+            feeds::INTAKE_CONSUMER,
+            "escalation.intake_url",
+            &intake_url,
+            feeds::IntakeEvents {
+                provider_fix: time::Duration::days(i64::from(settings.provider_fix_days)),
+            },
+        )?;
+        context.follow(
+            feeds::CLASSIFICATION_CONSUMER,
+            "escalation.classification_url",
+            &classification_url,
+            feeds::ClassificationEvents,
+        )?;
         context.add_service(DirectoryServiceServer::new(api::DirectoryApi::new(
-            context.db().clone(),
+            db.clone(),
         )));
+        context.add_service(EscalationServiceServer::new(api::EscalationApi::new(
+            db.clone(),
+        )));
+        let timer = timer::Timer::new(
+            db,
+            timer::system_clock(),
+            timer::TimerSettings {
+                batch: i64::from(settings.timer_batch),
+                poll: std::time::Duration::from_millis(settings.timer_poll_ms),
+            },
+        );
+        tokio::spawn(timer.run(context.stopping()));
         Ok(())
     }
 }

@@ -3,12 +3,13 @@
 
 CREATE TABLE contacts (
     id UUID PRIMARY KEY,
-    display_name TEXT NOT NULL,
+    -- Bytewise order, as SQLite sorts: ListContacts pages the same on both backends.
+    display_name TEXT NOT NULL COLLATE "C",
     job_title TEXT NOT NULL,
     email TEXT NOT NULL,
     deputy_id UUID REFERENCES contacts (id),
     -- The identity provider's subject (token `sub`); NULL when the contact has none.
-    subject TEXT UNIQUE,
+    token_subject TEXT UNIQUE,
     active BOOLEAN NOT NULL,
     revision INTEGER NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,

@@ -23,14 +23,23 @@ CREATE TABLE escalations (
     ended_at TIMESTAMPTZ,
     stopped_reason TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    timeline_sequence INTEGER NOT NULL,
-    -- One escalation per trigger and subject: a redelivered event opens nothing new.
-    UNIQUE (subject_id, trigger)
+    timeline_sequence INTEGER NOT NULL
 );
+-- At most one open escalation per trigger and subject.
+CREATE UNIQUE INDEX escalations_one_open ON escalations (subject_id, trigger) WHERE state = 1;
 -- ListEscalations, newest first.
 CREATE INDEX escalations_by_time ON escalations (opened_at, id);
 -- Overdue: open escalations by deadline.
 CREATE INDEX escalations_open_by_deadline ON escalations (next_deadline_at) WHERE state = 1;
+
+-- The tiers reached, when, and their deadlines.
+CREATE TABLE escalation_tiers (
+    escalation_id UUID NOT NULL REFERENCES escalations (id),
+    tier INTEGER NOT NULL,
+    reached_at TIMESTAMPTZ NOT NULL,
+    deadline_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (escalation_id, tier)
+);
 
 -- Everyone told at each tier reached, and what they did.
 CREATE TABLE escalation_nominees (
@@ -41,6 +50,8 @@ CREATE TABLE escalation_nominees (
     notified_at TIMESTAMPTZ NOT NULL,
     acknowledged_at TIMESTAMPTZ,
     note TEXT,
+    -- The token subject of the caller who acknowledged.
+    acknowledged_by TEXT,
     missed_deadline BOOLEAN NOT NULL,
     PRIMARY KEY (escalation_id, tier, contact_id)
 );
@@ -80,7 +91,8 @@ CREATE TABLE deadlines (
     -- 1 reminder, 2 tier deadline, 3 repeat past the last tier.
     kind SMALLINT NOT NULL,
     tier INTEGER NOT NULL,
-    due_at TIMESTAMPTZ NOT NULL
+    due_at TIMESTAMPTZ NOT NULL,
+    UNIQUE (escalation_id, kind, tier)
 );
 CREATE INDEX deadlines_due ON deadlines (due_at, id);
 CREATE INDEX deadlines_by_escalation ON deadlines (escalation_id);
@@ -103,8 +115,40 @@ CREATE TABLE mail_queue (
     queued_at TIMESTAMPTZ NOT NULL,
     sent_at TIMESTAMPTZ,
     last_error TEXT,
-    -- The message to the contact this one's deputy stands in for.
-    deputy_for UUID REFERENCES mail_queue (id)
+    -- The Message-ID header, the same on every attempt.
+    message_id TEXT NOT NULL,
+    -- The sender that holds the message until next_attempt_at (it may mark it sent or
+    -- failed only while it holds it).
+    claim UUID,
+    -- The message to the contact this one's deputy stands in for (one hop: a deputy's
+    -- message that fails is not passed on again).
+    deputy_for UUID UNIQUE REFERENCES mail_queue (id)
 );
 CREATE INDEX mail_queue_pending ON mail_queue (next_attempt_at) WHERE state = 1;
 CREATE INDEX mail_queue_by_escalation ON mail_queue (escalation_id);
+
+-- Weaknesses reported to a provider (intake's ProviderReportRecorded), watched until the
+-- fix is judged effective; past due_at the central point of contact is told.
+CREATE TABLE provider_watches (
+    provider_report_id UUID PRIMARY KEY,
+    report_id UUID NOT NULL,
+    reference TEXT NOT NULL,
+    due_at TIMESTAMPTZ NOT NULL,
+    -- 1 waiting, 2 fixed, 3 overdue (escalated).
+    state SMALLINT NOT NULL
+);
+CREATE INDEX provider_watches_due ON provider_watches (due_at) WHERE state = 1;
+
+-- What the feeds said of each report and incident: the routing facts now (escalations
+-- open when a fact turns on or a level rises, not on every event that repeats it), and
+-- whether it has ended (a report dismissed or taken into an incident, an incident
+-- closed): an escalation an event of the other feed would open late is not opened.
+CREATE TABLE subjects (
+    subject_id UUID PRIMARY KEY,
+    kind SMALLINT NOT NULL,
+    reference TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    anonymous BOOLEAN NOT NULL,
+    ended_reason TEXT,
+    ended_at TIMESTAMPTZ
+);

@@ -8,7 +8,7 @@ CREATE TABLE contacts (
     job_title TEXT NOT NULL,
     email TEXT NOT NULL,
     deputy_id BLOB REFERENCES contacts (id),
-    subject TEXT UNIQUE,
+    token_subject TEXT UNIQUE,
     active INTEGER NOT NULL,
     revision INTEGER NOT NULL,
     created_at TEXT NOT NULL,

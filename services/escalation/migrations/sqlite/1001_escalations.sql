@@ -1,5 +1,5 @@
 -- See the PostgreSQL migration (SQLite: ids are 16-byte blobs, times fixed-width UTC
--- text, booleans integers; one writer, so no SKIP LOCKED).
+-- text, booleans integers; one writer, so due rows need no SKIP LOCKED).
 --
 -- Escalations, their nominees and timeline, the durable deadlines that move them, and
 -- the queue of messages they send.
@@ -26,14 +26,23 @@ CREATE TABLE escalations (
     ended_at TEXT,
     stopped_reason TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    timeline_sequence INTEGER NOT NULL,
-    -- One escalation per trigger and subject: a redelivered event opens nothing new.
-    UNIQUE (subject_id, trigger)
+    timeline_sequence INTEGER NOT NULL
 );
+-- At most one open escalation per trigger and subject.
+CREATE UNIQUE INDEX escalations_one_open ON escalations (subject_id, trigger) WHERE state = 1;
 -- ListEscalations, newest first.
 CREATE INDEX escalations_by_time ON escalations (opened_at, id);
 -- Overdue: open escalations by deadline.
 CREATE INDEX escalations_open_by_deadline ON escalations (next_deadline_at) WHERE state = 1;
+
+-- The tiers reached, when, and their deadlines.
+CREATE TABLE escalation_tiers (
+    escalation_id BLOB NOT NULL REFERENCES escalations (id),
+    tier INTEGER NOT NULL,
+    reached_at TEXT NOT NULL,
+    deadline_at TEXT NOT NULL,
+    PRIMARY KEY (escalation_id, tier)
+);
 
 -- Everyone told at each tier reached, and what they did.
 CREATE TABLE escalation_nominees (
@@ -44,6 +53,8 @@ CREATE TABLE escalation_nominees (
     notified_at TEXT NOT NULL,
     acknowledged_at TEXT,
     note TEXT,
+    -- The token subject of the caller who acknowledged.
+    acknowledged_by TEXT,
     missed_deadline INTEGER NOT NULL,
     PRIMARY KEY (escalation_id, tier, contact_id)
 );
@@ -72,16 +83,16 @@ BEGIN
     SELECT RAISE(ABORT, 'the escalation timeline is append-only');
 END;
 
--- Pending deadlines. A deadline is deleted in the transaction that applies it: a
--- replica claims due rows with FOR UPDATE SKIP LOCKED, so each fires once, and a
--- replica that dies mid-way rolls back and leaves them for the next.
+-- Pending deadlines. A deadline is deleted in the transaction that applies it (SQLite's
+-- one writer: no other transaction can take it meanwhile), so each fires once.
 CREATE TABLE deadlines (
     id BLOB PRIMARY KEY,
     escalation_id BLOB NOT NULL REFERENCES escalations (id),
     -- 1 reminder, 2 tier deadline, 3 repeat past the last tier.
     kind INTEGER NOT NULL,
     tier INTEGER NOT NULL,
-    due_at TEXT NOT NULL
+    due_at TEXT NOT NULL,
+    UNIQUE (escalation_id, kind, tier)
 );
 CREATE INDEX deadlines_due ON deadlines (due_at, id);
 CREATE INDEX deadlines_by_escalation ON deadlines (escalation_id);
@@ -104,8 +115,40 @@ CREATE TABLE mail_queue (
     queued_at TEXT NOT NULL,
     sent_at TEXT,
     last_error TEXT,
-    -- The message to the contact this one's deputy stands in for.
-    deputy_for BLOB REFERENCES mail_queue (id)
+    -- The Message-ID header, the same on every attempt.
+    message_id TEXT NOT NULL,
+    -- The sender that holds the message until next_attempt_at (it may mark it sent or
+    -- failed only while it holds it).
+    claim BLOB,
+    -- The message to the contact this one's deputy stands in for (one hop: a deputy's
+    -- message that fails is not passed on again).
+    deputy_for BLOB UNIQUE REFERENCES mail_queue (id)
 );
 CREATE INDEX mail_queue_pending ON mail_queue (next_attempt_at) WHERE state = 1;
 CREATE INDEX mail_queue_by_escalation ON mail_queue (escalation_id);
+
+-- Weaknesses reported to a provider (intake's ProviderReportRecorded), watched until the
+-- fix is judged effective; past due_at the central point of contact is told.
+CREATE TABLE provider_watches (
+    provider_report_id BLOB PRIMARY KEY,
+    report_id BLOB NOT NULL,
+    reference TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    -- 1 waiting, 2 fixed, 3 overdue (escalated).
+    state INTEGER NOT NULL
+);
+CREATE INDEX provider_watches_due ON provider_watches (due_at) WHERE state = 1;
+
+-- What the feeds said of each report and incident: the routing facts now (escalations
+-- open when a fact turns on or a level rises, not on every event that repeats it), and
+-- whether it has ended (a report dismissed or taken into an incident, an incident
+-- closed): an escalation an event of the other feed would open late is not opened.
+CREATE TABLE subjects (
+    subject_id BLOB PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    reference TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    anonymous INTEGER NOT NULL,
+    ended_reason TEXT,
+    ended_at TEXT
+);

@@ -27,7 +27,7 @@ pub(crate) fn contact_to_wire(row: &ContactRow) -> pb::Contact {
         job_title: row.job_title.clone(),
         email: row.email.clone(),
         deputy_contact_id: row.deputy_id.map(|d| d.to_string()).unwrap_or_default(),
-        subject: row.subject.clone().unwrap_or_default(),
+        token_subject: row.token_subject.clone().unwrap_or_default(),
         active: row.active,
         revision: row.revision,
         created_at: Some(to_timestamp(row.created_at.get())),
@@ -42,17 +42,42 @@ pub(crate) struct Details {
     pub job_title: String,
     pub email: String,
     pub deputy_id: Option<Uuid>,
-    pub subject: Option<String>,
+    pub token_subject: Option<String>,
 }
 
+/// An email address as messages are sent to it: the bare address (no display name, no
+/// IP-address domain, a dotted domain), at most 254 characters.
 pub(crate) fn email(v: &mut Violations, field: &str, value: &str) -> String {
     let value = value.trim();
     if value.is_empty() {
         v.add(field, "is required");
-    } else if value.len() > 254 || !email_address::EmailAddress::is_valid(value) {
-        v.add(field, "is not an email address");
+    } else if !is_address(value) {
+        v.add(
+            field,
+            "is not an email address (a bare address such as someone@example.org)",
+        );
     }
     value.to_owned()
+}
+
+pub(crate) fn is_address(value: &str) -> bool {
+    use email_address::{EmailAddress, Options};
+    let options = Options::default()
+        .without_display_text()
+        .without_domain_literal()
+        .with_minimum_sub_domains(2);
+    value.len() <= 254
+        && EmailAddress::parse_with_options(value, options).is_ok_and(|a| a.as_str() == value)
+}
+
+/// A one-line text field (it goes into message headers and lists): as the kit's `text`,
+/// and no line breaks or tabs.
+fn line(v: &mut Violations, field: &str, value: &str, max: usize, required: bool) -> String {
+    if value.contains(['\n', '\r', '\t']) {
+        v.add(field, "must be one line");
+        return String::new();
+    }
+    text(v, field, value, max, required)
 }
 
 fn details(v: &mut Violations, c: &pb::Contact, only: Option<&[String]>) -> Details {
@@ -62,13 +87,13 @@ fn details(v: &mut Violations, c: &pb::Contact, only: Option<&[String]>) -> Deta
         job_title: String::new(),
         email: String::new(),
         deputy_id: None,
-        subject: None,
+        token_subject: None,
     };
     if wanted("display_name") {
-        d.display_name = text(v, "contact.display_name", &c.display_name, 200, true);
+        d.display_name = line(v, "contact.display_name", &c.display_name, 200, true);
     }
     if wanted("job_title") {
-        d.job_title = text(v, "contact.job_title", &c.job_title, 200, false);
+        d.job_title = line(v, "contact.job_title", &c.job_title, 200, false);
     }
     if wanted("email") {
         d.email = email(v, "contact.email", &c.email);
@@ -76,9 +101,9 @@ fn details(v: &mut Violations, c: &pb::Contact, only: Option<&[String]>) -> Deta
     if wanted("deputy_contact_id") && !c.deputy_contact_id.is_empty() {
         d.deputy_id = parse_id(v, "contact.deputy_contact_id", &c.deputy_contact_id);
     }
-    if wanted("subject") {
-        let s = text(v, "contact.subject", &c.subject, 255, false);
-        d.subject = (!s.is_empty()).then_some(s);
+    if wanted("token_subject") {
+        let s = line(v, "contact.token_subject", &c.token_subject, 255, false);
+        d.token_subject = (!s.is_empty()).then_some(s);
     }
     d
 }
@@ -120,7 +145,13 @@ impl DirectoryApi {
         let req = r.into_inner();
         let mut v = Violations::new();
         idempotency::check(&mut v, "idempotency_key", &req.idempotency_key, true);
-        let d = details(&mut v, &req.contact.unwrap_or_default(), None);
+        let d = match &req.contact {
+            Some(c) => details(&mut v, c, None),
+            None => {
+                v.add("contact", "is required");
+                details(&mut Violations::new(), &pb::Contact::default(), None)
+            }
+        };
         v.finish().map_err(EscalationError::Invalid)?;
         let key = Key::new(&caller.subject, "CreateContact", &req.idempotency_key);
         let fingerprint = idempotency::fingerprint(&d);
@@ -136,6 +167,9 @@ impl DirectoryApi {
             }
             Claim::New(pending) => pending,
         };
+        store::lock_directory(&mut tx)
+            .await
+            .map_err(EscalationError::from)?;
         let id = Uuid::now_v7();
         check_deputy(&mut tx, id, d.deputy_id).await?;
         let now = DbTime::now();
@@ -145,7 +179,7 @@ impl DirectoryApi {
             job_title: d.job_title,
             email: d.email,
             deputy_id: d.deputy_id,
-            subject: d.subject,
+            token_subject: d.token_subject,
             active: true,
             revision: 1,
             created_at: now,
@@ -161,6 +195,7 @@ impl DirectoryApi {
             .await
             .map_err(EscalationError::from)?;
         tx.commit().await.map_err(subject_taken)?;
+        self.audit_change(&caller, "CreateContact", row.id).await;
         tracing::info!(contact_id = %row.id, by = %caller.subject, "contact created");
         Ok(Response::new(response))
     }
@@ -169,7 +204,7 @@ impl DirectoryApi {
         &self,
         r: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::GetContactResponse>, Status> {
-        require_any(&r, DIRECTORY_READ)?;
+        let caller = require_any(&r, DIRECTORY_READ)?.clone();
         let mut v = Violations::new();
         let id = parse_id(&mut v, "contact_id", &r.get_ref().contact_id);
         v.finish().map_err(EscalationError::Invalid)?;
@@ -178,6 +213,8 @@ impl DirectoryApi {
             .await
             .map_err(EscalationError::from)?
             .ok_or(EscalationError::ContactNotFound)?;
+        drop(conn);
+        self.audit_read(&caller, "GetContact", &[row.id]).await?;
         Ok(Response::new(pb::GetContactResponse {
             contact: Some(contact_to_wire(&row)),
         }))
@@ -187,7 +224,7 @@ impl DirectoryApi {
         &self,
         r: Request<pb::ListContactsRequest>,
     ) -> Result<Response<pb::ListContactsResponse>, Status> {
-        require_any(&r, DIRECTORY_READ)?;
+        let caller = require_any(&r, DIRECTORY_READ)?.clone();
         let req = r.into_inner();
         let mut v = Violations::new();
         let limit = page::size(&mut v, "page_size", req.page_size);
@@ -211,6 +248,8 @@ impl DirectoryApi {
                 .page_tokens()
                 .seal(scope.as_bytes(), &(r.display_name.clone(), r.id))
         });
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        self.audit_read(&caller, "ListContacts", &ids).await?;
         Ok(Response::new(pb::ListContactsResponse {
             contacts: rows.iter().map(contact_to_wire).collect(),
             next_page_token,
@@ -234,7 +273,7 @@ impl DirectoryApi {
             "job_title",
             "email",
             "deputy_contact_id",
-            "subject",
+            "token_subject",
         ];
         for (i, p) in paths.iter().enumerate() {
             if !FIELDS.contains(&p.as_str()) {
@@ -244,10 +283,19 @@ impl DirectoryApi {
                 );
             }
         }
+        if req.revision < 0 {
+            v.add("revision", "must not be negative");
+        }
+        if req.contact.is_none() {
+            v.add("contact", "is required");
+        }
         let d = details(&mut v, &req.contact.unwrap_or_default(), Some(&paths));
         v.finish().map_err(EscalationError::Invalid)?;
         let id = id.unwrap_or_default();
         let mut tx = self.db.begin().await.map_err(EscalationError::from)?;
+        store::lock_directory(&mut tx)
+            .await
+            .map_err(EscalationError::from)?;
         let mut row = store::hold_contact(&mut tx, id)
             .await
             .map_err(EscalationError::from)?
@@ -273,15 +321,17 @@ impl DirectoryApi {
         if has("email") {
             row.email = d.email;
         }
-        if has("subject") {
-            row.subject = d.subject;
+        if has("token_subject") {
+            row.token_subject = d.token_subject;
         }
         row.revision += 1;
         row.updated_at = DbTime::now();
         store::save_contact(&mut tx, &row)
             .await
             .map_err(subject_taken)?;
+        super::policies::check_stored_policies(&mut tx).await?;
         tx.commit().await.map_err(subject_taken)?;
+        self.audit_change(&caller, "UpdateContact", row.id).await;
         tracing::info!(contact_id = %row.id, by = %caller.subject, fields = ?paths, "contact updated");
         Ok(Response::new(pb::UpdateContactResponse {
             contact: Some(contact_to_wire(&row)),
@@ -296,9 +346,15 @@ impl DirectoryApi {
         let req = r.into_inner();
         let mut v = Violations::new();
         let id = parse_id(&mut v, "contact_id", &req.contact_id);
+        if req.revision < 0 {
+            v.add("revision", "must not be negative");
+        }
         v.finish().map_err(EscalationError::Invalid)?;
         let id = id.unwrap_or_default();
         let mut tx = self.db.begin().await.map_err(EscalationError::from)?;
+        store::lock_directory(&mut tx)
+            .await
+            .map_err(EscalationError::from)?;
         let mut row = store::hold_contact(&mut tx, id)
             .await
             .map_err(EscalationError::from)?
@@ -325,10 +381,12 @@ impl DirectoryApi {
         store::remove_from_lists(&mut tx, id, now)
             .await
             .map_err(EscalationError::from)?;
+        super::policies::check_stored_policies(&mut tx).await?;
         let deputised = store::deputising_for(&mut tx, id)
             .await
             .map_err(EscalationError::from)?;
         tx.commit().await.map_err(EscalationError::from)?;
+        self.audit_change(&caller, "DeactivateContact", id).await;
         if !deputised.is_empty() {
             tracing::warn!(contact_id = %id, contacts = deputised.len(),
                 "a deactivated contact is still the deputy of active contacts: their failed messages will reach nobody until a new deputy is set");
@@ -357,7 +415,7 @@ impl DirectoryApi {
             );
         }
         let mut ids = Vec::new();
-        for (i, raw) in req.contact_ids.iter().enumerate() {
+        for (i, raw) in req.contact_ids.iter().take(MAX_NOMINEES + 1).enumerate() {
             let field = format!("contact_ids[{i}]");
             if let Some(id) = parse_id(&mut v, &field, raw) {
                 if ids.contains(&id) {
@@ -370,6 +428,9 @@ impl DirectoryApi {
         v.finish().map_err(EscalationError::Invalid)?;
         let kind = kind.expect("checked");
         let mut tx = self.db.begin().await.map_err(EscalationError::from)?;
+        store::lock_directory(&mut tx)
+            .await
+            .map_err(EscalationError::from)?;
         check_active(&mut tx, &ids, |i| format!("contact_ids[{i}]")).await?;
         let now = DbTime::now();
         let Some(revision) = store::set_list(&mut tx, kind, req.revision, &ids, now)
@@ -391,7 +452,9 @@ impl DirectoryApi {
             }
             .into());
         };
+        super::policies::check_stored_policies(&mut tx).await?;
         tx.commit().await.map_err(EscalationError::from)?;
+        self.audit_list_change(&caller, kind).await;
         tracing::info!(list = kind.name(), by = %caller.subject, members = ids.len(), "contact list set");
         Ok(Response::new(pb::SetContactListResponse {
             list: Some(pb::ContactList {
@@ -442,4 +505,50 @@ pub(crate) async fn check_active(
         }
     }
     v.finish().map_err(EscalationError::Invalid)
+}
+
+impl DirectoryApi {
+    /// Reads of contacts are reads of personal data: recorded before they are returned
+    /// (if the record cannot be written, the read fails).
+    async fn audit_read(
+        &self,
+        caller: &custos_kit::auth::Principal,
+        action: &str,
+        ids: &[Uuid],
+    ) -> Result<(), EscalationError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        Ok(self.db.audit(caller, action, "contact", &ids).await?)
+    }
+
+    /// A change, recorded after it committed: if the record cannot be written the
+    /// change stands, and the failure is logged at ERROR with what it was.
+    async fn audit_change(&self, caller: &custos_kit::auth::Principal, action: &str, id: Uuid) {
+        if let Err(e) = self
+            .db
+            .audit(caller, action, "contact", &[id.to_string()])
+            .await
+        {
+            tracing::error!(action, contact_id = %id, by = %caller.subject, error = %custos_kit::error::DisplayChain(&e),
+                "a directory change was made but could not be written to the audit trail");
+        }
+    }
+
+    async fn audit_list_change(&self, caller: &custos_kit::auth::Principal, kind: ListKind) {
+        if let Err(e) = self
+            .db
+            .audit(
+                caller,
+                "SetContactList",
+                "contact_list",
+                &[kind.name().to_owned()],
+            )
+            .await
+        {
+            tracing::error!(list = kind.name(), by = %caller.subject, error = %custos_kit::error::DisplayChain(&e),
+                "a directory change was made but could not be written to the audit trail");
+        }
+    }
 }

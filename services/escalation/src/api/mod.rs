@@ -3,7 +3,12 @@
 //! back.
 
 mod contacts;
+mod escalations;
 mod policies;
+
+pub use escalations::{EscalationApi, SEE_ALL};
+
+pub(crate) use contacts::is_address;
 
 use custos_kit::{auth::Role, error::Violations, storage::Db};
 use custos_proto::escalation::v1::{self as pb, directory_service_server};

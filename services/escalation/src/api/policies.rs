@@ -16,7 +16,7 @@ use super::{DIRECTORY_READ, DIRECTORY_WRITE, DirectoryApi, parse_id};
 use crate::{
     directory::{
         ListKind, MAX_DEADLINE, MAX_NOMINEES, MAX_REPEAT, MAX_TIERS, MIN_DEADLINE, MIN_REPEAT,
-        Policy, Tier, Trigger,
+        Policy, Tier, Trigger, policy_problems,
     },
     error::EscalationError,
     store::{self, PolicyRow},
@@ -56,6 +56,7 @@ pub(crate) fn policy_to_wire(trigger: Trigger, row: Option<&PolicyRow>) -> pb::E
         revision: row.map_or(0, |r| r.revision),
         updated_at: row.map(|r| to_timestamp(r.updated_at.get())),
         updated_by: row.map(|r| r.updated_by.clone()).unwrap_or_default(),
+        problems: Vec::new(),
     }
 }
 
@@ -71,11 +72,12 @@ fn duration(
         v.add(field, "is required");
         return None;
     };
-    let d = Duration::new(d.seconds, d.nanos);
-    if d.subsec_nanoseconds() != 0 {
+    if d.nanos != 0 {
         v.add(field, "must be whole seconds");
-        None
-    } else if d < min || d > max {
+        return None;
+    }
+    let d = Duration::seconds(d.seconds);
+    if d < min || d > max {
         v.add(field, format!("must be from {min} to {max}"));
         None
     } else {
@@ -185,43 +187,68 @@ pub(crate) fn parse_policy(
     (trigger, policy)
 }
 
-/// Checks the policy's contacts (each active) and, unless it is a single accountable
-/// line, that every tier names at least two people now (14.1.3), its lists' members
-/// counted.
+/// Who each tier of `policy` names now: whether each distinct active person can act.
+pub(crate) async fn people(
+    mut conn: impl custos_kit::storage::AsConn,
+    policy: &Policy,
+) -> Result<Vec<Vec<bool>>, EscalationError> {
+    let mut people = Vec::new();
+    for tier in &policy.tiers {
+        let named = store::nominees(&mut conn, tier).await?;
+        people.push(named.iter().map(|n| n.can_act).collect());
+    }
+    Ok(people)
+}
+
+/// Checks the policy's contacts (each active) and what it asks of the directory
+/// (`directory::policy_problems`), naming the fields.
 pub(crate) async fn check_against_directory(
     tx: &mut Tx,
+    trigger: Trigger,
     policy: &Policy,
 ) -> Result<(), EscalationError> {
     let mut violations: Vec<FieldViolation> = Vec::new();
     for (i, tier) in policy.tiers.iter().enumerate() {
-        if let Err(EscalationError::Invalid(mut v)) =
-            super::contacts::check_active(&mut *tx, &tier.contacts, |j| {
-                format!("policy.tiers[{i}].contact_ids[{j}]")
-            })
-            .await
+        match super::contacts::check_active(&mut *tx, &tier.contacts, |j| {
+            format!("policy.tiers[{i}].contact_ids[{j}]")
+        })
+        .await
         {
-            violations.append(&mut v);
-            continue;
+            Ok(()) => {}
+            Err(EscalationError::Invalid(mut v)) => violations.append(&mut v),
+            Err(e) => return Err(e),
         }
-        if !policy.single_accountable {
-            let named = store::nominees(&mut *tx, tier).await?.len();
-            if named < 2 {
-                violations.push(FieldViolation {
-                    field: format!("policy.tiers[{i}]"),
-                    description: format!(
-                        "names {named} active {} (its lists' members counted): a tier needs at \
-                         least two nominees (policy 14.1.3), unless the policy is a single \
-                         accountable line",
-                        if named == 1 { "person" } else { "people" }
-                    ),
-                });
-            }
-        }
+    }
+    if violations.is_empty() {
+        let people = people(&mut *tx, policy).await?;
+        violations.extend(policy_problems(trigger, policy, &people).into_iter().map(
+            |(field, description)| FieldViolation {
+                field: format!("policy.{field}"),
+                description,
+            },
+        ));
     }
     if violations.is_empty() {
         Ok(())
     } else {
         Err(EscalationError::Invalid(violations))
+    }
+}
+
+/// After a change of contacts or lists, in its transaction: every stored policy can
+/// still be followed, or the change is refused (POLICY_NOMINEES).
+pub(crate) async fn check_stored_policies(tx: &mut Tx) -> Result<(), EscalationError> {
+    let mut problems = Vec::new();
+    for row in store::policies(&mut *tx).await? {
+        let people = people(&mut *tx, &row.policy.0).await?;
+        for (field, problem) in policy_problems(row.trigger, &row.policy.0, &people) {
+            problems.push((row.trigger, field, problem));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EscalationError::PolicyNominees(problems))
     }
 }
 
@@ -246,7 +273,10 @@ impl DirectoryApi {
         v.finish().map_err(EscalationError::Invalid)?;
         let trigger = trigger.expect("checked");
         let mut tx = self.db.begin().await.map_err(EscalationError::from)?;
-        check_against_directory(&mut tx, &policy).await?;
+        store::lock_directory(&mut tx)
+            .await
+            .map_err(EscalationError::from)?;
+        check_against_directory(&mut tx, trigger, &policy).await?;
         let now = DbTime::now();
         let Some(_) = store::set_policy(
             &mut tx,
@@ -275,6 +305,19 @@ impl DirectoryApi {
             .await
             .map_err(EscalationError::from)?;
         tx.commit().await.map_err(EscalationError::from)?;
+        if let Err(e) = self
+            .db
+            .audit(
+                &caller,
+                "SetEscalationPolicy",
+                "escalation_policy",
+                &[trigger.name().to_owned()],
+            )
+            .await
+        {
+            tracing::error!(trigger = trigger.name(), by = %caller.subject, error = %custos_kit::error::DisplayChain(&e),
+                "a policy change was made but could not be written to the audit trail");
+        }
         tracing::info!(trigger = trigger.name(), by = %caller.subject, tiers = policy.tiers.len(), "escalation policy set");
         Ok(Response::new(pb::SetEscalationPolicyResponse {
             policy: Some(policy_to_wire(trigger, row.as_ref())),
@@ -290,11 +333,20 @@ impl DirectoryApi {
         let rows = store::policies(&mut conn)
             .await
             .map_err(EscalationError::from)?;
+        let mut policies = Vec::new();
+        for t in Trigger::ALL {
+            let row = rows.iter().find(|r| r.trigger == *t);
+            let mut wire = policy_to_wire(*t, row);
+            let policy = row.map_or_else(|| Policy::default_for(*t), |r| r.policy.0.clone());
+            let people = people(&mut conn, &policy).await?;
+            wire.problems = policy_problems(*t, &policy, &people)
+                .into_iter()
+                .map(|(field, problem)| format!("{field}: {problem}"))
+                .collect();
+            policies.push(wire);
+        }
         Ok(Response::new(pb::ListEscalationPoliciesResponse {
-            policies: Trigger::ALL
-                .iter()
-                .map(|t| policy_to_wire(*t, rows.iter().find(|r| r.trigger == *t)))
-                .collect(),
+            policies,
         }))
     }
 }

@@ -18,20 +18,20 @@ pub struct ContactRow {
     pub job_title: String,
     pub email: String,
     pub deputy_id: Option<Uuid>,
-    pub subject: Option<String>,
+    pub token_subject: Option<String>,
     pub active: bool,
     pub revision: i32,
     pub created_at: DbTime,
     pub updated_at: DbTime,
 }
 
-const CONTACT_COLUMNS: &str = "SELECT id, display_name, job_title, email, deputy_id, subject, \
+const CONTACT_COLUMNS: &str = "SELECT id, display_name, job_title, email, deputy_id, token_subject, \
      active, revision, created_at, updated_at FROM contacts";
 
 /// Adds a contact.
 pub async fn insert_contact(tx: &mut Tx, row: &ContactRow) -> Result<(), StorageError> {
     const SQL: &str = "INSERT INTO contacts (id, display_name, job_title, email, deputy_id, \
-         subject, active, revision, created_at, updated_at) \
+         token_subject, active, revision, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     with_conn!(tx, c => {
         sqlx::query(SQL)
@@ -40,7 +40,7 @@ pub async fn insert_contact(tx: &mut Tx, row: &ContactRow) -> Result<(), Storage
             .bind(&row.job_title)
             .bind(&row.email)
             .bind(row.deputy_id)
-            .bind(&row.subject)
+            .bind(&row.token_subject)
             .bind(row.active)
             .bind(row.revision)
             .bind(row.created_at)
@@ -75,7 +75,7 @@ pub async fn contact_by_subject(
     subject: &str,
 ) -> Result<Option<ContactRow>, StorageError> {
     let mut select = Select::new(CONTACT_COLUMNS);
-    select.and("subject = ?", [subject.into()]);
+    select.and("token_subject = ?", [subject.into()]);
     Ok(select.fetch_all(conn).await?.pop())
 }
 
@@ -115,7 +115,7 @@ pub async fn list_contacts(
 /// it was sent against the held row).
 pub async fn save_contact(tx: &mut Tx, row: &ContactRow) -> Result<(), StorageError> {
     const SQL: &str = "UPDATE contacts SET display_name = $2, job_title = $3, email = $4, \
-         deputy_id = $5, subject = $6, active = $7, revision = $8, updated_at = $9 WHERE id = $1";
+         deputy_id = $5, token_subject = $6, active = $7, revision = $8, updated_at = $9 WHERE id = $1";
     with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(row.id)
@@ -123,7 +123,7 @@ pub async fn save_contact(tx: &mut Tx, row: &ContactRow) -> Result<(), StorageEr
             .bind(&row.job_title)
             .bind(&row.email)
             .bind(row.deputy_id)
-            .bind(&row.subject)
+            .bind(&row.token_subject)
             .bind(row.active)
             .bind(row.revision)
             .bind(row.updated_at)
@@ -151,37 +151,36 @@ pub struct ListRow {
     pub contact_ids: Vec<Uuid>,
 }
 
-/// Every list (those never set empty, at revision 0), in the order of [`ListKind::ALL`].
+/// Every list (those never set empty, at revision 0), in the order of [`ListKind::ALL`],
+/// read in one statement (one snapshot).
 pub async fn lists(mut conn: impl AsConn) -> Result<Vec<ListRow>, StorageError> {
-    const HEADS: &str = "SELECT kind, revision, updated_at FROM contact_lists";
-    const MEMBERS: &str =
-        "SELECT kind, contact_id FROM contact_list_members ORDER BY kind, position";
-    type Heads = Vec<(ListKind, i32, DbTime)>;
-    let (heads, members): (Heads, Vec<(ListKind, Uuid)>) = with_conn!(&mut conn, c => {
-        let heads = sqlx::query_as(HEADS).fetch_all(&mut *c).await?;
-        let members = sqlx::query_as(MEMBERS).fetch_all(&mut *c).await?;
-        (heads, members)
+    const SQL: &str = "SELECT l.kind, l.revision, l.updated_at, m.contact_id FROM contact_lists l \
+         LEFT JOIN contact_list_members m ON m.kind = l.kind ORDER BY l.kind, m.position";
+    type Row = (ListKind, i32, DbTime, Option<Uuid>);
+    let rows: Vec<Row> = with_conn!(&mut conn, c => {
+        sqlx::query_as(SQL).fetch_all(&mut *c).await?
     });
     Ok(ListKind::ALL
         .iter()
         .map(|kind| {
-            let head = heads.iter().find(|h| h.0 == *kind);
+            let of: Vec<&Row> = rows.iter().filter(|r| r.0 == *kind).collect();
             ListRow {
                 kind: *kind,
-                revision: head.map_or(0, |h| h.1),
-                updated_at: head.map(|h| h.2),
-                contact_ids: members
-                    .iter()
-                    .filter(|m| m.0 == *kind)
-                    .map(|m| m.1)
-                    .collect(),
+                revision: of.first().map_or(0, |h| h.1),
+                updated_at: of.first().map(|h| h.2),
+                contact_ids: of.iter().filter_map(|r| r.3).collect(),
             }
         })
         .collect())
 }
 
-/// Replaces a list's members if it is still at `expected` (0: never set), locking it
-/// first; returns the new revision, or `None` (nothing written) if it was not.
+/// The new revision after `expected`, if there is one.
+fn next(expected: i32) -> Option<i32> {
+    expected.checked_add(1)
+}
+
+/// Replaces a list's members if it is still at `expected` (0: never set); returns the
+/// new revision, or `None` if it was not, and then nothing was written.
 pub async fn set_list(
     tx: &mut Tx,
     kind: ListKind,
@@ -189,20 +188,25 @@ pub async fn set_list(
     contact_ids: &[Uuid],
     at: DbTime,
 ) -> Result<Option<i32>, StorageError> {
-    const UPSERT: &str = "INSERT INTO contact_lists (kind, revision, updated_at) VALUES ($1, 1, $2) \
-         ON CONFLICT (kind) DO UPDATE SET revision = contact_lists.revision + 1, \
-         updated_at = excluded.updated_at WHERE contact_lists.revision = $3 RETURNING revision";
+    const CREATE: &str = "INSERT INTO contact_lists (kind, revision, updated_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (kind) DO NOTHING RETURNING revision";
+    const BUMP: &str = "UPDATE contact_lists SET revision = $3, updated_at = $2 \
+         WHERE kind = $1 AND revision = $4 RETURNING revision";
     const CLEAR: &str = "DELETE FROM contact_list_members WHERE kind = $1";
     const ADD: &str =
         "INSERT INTO contact_list_members (kind, position, contact_id) VALUES ($1, $2, $3)";
+    let Some(new) = next(expected) else {
+        return Ok(None);
+    };
     let revision: Option<i32> = with_conn!(tx, c => {
-        sqlx::query_scalar(UPSERT).bind(kind).bind(at).bind(expected).fetch_optional(&mut *c).await?
+        if expected == 0 {
+            sqlx::query_scalar(CREATE).bind(kind).bind(at).fetch_optional(&mut *c).await?
+        } else {
+            sqlx::query_scalar(BUMP).bind(kind).bind(at).bind(new).bind(expected).fetch_optional(&mut *c).await?
+        }
     });
-    // A list never set, sent with a revision other than 0, was inserted at 1 above:
-    // that is a mismatch too.
-    match revision {
-        Some(r) if r == expected + 1 => {}
-        _ => return Ok(None),
+    if revision.is_none() {
+        return Ok(None);
     }
     with_conn!(tx, c => {
         sqlx::query(CLEAR).bind(kind).execute(&mut *c).await?;
@@ -258,7 +262,7 @@ pub async fn policy(
 }
 
 /// Replaces a trigger's policy if it is still at `expected` (0: the shipped default);
-/// returns the new revision, or `None` (nothing written) if it was not.
+/// returns the new revision, or `None` if it was not, and then nothing was written.
 pub async fn set_policy(
     tx: &mut Tx,
     trigger: Trigger,
@@ -267,31 +271,34 @@ pub async fn set_policy(
     at: DbTime,
     by: &str,
 ) -> Result<Option<i32>, StorageError> {
-    const UPSERT: &str = "INSERT INTO escalation_policies (trigger, policy, revision, updated_at, \
-         updated_by) VALUES ($1, $2, 1, $3, $4) ON CONFLICT (trigger) DO UPDATE SET \
-         policy = excluded.policy, revision = escalation_policies.revision + 1, \
-         updated_at = excluded.updated_at, updated_by = excluded.updated_by \
-         WHERE escalation_policies.revision = $5 RETURNING revision";
+    const CREATE: &str = "INSERT INTO escalation_policies (trigger, policy, revision, updated_at, \
+         updated_by) VALUES ($1, $2, 1, $3, $4) ON CONFLICT (trigger) DO NOTHING RETURNING revision";
+    const REPLACE: &str = "UPDATE escalation_policies SET policy = $2, revision = $5, \
+         updated_at = $3, updated_by = $4 WHERE trigger = $1 AND revision = $6 RETURNING revision";
+    let Some(new) = next(expected) else {
+        return Ok(None);
+    };
     let revision: Option<i32> = with_conn!(tx, c => {
-        sqlx::query_scalar(UPSERT)
-            .bind(trigger)
-            .bind(JsonText(policy))
-            .bind(at)
-            .bind(by)
-            .bind(expected)
-            .fetch_optional(&mut *c)
-            .await?
+        if expected == 0 {
+            sqlx::query_scalar(CREATE).bind(trigger).bind(JsonText(policy)).bind(at).bind(by)
+                .fetch_optional(&mut *c).await?
+        } else {
+            sqlx::query_scalar(REPLACE).bind(trigger).bind(JsonText(policy)).bind(at).bind(by)
+                .bind(new).bind(expected).fetch_optional(&mut *c).await?
+        }
     });
-    Ok(revision.filter(|r| *r == expected + 1))
+    Ok(revision)
 }
 
-/// A nominee a tier names, once, in the order the tier names them: its contacts first,
-/// then each list's members. Deactivated contacts are left out.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+/// A person a tier names, once, in the order the tier names them: its contacts first,
+/// then each list's members. Deactivated contacts are left out; `can_act` is false for
+/// a contact without a token subject (told, but never a nominee who must act).
+#[derive(Debug, Clone, PartialEq)]
 pub struct NomineeContact {
     pub id: Uuid,
     pub display_name: String,
     pub email: String,
+    pub can_act: bool,
 }
 
 /// Who a tier names now.
@@ -320,6 +327,7 @@ pub async fn nominees(
             id: r.id,
             display_name: r.display_name.clone(),
             email: r.email.clone(),
+            can_act: r.token_subject.is_some(),
         })
         .collect())
 }
@@ -332,11 +340,15 @@ pub async fn is_empty(mut conn: impl AsConn) -> Result<bool, StorageError> {
     Ok(n == 0)
 }
 
-/// Locks the directory against another replica seeding it at the same time
-/// (PostgreSQL; SQLite's one writer already does).
-pub async fn lock_for_seeding(tx: &mut Tx) -> Result<(), StorageError> {
+/// Serialises the directory's writers (PostgreSQL: a transaction-scoped advisory lock;
+/// SQLite's one writer already does): a change checks the policies against the
+/// directory, and no other change may slip in between the check and the commit.
+pub async fn lock_directory(tx: &mut Tx) -> Result<(), StorageError> {
+    /// "esc.dir" in ASCII: the lock's key, unique within escalation's database.
+    const KEY: i64 = 0x0065_7363_2e64_6972;
     if let Conn::Postgres(c) = tx.conn() {
-        sqlx::query("LOCK TABLE contacts IN SHARE ROW EXCLUSIVE MODE")
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(KEY)
             .execute(&mut *c)
             .await?;
     }

@@ -47,7 +47,7 @@ pub async fn insert_escalation(tx: &mut Tx, row: &EscalationRow) -> Result<bool,
          facts, state, chain, policy_revision, tier_count, current_tier, next_deadline_at, \
          exhausted, opened_at, ended_at, stopped_reason, revision, timeline_sequence) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-         ON CONFLICT (subject_id, trigger) DO NOTHING";
+         ON CONFLICT (subject_id, trigger) WHERE state = 1 DO NOTHING";
     let n = with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(row.id)
@@ -144,13 +144,14 @@ pub struct NomineeRow {
     pub notified_at: DbTime,
     pub acknowledged_at: Option<DbTime>,
     pub note: Option<String>,
+    pub acknowledged_by: Option<String>,
     pub missed_deadline: bool,
 }
 
 pub async fn insert_nominee(tx: &mut Tx, row: &NomineeRow) -> Result<(), StorageError> {
     const SQL: &str = "INSERT INTO escalation_nominees (escalation_id, tier, contact_id, \
-         display_name, notified_at, acknowledged_at, note, missed_deadline) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+         display_name, notified_at, acknowledged_at, note, acknowledged_by, missed_deadline) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(row.escalation_id)
@@ -160,6 +161,7 @@ pub async fn insert_nominee(tx: &mut Tx, row: &NomineeRow) -> Result<(), Storage
             .bind(row.notified_at)
             .bind(row.acknowledged_at)
             .bind(&row.note)
+            .bind(&row.acknowledged_by)
             .bind(row.missed_deadline)
             .execute(&mut *c)
             .await?;
@@ -174,7 +176,7 @@ pub async fn nominees_of(
 ) -> Result<Vec<NomineeRow>, StorageError> {
     let mut select = Select::new(
         "SELECT escalation_id, tier, contact_id, display_name, notified_at, acknowledged_at, \
-         note, missed_deadline FROM escalation_nominees",
+         note, acknowledged_by, missed_deadline FROM escalation_nominees",
     );
     select.and("escalation_id = ?", [escalation_id.into()]);
     select.then("ORDER BY tier, notified_at, contact_id");
@@ -188,12 +190,13 @@ pub async fn acknowledge(
     tier: i32,
     contact_id: Uuid,
     at: DbTime,
+    by: &str,
     note: &str,
 ) -> Result<(), StorageError> {
-    const SQL: &str = "UPDATE escalation_nominees SET acknowledged_at = $4, note = $5 \
+    const SQL: &str = "UPDATE escalation_nominees SET acknowledged_at = $4, note = $5, acknowledged_by = $6 \
          WHERE escalation_id = $1 AND tier = $2 AND contact_id = $3 AND acknowledged_at IS NULL";
     with_conn!(tx, c => {
-        sqlx::query(SQL).bind(escalation_id).bind(tier).bind(contact_id).bind(at).bind(note).execute(&mut *c).await?;
+        sqlx::query(SQL).bind(escalation_id).bind(tier).bind(contact_id).bind(at).bind(note).bind(by).execute(&mut *c).await?;
     });
     Ok(())
 }
@@ -331,8 +334,8 @@ pub struct NewMail {
 
 pub async fn queue_mail(tx: &mut Tx, m: &NewMail) -> Result<(), StorageError> {
     const SQL: &str = "INSERT INTO mail_queue (id, escalation_id, contact_id, tier, to_address, \
-         subject, body, state, attempts, next_attempt_at, queued_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)";
+         subject, body, state, attempts, next_attempt_at, queued_at, message_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)";
     with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(m.id)
@@ -344,6 +347,7 @@ pub async fn queue_mail(tx: &mut Tx, m: &NewMail) -> Result<(), StorageError> {
             .bind(&m.body)
             .bind(MAIL_PENDING)
             .bind(m.queued_at)
+            .bind(format!("<{}@custos>", m.id))
             .execute(&mut *c)
             .await?;
     });
@@ -372,5 +376,96 @@ pub async fn mail_of(conn: impl AsConn, escalation_id: Uuid) -> Result<Vec<MailR
     );
     select.and("escalation_id = ?", [escalation_id.into()]);
     select.then("ORDER BY queued_at, id");
+    select.fetch_all(conn).await
+}
+
+/// A tier reached.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct TierRow {
+    pub escalation_id: Uuid,
+    pub tier: i32,
+    pub reached_at: DbTime,
+    pub deadline_at: DbTime,
+}
+
+pub async fn insert_tier(tx: &mut Tx, row: &TierRow) -> Result<(), StorageError> {
+    const SQL: &str = "INSERT INTO escalation_tiers (escalation_id, tier, reached_at, deadline_at) \
+         VALUES ($1, $2, $3, $4)";
+    with_conn!(tx, c => {
+        sqlx::query(SQL).bind(row.escalation_id).bind(row.tier).bind(row.reached_at).bind(row.deadline_at).execute(&mut *c).await?;
+    });
+    Ok(())
+}
+
+/// The tiers reached of the escalations among `ids`.
+pub async fn tiers_of(conn: impl AsConn, ids: &[Uuid]) -> Result<Vec<TierRow>, StorageError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut select =
+        Select::new("SELECT escalation_id, tier, reached_at, deadline_at FROM escalation_tiers");
+    select.and_in("escalation_id", ids.iter().map(|id| Value::from(*id)));
+    select.then("ORDER BY escalation_id, tier");
+    select.fetch_all(conn).await
+}
+
+/// The nominees of the escalations among `ids`.
+pub async fn nominees_of_many(
+    conn: impl AsConn,
+    ids: &[Uuid],
+) -> Result<Vec<NomineeRow>, StorageError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut select = Select::new(
+        "SELECT escalation_id, tier, contact_id, display_name, notified_at, acknowledged_at, \
+         note, acknowledged_by, missed_deadline FROM escalation_nominees",
+    );
+    select.and_in("escalation_id", ids.iter().map(|id| Value::from(*id)));
+    select.then("ORDER BY escalation_id, tier, notified_at, contact_id");
+    select.fetch_all(conn).await
+}
+
+/// What ListEscalations asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EscalationFilter {
+    pub states: Vec<EscalationState>,
+    pub triggers: Vec<Trigger>,
+    pub subject_id: Option<Uuid>,
+    /// Open, and past the current deadline (or the last tier) at this time.
+    pub overdue_at: Option<DbTime>,
+    /// Naming this contact as a nominee.
+    pub nominee: Option<Uuid>,
+}
+
+/// A page of escalations, newest first, after (opened_at, id).
+pub async fn list_escalations(
+    conn: impl AsConn,
+    filter: &EscalationFilter,
+    after: Option<(DbTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<EscalationRow>, StorageError> {
+    let mut select = Select::new(ESCALATION_COLUMNS);
+    select.and_in("state", filter.states.iter().map(|s| Value::of(*s)));
+    select.and_in("trigger", filter.triggers.iter().map(|t| Value::of(*t)));
+    select.and_eq("subject_id", filter.subject_id);
+    if let Some(now) = filter.overdue_at {
+        select.and("state = ?", [Value::of(EscalationState::Open)]);
+        select.and(
+            "(exhausted = ? OR next_deadline_at <= ?)",
+            [true.into(), now.into()],
+        );
+    }
+    if let Some(contact) = filter.nominee {
+        select.and(
+            "id IN (SELECT escalation_id FROM escalation_nominees WHERE contact_id = ?)",
+            [contact.into()],
+        );
+    }
+    if let Some((at, id)) = after {
+        select.and("(opened_at, id) < (?, ?)", [at.into(), id.into()]);
+    }
+    select.then("ORDER BY opened_at DESC, id DESC");
+    select.limit(limit);
     select.fetch_all(conn).await
 }

@@ -4,15 +4,21 @@
 
 mod directory;
 mod escalation;
+mod subjects;
 
 pub use directory::{
     ContactRow, ListRow, NomineeContact, PolicyRow, contact, contact_by_subject, contacts_among,
-    deputising_for, hold_contact, insert_contact, is_empty, list_contacts, lists, lock_for_seeding,
+    deputising_for, hold_contact, insert_contact, is_empty, list_contacts, lists, lock_directory,
     nominees, policies, policy, remove_from_lists, save_contact, set_list, set_policy,
 };
 pub use escalation::{
-    DeadlineRow, EscalationRow, MailRow, NewMail, NomineeRow, TimelineRow, acknowledge,
-    add_deadline, append_timeline, clear_deadlines, escalation, hold_escalation,
-    hold_open_for_subject, insert_escalation, insert_nominee, mail_of, mark_missed, next_due,
-    nominees_of, queue_mail, save_escalation, take_due, timeline,
+    DeadlineRow, EscalationFilter, EscalationRow, MailRow, NewMail, NomineeRow, TierRow,
+    TimelineRow, acknowledge, add_deadline, append_timeline, clear_deadlines, escalation,
+    hold_escalation, hold_open_for_subject, insert_escalation, insert_nominee, insert_tier,
+    list_escalations, mail_of, mark_missed, next_due, nominees_of, nominees_of_many, queue_mail,
+    save_escalation, take_due, tiers_of, timeline,
+};
+pub use subjects::{
+    OverdueRow, SubjectRow, next_overdue, provider_fixed, save_subject, subject, take_overdue,
+    watch_provider,
 };

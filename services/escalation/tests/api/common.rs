@@ -2,24 +2,40 @@
 
 use custos_escalation::{Config, Escalation, EscalationSettings};
 use custos_kit::{auth::Role, client::ClientInterceptor, service::App, storage::Db};
-use custos_proto::escalation::v1::{self as pb, directory_service_client::DirectoryServiceClient};
+use custos_proto::escalation::v1::{
+    self as pb, directory_service_client::DirectoryServiceClient,
+    escalation_service_client::EscalationServiceClient,
+};
 use custos_testing::{Backend, Running, TestDatabase};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 pub type Directory = DirectoryServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+pub type Escalations = EscalationServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
 /// Who manages the directory in tests.
 pub const OWNER: &[Role] = &[Role::PolicyOwner];
 
+/// Where escalation looks for intake and classification when a test does not need
+/// them: nothing listens there, so its consumers keep retrying quietly.
+pub const NOWHERE: &str = "http://127.0.0.1:1";
+
+pub fn settings(intake_url: &str, classification_url: &str) -> EscalationSettings {
+    EscalationSettings {
+        intake_url: Some(intake_url.into()),
+        classification_url: Some(classification_url.into()),
+        ..EscalationSettings::default()
+    }
+}
+
 pub struct TestEscalation {
     pub running: Running,
     pub db: Db,
-    _database: TestDatabase,
+    pub database: TestDatabase,
 }
 
 impl TestEscalation {
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, EscalationSettings::default(), |_| {}).await
+        Self::start_with(backend, settings(NOWHERE, NOWHERE), |_| {}).await
     }
 
     pub async fn start_with(
@@ -38,12 +54,16 @@ impl TestEscalation {
         Self {
             running,
             db,
-            _database: database,
+            database,
         }
     }
 
     pub fn directory(&self, subject: &str, roles: &[Role]) -> Directory {
         DirectoryServiceClient::new(custos_testing::authed(self.running.addr, subject, roles))
+    }
+
+    pub fn escalations(&self, subject: &str, roles: &[Role]) -> Escalations {
+        EscalationServiceClient::new(custos_testing::authed(self.running.addr, subject, roles))
     }
 
     pub fn owner(&self) -> Directory {
@@ -78,7 +98,7 @@ pub async fn people(dir: &mut Directory, prefix: &str, n: usize) -> Vec<String> 
     let mut ids = Vec::new();
     for i in 1..=n {
         let mut c = contact(&format!("{prefix} {i}"));
-        c.subject = format!("{}-{i}", prefix.to_lowercase());
+        c.token_subject = format!("{}-{i}", prefix.to_lowercase());
         ids.push(create(dir, c).await.id);
     }
     ids
@@ -115,4 +135,17 @@ pub fn described(status: &tonic::Status) -> String {
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Polls `condition` every 20 ms until it holds, failing after 20 s.
+pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut condition: F) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        tick.tick().await;
+        if condition().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+    }
 }

@@ -13,7 +13,7 @@ async fn contacts_are_created_once_read_and_listed_by_name(backend: Backend) {
     let mut dir = svc.owner();
     let key = uuid::Uuid::new_v4().to_string();
     let mut sam = contact("Sam Patel");
-    sam.subject = "sam".into();
+    sam.token_subject = "sam".into();
     let request = pb::CreateContactRequest {
         contact: Some(sam.clone()),
         idempotency_key: key.clone(),
@@ -28,7 +28,7 @@ async fn contacts_are_created_once_read_and_listed_by_name(backend: Backend) {
     let created = first.contact.unwrap();
     assert!(created.active);
     assert_eq!(created.revision, 1);
-    assert_eq!(created.subject, "sam");
+    assert_eq!(created.token_subject, "sam");
 
     let mut other = sam.clone();
     other.display_name = "Someone Else".into();
@@ -105,7 +105,7 @@ async fn every_bad_field_of_a_contact_is_named(backend: Backend) {
                 email: "not-an-address".into(),
                 job_title: "x".repeat(201),
                 deputy_contact_id: "nobody".into(),
-                subject: "a\u{202E}b".into(),
+                token_subject: "a\u{202E}b".into(),
                 ..Default::default()
             }),
             idempotency_key: "not-a-uuid".into(),
@@ -122,7 +122,7 @@ async fn every_bad_field_of_a_contact_is_named(backend: Backend) {
             "contact.display_name",
             "contact.email",
             "contact.job_title",
-            "contact.subject",
+            "contact.token_subject",
             "idempotency_key",
         ]
     );
@@ -207,10 +207,10 @@ async fn a_contact_changes_against_its_revision_and_a_subject_is_one_persons(bac
             contact_id: ids[0].clone(),
             revision: 2,
             contact: Some(pb::Contact {
-                subject: "kim-2".into(),
+                token_subject: "kim-2".into(),
                 ..Default::default()
             }),
-            update_mask: mask(&["subject"]),
+            update_mask: mask(&["token_subject"]),
         })
         .await
         .unwrap_err();

@@ -30,7 +30,18 @@ fn incident() -> Subject {
     }
 }
 
+/// Sets the high-incident policy: tier by tier, its people, deadline and reminder (in
+/// minutes). The first tier's people are the high/medium list, which that policy's
+/// first tier must name.
 async fn set_policy(dir: &mut Directory, tiers: Vec<(Vec<String>, i64, i64)>) {
+    dir.set_contact_list(pb::SetContactListRequest {
+        kind: pb::ContactListKind::HighMedium as i32,
+        contact_ids: tiers[0].0.clone(),
+        revision: 0,
+    })
+    .await
+    .unwrap();
+    let mut first = true;
     dir.set_escalation_policy(pb::SetEscalationPolicyRequest {
         policy: Some(pb::EscalationPolicy {
             trigger: pb::EscalationTrigger::IncidentHigh as i32,
@@ -38,7 +49,11 @@ async fn set_policy(dir: &mut Directory, tiers: Vec<(Vec<String>, i64, i64)>) {
                 .into_iter()
                 .map(|(ids, deadline, reminder)| pb::EscalationTier {
                     contact_ids: ids,
-                    lists: vec![],
+                    lists: if std::mem::take(&mut first) {
+                        vec![pb::ContactListKind::HighMedium as i32]
+                    } else {
+                        vec![]
+                    },
                     response_deadline: minutes(deadline),
                     reminder_before: minutes(reminder),
                 })
@@ -86,6 +101,7 @@ async fn ack(
         &mut tx,
         id,
         Uuid::parse_str(contact).unwrap(),
+        "their-subject",
         "isolated the host",
         DbTime::new(at),
     )

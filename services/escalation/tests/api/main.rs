@@ -4,4 +4,8 @@ mod common;
 
 mod directory;
 mod engine;
+mod escalations;
+mod guards;
+mod linked;
 mod policies;
+mod timer;

@@ -90,7 +90,7 @@ async fn every_trigger_has_the_shipped_default_until_a_policy_is_set(backend: Ba
         .set_escalation_policy(pb::SetEscalationPolicyRequest {
             policy: Some(policy(
                 pb::EscalationTrigger::IncidentHigh,
-                vec![tier(&ids, &[], 30)],
+                vec![tier(&ids, &[pb::ContactListKind::HighMedium], 30)],
             )),
             revision: 0,
         })
@@ -134,7 +134,7 @@ async fn a_tier_needs_two_nominees_unless_the_policy_is_a_single_accountable_lin
         .set_escalation_policy(set(policy(
             pb::EscalationTrigger::IncidentLow,
             vec![
-                tier(&ids[..2], &[], 30),
+                tier(&ids[..2], &[pb::ContactListKind::Low], 30),
                 tier(&ids[..1], &[pb::ContactListKind::Low], 30),
             ],
         )))

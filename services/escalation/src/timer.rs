@@ -1,0 +1,244 @@
+//! The timer every replica runs: it takes what is due (deadlines, overdue provider
+//! fixes) out of the database in batches and applies each batch in one transaction, so
+//! each deadline fires once whichever replica takes it, and a replica that dies mid-way
+//! leaves its batch to the others. Time comes from a [`Clock`], so that tests move it.
+
+use std::{sync::Arc, time::Duration as StdDuration};
+
+use custos_kit::storage::{Db, DbTime, StorageError};
+use opentelemetry::{
+    KeyValue, global,
+    metrics::{Counter, Histogram},
+};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    directory::Trigger,
+    engine::{self, Subject},
+    error::EscalationError,
+    escalation::{Facts, SubjectKind},
+    store,
+};
+
+/// Where the timer reads the time.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The system's clock.
+pub fn system_clock() -> Clock {
+    Arc::new(OffsetDateTime::now_utc)
+}
+
+/// How the timer works.
+#[derive(Debug, Clone, Copy)]
+pub struct TimerSettings {
+    /// Deadlines applied per transaction.
+    pub batch: i64,
+    /// The longest the timer sleeps before looking again (deadlines another replica
+    /// set are seen within this).
+    pub poll: StdDuration,
+}
+
+struct Metrics {
+    fired: Counter<u64>,
+    lag: Histogram<f64>,
+}
+
+fn metrics() -> Metrics {
+    let meter = global::meter("custos.escalation");
+    Metrics {
+        fired: meter
+            .u64_counter("escalation.deadlines.fired")
+            .with_description("Deadlines applied, by kind")
+            .build(),
+        lag: meter
+            .f64_histogram("escalation.deadlines.lag")
+            .with_unit("s")
+            .with_description("From a deadline's due time to its messages being queued")
+            .build(),
+    }
+}
+
+/// A running timer: `fired` counts what it has applied (tests wait on it).
+#[derive(Clone)]
+pub struct Timer {
+    db: Db,
+    clock: Clock,
+    settings: TimerSettings,
+    fired: Arc<watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Timer {
+    pub fn new(db: Db, clock: Clock, settings: TimerSettings) -> Self {
+        Self {
+            db,
+            clock,
+            settings,
+            fired: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// How many deadlines and overdue fixes this timer has applied so far.
+    pub fn fired(&self) -> watch::Receiver<u64> {
+        self.fired.subscribe()
+    }
+
+    /// Applies one batch of what is due now, in one transaction; returns how many.
+    pub async fn run_once(&self) -> Result<usize, EscalationError> {
+        self.run_batch(self.settings.batch).await
+    }
+
+    async fn run_batch(&self, limit: i64) -> Result<usize, EscalationError> {
+        self.apply(limit, true).await
+    }
+
+    /// Takes up to `limit` deadlines (and, with `watches`, overdue provider fixes) due
+    /// now and applies them in one transaction.
+    async fn apply(&self, limit: i64, watches: bool) -> Result<usize, EscalationError> {
+        let now = DbTime::new((self.clock)());
+        let m = metrics();
+        let mut tx = self.db.begin().await?;
+        let due = store::take_due(&mut tx, now, limit).await?;
+        for d in &due {
+            engine::fire(&mut tx, d, now).await?;
+        }
+        let overdue = if watches {
+            store::take_overdue(&mut tx, now, limit).await?
+        } else {
+            Vec::new()
+        };
+        for w in &overdue {
+            let subject = Subject {
+                kind: SubjectKind::Report,
+                id: w.report_id,
+                reference: w.reference.clone(),
+                facts: Facts::default(),
+            };
+            engine::open(&mut tx, Trigger::ProviderWeaknessOverdue, &subject, now).await?;
+        }
+        tx.commit().await?;
+        for d in &due {
+            let lag = (now.get() - d.due_at.get()).as_seconds_f64().max(0.0);
+            m.lag.record(lag, &[]);
+            m.fired
+                .add(1, &[KeyValue::new("kind", format!("{:?}", d.kind))]);
+        }
+        let n = due.len() + overdue.len();
+        if n > 0 {
+            self.fired.send_modify(|c| *c += n as u64);
+        }
+        Ok(n)
+    }
+
+    /// How long to sleep: until the next thing due, at most `poll`.
+    async fn idle_for(&self) -> Result<StdDuration, StorageError> {
+        let mut conn = self.db.read().await?;
+        let next = [
+            store::next_due(&mut conn).await?,
+            store::next_overdue(&mut conn).await?,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let now = (self.clock)();
+        Ok(match next {
+            Some(at) => (at.get() - now)
+                .clamp(
+                    time::Duration::ZERO,
+                    time::Duration::try_from(self.settings.poll).unwrap_or(time::Duration::SECOND),
+                )
+                .try_into()
+                .unwrap_or(self.settings.poll),
+            None => self.settings.poll,
+        })
+    }
+
+    /// Runs until `stopping`: batches back to back while there is a backlog, otherwise
+    /// asleep until the next thing is due (at most `poll`).
+    pub async fn run(self, stopping: CancellationToken) {
+        let mut failures = 0u32;
+        while !stopping.is_cancelled() {
+            let wait = match self.run_once().await {
+                Ok(n) if n as i64 >= self.settings.batch => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    self.idle_for().await.unwrap_or(self.settings.poll)
+                }
+                Err(e) if !transient(&e) && self.isolate().await => {
+                    failures = 0;
+                    continue;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = StdDuration::from_millis(200 * u64::from(failures.min(25)));
+                    let e = custos_kit::error::DisplayChain(&e).to_string();
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::error!(error = %e, failures, "applying due deadlines failed; retrying (they stay in the database)");
+                    }
+                    wait
+                }
+            };
+            tokio::select! {
+                () = stopping.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// A failure that says nothing about what was being applied (the database away, a
+/// collision with another transaction): retried as it is.
+fn transient(e: &EscalationError) -> bool {
+    matches!(
+        e,
+        EscalationError::Storage(
+            StorageError::Unavailable(_)
+                | StorageError::Connect(_)
+                | StorageError::Serialization(_)
+        )
+    )
+}
+
+impl Timer {
+    /// After a batch failed for a reason of its own: applies what is due one at a time,
+    /// and sets aside (logged at ERROR) the first deadline that cannot be applied alone,
+    /// so that one bad row does not stop every escalation. Whether it made progress.
+    async fn isolate(&self) -> bool {
+        match self.apply(1, false).await {
+            Ok(n) => n > 0,
+            Err(e) if transient(&e) => false,
+            Err(e) => {
+                let now = DbTime::new((self.clock)());
+                let set_aside = async {
+                    let mut tx = self.db.begin().await?;
+                    let taken = store::take_due(&mut tx, now, 1).await?;
+                    tx.commit().await?;
+                    Ok::<_, StorageError>(taken)
+                };
+                match set_aside.await {
+                    Ok(taken) => {
+                        for d in taken {
+                            tracing::error!(escalation_id = %d.escalation_id, kind = ?d.kind, tier = d.tier,
+                                error = %custos_kit::error::DisplayChain(&e),
+                                "a deadline that cannot be applied was set aside: its escalation will not move on by itself");
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+}
