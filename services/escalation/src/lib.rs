@@ -9,6 +9,8 @@ pub mod engine;
 pub mod error;
 pub mod escalation;
 pub mod feeds;
+pub mod mail;
+mod message;
 pub mod seed;
 pub mod store;
 pub mod timer;
@@ -83,7 +85,7 @@ impl Service for Escalation {
             db.clone(),
         )));
         let timer = timer::Timer::new(
-            db,
+            db.clone(),
             timer::system_clock(),
             timer::TimerSettings {
                 batch: i64::from(settings.timer_batch),
@@ -91,6 +93,42 @@ impl Service for Escalation {
             },
         );
         tokio::spawn(timer.run(context.stopping()));
+        let outlet = match (&settings.smtp.host, &settings.mail_dir) {
+            (Some(_), _) => mail::Outlet::smtp(&settings.smtp)
+                .map_err(|e| ConfigError::invalid("escalation.smtp", e))?,
+            (None, Some(dir)) => {
+                tracing::info!(dir = %dir.display(), "no SMTP server configured: messages are written to the mail directory, one .eml file each");
+                mail::Outlet::directory(dir.clone())
+                    .map_err(|e| ConfigError::invalid("escalation.mail_dir", e))?
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid("escalation.smtp.host", "is required").into());
+            }
+        };
+        let from = settings
+            .mail_from
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: lettre::address::AddressError| {
+                ConfigError::invalid("escalation.mail_from", e.to_string())
+            })?;
+        let sender = mail::Sender::new(
+            context.db().clone(),
+            outlet,
+            from,
+            timer::system_clock(),
+            mail::SenderSettings {
+                batch: 100,
+                lease: time::Duration::seconds(
+                    i64::try_from(settings.smtp.timeout_secs).unwrap_or(30) * 4,
+                ),
+                retry_base: time::Duration::seconds(i64::from(settings.mail_retry_secs)),
+                max_attempts: i32::try_from(settings.mail_max_attempts).unwrap_or(8),
+                poll: std::time::Duration::from_millis(settings.timer_poll_ms),
+            },
+        );
+        tokio::spawn(sender.run(context.stopping()));
         Ok(())
     }
 }

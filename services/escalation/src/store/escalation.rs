@@ -330,12 +330,14 @@ pub struct NewMail {
     pub subject: String,
     pub body: String,
     pub queued_at: DbTime,
+    /// The failed message to another contact that this one, to their deputy, stands in for.
+    pub deputy_for: Option<Uuid>,
 }
 
 pub async fn queue_mail(tx: &mut Tx, m: &NewMail) -> Result<(), StorageError> {
     const SQL: &str = "INSERT INTO mail_queue (id, escalation_id, contact_id, tier, to_address, \
-         subject, body, state, attempts, next_attempt_at, queued_at, message_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)";
+         subject, body, state, attempts, next_attempt_at, queued_at, message_id, deputy_for) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10, $11)";
     with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(m.id)
@@ -348,6 +350,7 @@ pub async fn queue_mail(tx: &mut Tx, m: &NewMail) -> Result<(), StorageError> {
             .bind(MAIL_PENDING)
             .bind(m.queued_at)
             .bind(format!("<{}@custos>", m.id))
+            .bind(m.deputy_for)
             .execute(&mut *c)
             .await?;
     });
@@ -366,13 +369,16 @@ pub struct MailRow {
     pub body: String,
     pub state: i16,
     pub queued_at: DbTime,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub deputy_for: Option<Uuid>,
 }
 
 /// The messages an escalation queued, in order.
 pub async fn mail_of(conn: impl AsConn, escalation_id: Uuid) -> Result<Vec<MailRow>, StorageError> {
     let mut select = Select::new(
-        "SELECT id, escalation_id, contact_id, tier, to_address, subject, body, state, queued_at \
-         FROM mail_queue",
+        "SELECT id, escalation_id, contact_id, tier, to_address, subject, body, state, queued_at, \
+         attempts, last_error, deputy_for FROM mail_queue",
     );
     select.and("escalation_id = ?", [escalation_id.into()]);
     select.then("ORDER BY queued_at, id");

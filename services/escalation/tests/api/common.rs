@@ -23,6 +23,7 @@ pub fn settings(intake_url: &str, classification_url: &str) -> EscalationSetting
     EscalationSettings {
         intake_url: Some(intake_url.into()),
         classification_url: Some(classification_url.into()),
+        mail_from: Some("custos <custos@example.org>".into()),
         ..EscalationSettings::default()
     }
 }
@@ -31,6 +32,8 @@ pub struct TestEscalation {
     pub running: Running,
     pub db: Db,
     pub database: TestDatabase,
+    /// Where messages go when the test gives no SMTP server.
+    pub mail_dir: tempfile::TempDir,
 }
 
 impl TestEscalation {
@@ -40,9 +43,13 @@ impl TestEscalation {
 
     pub async fn start_with(
         backend: Backend,
-        settings: EscalationSettings,
+        mut settings: EscalationSettings,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
+        let mail_dir = tempfile::tempdir().unwrap();
+        if settings.smtp.host.is_none() && settings.mail_dir.is_none() {
+            settings.mail_dir = Some(mail_dir.path().join("mail"));
+        }
         let database = TestDatabase::new(backend).await;
         let mut config: Config = custos_testing::config(&database, settings);
         adjust(&mut config);
@@ -55,6 +62,7 @@ impl TestEscalation {
             running,
             db,
             database,
+            mail_dir,
         }
     }
 

@@ -7,5 +7,6 @@ mod engine;
 mod escalations;
 mod guards;
 mod linked;
+mod mail;
 mod policies;
 mod timer;

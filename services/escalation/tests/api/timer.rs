@@ -175,6 +175,7 @@ async fn a_directory_file_seeds_an_empty_directory_once(backend: Backend) {
         &database,
         custos_escalation::EscalationSettings {
             directory_file: Some(path.clone()),
+            mail_dir: Some(dir.path().join("mail")),
             ..settings(NOWHERE, NOWHERE)
         },
     ))
