@@ -5,6 +5,7 @@ mod assessment_cli;
 mod classification_cli;
 mod cli;
 mod continuity_cli;
+mod escalation_cli;
 mod feed_cli;
 mod incident_cli;
 mod incident_records_cli;
@@ -51,6 +52,12 @@ enum Command {
     /// Follow the business-continuity feed of service-affecting incidents.
     #[command(subcommand)]
     Continuity(continuity_cli::ContinuityCommand),
+    /// Escalations: who was told, who has acted, and acknowledging yours.
+    #[command(subcommand)]
+    Escalation(escalation_cli::EscalationCommand),
+    /// Who is told: contacts, the policy's lists, escalation policies.
+    #[command(subcommand)]
+    Directory(escalation_cli::DirectoryCommand),
     /// A service's feed consumers: state, parked events, replay, reset (role admin).
     #[command(subcommand)]
     Feed(feed_cli::FeedCommand),
@@ -70,6 +77,8 @@ fn main() -> ExitCode {
             Command::Feed(c) => feed_cli::feed(c).await,
             Command::Incident(c) => or_fail(incident_cli::incident(*c).await),
             Command::Continuity(c) => or_fail(continuity_cli::continuity(c).await),
+            Command::Escalation(c) => or_fail(escalation_cli::escalation(c).await),
+            Command::Directory(c) => or_fail(escalation_cli::directory(c).await),
         }
     })
 }

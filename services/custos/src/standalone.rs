@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// Refuse anonymous reports that come without a token.
     #[arg(long)]
     no_anonymous_reporting: bool,
+    /// Contacts, lists and escalation policies to start an empty directory with (the
+    /// format is the escalation service's `config/directory.example.toml`).
+    #[arg(long, env = "CUSTOS_DIRECTORY_FILE")]
+    directory_file: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "plain")]
     log_format: LogFormat,
 }
@@ -262,6 +266,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     };
     let (intake_listener, intake_url) = bind(0)?;
     let (classification_listener, classification_url) = bind(1)?;
+    let (escalation_listener, _) = bind(2)?;
     let intake = custos_intake::IntakeSettings {
         anonymous_reporting: !args.no_anonymous_reporting,
         receipt_secret: Some(SecretString::from(data_dir_secret(
@@ -270,7 +275,17 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
             true,
         )?)),
         taxonomy_file: args.taxonomy_file.clone(),
+        classification_url: Some(classification_url.clone()),
+        ..Default::default()
+    };
+    // No SMTP server in standalone mode: messages are files in the data directory.
+    let mail_dir = data_dir.join("mail");
+    let escalation = custos_escalation::EscalationSettings {
+        intake_url: Some(intake_url.clone()),
         classification_url: Some(classification_url),
+        directory_file: args.directory_file.clone(),
+        mail_dir: Some(mail_dir.clone()),
+        mail_from: Some("custos <custos@localhost>".into()),
         ..Default::default()
     };
     let classification = custos_classification::ClassificationSettings {
@@ -300,7 +315,19 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| built("classification", e))?;
-    let apps: Vec<App> = vec![intake, classification];
+    let escalation = App::build_on::<custos_escalation::Escalation>(
+        service_config::<custos_escalation::Escalation>(
+            args,
+            &data_dir,
+            next_port(args.port, 2)?,
+            &auth,
+            escalation,
+        ),
+        escalation_listener,
+    )
+    .await
+    .map_err(|e| built("escalation", e))?;
+    let apps: Vec<App> = vec![intake, classification, escalation];
     let exe = std::env::args().next().unwrap_or_else(|| "custos".into());
     let width = apps.iter().map(|a| a.name().len()).max().unwrap_or(0) + 2;
     let addresses: Vec<String> = apps
@@ -310,6 +337,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     println!(
         "custos is running (standalone, SQLite in {dir})\n\
          \n{addresses}\n\
+         \nMessages (no SMTP server in standalone mode): one .eml file each in {mail}\n\
          \nTokens for development (any role: {roles}):\n  {exe} token --data-dir {dir} --role helpdesk --subject alice\n\
          \nThen, for example:\n  export CUSTOS_TOKEN=$({exe} token --data-dir {dir} --role helpdesk)\n  {exe} report list --server http://{intake}\n  {exe} matrix show --server http://{classification}\n\
          \nStop with Ctrl-C.",
@@ -317,6 +345,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
         addresses = addresses.join("\n"),
         intake = apps[0].local_addr(),
         classification = apps[1].local_addr(),
+        mail = mail_dir.display(),
         roles = Role::ALL
             .iter()
             .map(|r| r.as_str())

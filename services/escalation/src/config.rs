@@ -212,3 +212,36 @@ impl Validate for EscalationSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[escalation]` section of the shipped Kubernetes ConfigMap, as the service
+    /// reads it (the password comes from a Secret, through the environment).
+    #[test]
+    fn the_shipped_kubernetes_config_is_valid() {
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/kubernetes/escalation.yaml"
+        ))
+        .unwrap();
+        let start = manifest.find("escalation.toml: |").unwrap();
+        let end = manifest[start..].find("\n---").unwrap() + start;
+        let toml_text: String = manifest[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let table: toml::Table = toml::from_str(&toml_text).unwrap();
+        let mut settings: EscalationSettings = table["escalation"]
+            .clone()
+            .try_into()
+            .expect("the [escalation] section");
+        assert_eq!(settings.smtp.tls, TlsMode::Starttls);
+        assert!(settings.validate().is_err(), "no password yet");
+        settings.smtp.password = Some(SecretString::from("from-the-secret"));
+        settings.validate().unwrap();
+    }
+}

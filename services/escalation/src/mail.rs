@@ -225,7 +225,11 @@ impl Sender {
                     m,
                     TimelineKind::MessageSent,
                     now,
-                    "the mail server accepted it".into(),
+                    match self.outlet {
+                        Outlet::Smtp(_) => "the mail server accepted it",
+                        Outlet::Directory(..) => "written to the mail directory",
+                    }
+                    .into(),
                 )
                 .await?;
             }

@@ -375,6 +375,15 @@ mod tests {
     "#;
 
     #[test]
+    fn the_shipped_example_is_a_valid_directory() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/directory.example.toml");
+        let f = DirectoryFile::load(&path).unwrap();
+        assert_eq!(f.contacts.len(), 8);
+        assert_eq!(f.lists.len(), 8);
+        assert_eq!(f.policies.len(), 2);
+    }
+
+    #[test]
     fn a_good_file_is_read_whole() {
         let f = DirectoryFile::parse(GOOD).unwrap();
         assert_eq!(f.contacts.len(), 2);
