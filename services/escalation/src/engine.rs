@@ -21,6 +21,8 @@ pub struct Subject {
     pub id: Uuid,
     pub reference: String,
     pub facts: Facts,
+    /// An anonymous report: random ids, and times no finer than the minute `at` was cut to.
+    pub anonymous: bool,
 }
 
 async fn note(
@@ -68,7 +70,7 @@ async fn mail(
     store::queue_mail(
         tx,
         &NewMail {
-            id: Uuid::now_v7(),
+            id: new_id(row.anonymous),
             escalation_id: row.id,
             contact_id: to.id,
             tier,
@@ -77,6 +79,7 @@ async fn mail(
             body,
             queued_at: at,
             deputy_for: None,
+            anonymous: row.anonymous,
         },
     )
     .await?;
@@ -95,6 +98,16 @@ async fn mail(
         format!("{} {what}", to.display_name),
     )
     .await
+}
+
+/// A new id: time-ordered, but random (v4) for what concerns an anonymous report, whose
+/// ids would otherwise carry the moment it arrived.
+pub(crate) fn new_id(anonymous: bool) -> Uuid {
+    if anonymous {
+        Uuid::new_v4()
+    } else {
+        Uuid::now_v7()
+    }
 }
 
 /// Opens the escalation of `trigger` about `subject` at `at` and tells its first tier,
@@ -124,7 +137,7 @@ pub async fn open(
         None => (Policy::default_for(trigger), 0),
     };
     let mut row = EscalationRow {
-        id: Uuid::now_v7(),
+        id: new_id(subject.anonymous),
         trigger,
         subject_kind: subject.kind,
         subject_id: subject.id,
@@ -142,6 +155,7 @@ pub async fn open(
         stopped_reason: String::new(),
         revision: 1,
         timeline_sequence: 0,
+        anonymous: subject.anonymous,
     };
     if !store::insert_escalation(tx, &row).await? {
         return Ok(None);
@@ -161,7 +175,12 @@ pub async fn open(
     .await?;
     reach(tx, &mut row, 1, at).await?;
     store::save_escalation(tx, &row).await?;
-    tracing::info!(escalation_id = %row.id, trigger = trigger.name(), "escalation opened");
+    if row.anonymous {
+        // Nothing that points at an anonymous report's moment in the logs.
+        tracing::info!(trigger = trigger.name(), "escalation opened");
+    } else {
+        tracing::info!(escalation_id = %row.id, trigger = trigger.name(), "escalation opened");
+    }
     Ok(Some(row.id))
 }
 
@@ -201,8 +220,12 @@ async fn reach(
         n => format!("{n} nominees told"),
     };
     if nominees.is_empty() || (nominees.len() < 2 && !single) {
-        tracing::warn!(escalation_id = %row.id, tier, nominees = nominees.len(),
-            "an escalation tier has fewer nominees than the policy asks for: check its lists and contacts");
+        tracing::warn!(
+            trigger = row.trigger.name(),
+            tier,
+            nominees = nominees.len(),
+            "an escalation tier has fewer nominees than the policy asks for: check its lists and contacts"
+        );
     }
     note(tx, row, TimelineKind::TierReached, at, tier, None, detail).await?;
     store::insert_tier(
@@ -240,7 +263,7 @@ async fn reach(
         store::add_deadline(
             tx,
             &DeadlineRow {
-                id: Uuid::now_v7(),
+                id: new_id(row.anonymous),
                 escalation_id: row.id,
                 kind: DeadlineKind::Reminder,
                 tier,
@@ -252,7 +275,7 @@ async fn reach(
     store::add_deadline(
         tx,
         &DeadlineRow {
-            id: Uuid::now_v7(),
+            id: new_id(row.anonymous),
             escalation_id: row.id,
             kind: DeadlineKind::TierDeadline,
             tier,
@@ -413,7 +436,7 @@ async fn schedule_repeat(
     store::add_deadline(
         tx,
         &DeadlineRow {
-            id: Uuid::now_v7(),
+            id: new_id(row.anonymous),
             escalation_id: row.id,
             kind: DeadlineKind::Repeat,
             tier: row.current_tier,
@@ -528,9 +551,9 @@ pub async fn end(
     reason: &str,
     now: DbTime,
 ) -> Result<usize, EscalationError> {
-    let mut row = store::subject(&mut *tx, subject_id)
-        .await?
-        .unwrap_or(store::SubjectRow {
+    let mut row = store::hold_subject(
+        tx,
+        &store::SubjectRow {
             subject_id,
             kind,
             reference: reference.to_owned(),
@@ -538,7 +561,9 @@ pub async fn end(
             anonymous: false,
             ended_reason: None,
             ended_at: None,
-        });
+        },
+    )
+    .await?;
     if row.ended_reason.is_none() {
         row.ended_reason = Some(reason.to_owned());
         row.ended_at = Some(now);

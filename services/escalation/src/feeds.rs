@@ -54,9 +54,10 @@ fn anonymous_event(event: &Event) -> bool {
 }
 
 /// What escalation knew of the event's subject, or a new record of it.
+/// (Locked until the transaction ends: the other feed's consumer may write it too.)
 async fn known(tx: &mut Tx, kind: SubjectKind, event: &Event) -> Result<SubjectRow, HandlerError> {
     let id = aggregate(event)?;
-    Ok(store::subject(&mut *tx, id).await?.unwrap_or(SubjectRow {
+    let new = SubjectRow {
         subject_id: id,
         kind,
         reference: event.aggregate_reference.clone(),
@@ -64,7 +65,8 @@ async fn known(tx: &mut Tx, kind: SubjectKind, event: &Event) -> Result<SubjectR
         anonymous: false,
         ended_reason: None,
         ended_at: None,
-    }))
+    };
+    Ok(store::hold_subject(tx, &new).await?)
 }
 
 /// Saves what the event said of its subject, and opens an escalation of each trigger in
@@ -83,6 +85,7 @@ async fn record(tx: &mut Tx, row: &SubjectRow, open: &[Trigger]) -> Result<(), H
         id: row.subject_id,
         reference: row.reference.clone(),
         facts: row.facts.0.clone(),
+        anonymous: row.anonymous,
     };
     for trigger in open {
         engine::open(tx, *trigger, &subject, now).await?;
@@ -132,7 +135,9 @@ async fn apply_intake(
             };
         let mut row = known(tx, SubjectKind::Report, event).await?;
         let before = row.facts.0.clone();
-        let first = store::subject(&mut *tx, row.subject_id).await?.is_none();
+        // Nothing known yet of its routing facts (an amendment may come first, its
+        // submission parked and replayed later).
+        let first = before == Facts::default();
         row.anonymous |= anonymous;
         row.facts.0 = Facts {
             category,
@@ -142,7 +147,9 @@ async fn apply_intake(
             ..before.clone()
         };
         let mut open = Vec::new();
-        if submitted && first {
+        if submitted {
+            // Every report (a redelivery is deduplicated before it gets here, and one
+            // escalation of a trigger is open per subject at a time).
             open.push(Trigger::ReportReceived);
         }
         // Told once it involves them (an amendment may make it so).
@@ -173,9 +180,10 @@ async fn apply_intake(
             let id = Uuid::try_parse(&p.provider_report_id)
                 .map_err(|_| bad("provider_report_id is not an id"))?;
             store::provider_fixed(tx, id).await?;
+            // Its overdue escalation is about the weakness reported to the provider.
             engine::stop(
                 tx,
-                aggregate(event)?,
+                id,
                 |t| t == Trigger::ProviderWeaknessOverdue,
                 "the provider's fix was judged effective",
                 DbTime::now(),

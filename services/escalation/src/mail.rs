@@ -185,6 +185,19 @@ impl Sender {
         let taken = store::claim_mail(&mut tx, self.me, now, until, self.settings.batch).await?;
         tx.commit().await?;
         for m in &taken {
+            // Still ours? (A send can outlast a lease: then another sender has it.)
+            let renewed = async {
+                let until = DbTime::new((self.clock)() + self.settings.lease);
+                let mut tx = self.db.begin().await?;
+                let held = store::renew_claim(&mut tx, m.id, self.me, until).await?;
+                tx.commit().await?;
+                Ok::<_, StorageError>(held)
+            };
+            match renewed.await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => return Err(e.into()),
+            }
             let outcome = match self.message(m) {
                 Err(e) => Outcome::Failed(e),
                 Ok(message) => match self.outlet.send(message).await {
@@ -196,7 +209,13 @@ impl Sender {
                     Err((e, false)) => Outcome::Later(e),
                 },
             };
-            self.settle(m, outcome).await?;
+            // A message whose outcome cannot be recorded stays claimed until its lease
+            // runs out and is then tried again (the same Message-ID: delivery is at least
+            // once); the rest of the batch goes on.
+            if let Err(e) = self.settle(m, outcome).await {
+                tracing::error!(mail_id = %m.id, error = %custos_kit::error::DisplayChain(&e),
+                    "what became of a message could not be recorded; it will be tried again when its lease runs out");
+            }
             self.handled.send_modify(|n| *n += 1);
         }
         Ok(taken.len())
@@ -204,6 +223,8 @@ impl Sender {
 
     async fn settle(&self, m: &ClaimedMail, outcome: Outcome) -> Result<(), EscalationError> {
         let now = DbTime::new((self.clock)());
+        // About an anonymous report, no time finer than the minute.
+        let now = if m.anonymous { now.to_minute() } else { now };
         let mut tx = self.db.begin().await?;
         let held = match &outcome {
             Outcome::Sent => store::mark_sent(&mut tx, m.id, self.me, now).await?,
@@ -215,7 +236,7 @@ impl Sender {
         };
         if !held {
             // The lease ran out and another sender took it: theirs to settle.
-            tracing::warn!(mail_id = %m.id, "a message's lease ran out while it was being sent; it may be sent twice");
+            tracing::warn!(mail_id = %m.id, "a message's lease ran out while it was being sent; another sender has it (it may be sent twice: the Message-ID is the same)");
             return Ok(());
         }
         match &outcome {
@@ -265,6 +286,12 @@ impl Sender {
         if m.deputy_for.is_some() {
             return Ok(());
         }
+        let open = store::escalation(&mut *tx, m.escalation_id)
+            .await?
+            .is_some_and(|e| e.state == crate::escalation::EscalationState::Open);
+        if !open {
+            return Ok(());
+        }
         let Some(nominee) = store::contact(&mut *tx, m.contact_id).await? else {
             return Ok(());
         };
@@ -289,6 +316,7 @@ impl Sender {
                 body,
                 queued_at: now,
                 deputy_for: Some(m.id),
+                anonymous: m.anonymous,
             },
         )
         .await?;

@@ -126,7 +126,8 @@ pub(crate) fn for_deputy(
         ),
         format!(
             "This message was for {nominee}, whose address could not take it ({error}). You are \
-             their deputy: act for them, or see that someone does.\n\n--- The message ---\n{body}"
+             their deputy: reach them, or see that the right people act. Only the nominees can \
+             acknowledge; the link below is theirs.\n\n--- The message ---\n{body}"
         ),
     )
 }

@@ -60,6 +60,10 @@ fn metrics() -> Metrics {
     }
 }
 
+/// Told, after each commit, how late each deadline it applied was (from its due time to
+/// the commit that queued its messages).
+pub type Observer = Arc<dyn Fn(StdDuration) + Send + Sync>;
+
 /// A running timer: `fired` counts what it has applied (tests wait on it).
 #[derive(Clone)]
 pub struct Timer {
@@ -67,6 +71,7 @@ pub struct Timer {
     clock: Clock,
     settings: TimerSettings,
     fired: Arc<watch::Sender<u64>>,
+    observer: Option<Observer>,
 }
 
 impl std::fmt::Debug for Timer {
@@ -84,7 +89,14 @@ impl Timer {
             clock,
             settings,
             fired: Arc::new(watch::channel(0).0),
+            observer: None,
         }
+    }
+
+    /// Also tells `observer` how late each deadline was (the load tool measures with it).
+    pub fn observe(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// How many deadlines and overdue fixes this timer has applied so far.
@@ -117,18 +129,25 @@ impl Timer {
             Vec::new()
         };
         for w in &overdue {
+            // About the weakness reported to the provider (a report may have several),
+            // named by its report's reference.
             let subject = Subject {
                 kind: SubjectKind::Report,
-                id: w.report_id,
+                id: w.provider_report_id,
                 reference: w.reference.clone(),
                 facts: Facts::default(),
+                anonymous: false,
             };
             engine::open(&mut tx, Trigger::ProviderWeaknessOverdue, &subject, now).await?;
         }
         tx.commit().await?;
+        let committed = (self.clock)();
         for d in &due {
-            let lag = (now.get() - d.due_at.get()).as_seconds_f64().max(0.0);
-            m.lag.record(lag, &[]);
+            let lag = StdDuration::try_from(committed - d.due_at.get()).unwrap_or_default();
+            m.lag.record(lag.as_secs_f64(), &[]);
+            if let Some(observe) = &self.observer {
+                observe(lag);
+            }
             m.fired
                 .add(1, &[KeyValue::new("kind", format!("{:?}", d.kind))]);
         }
@@ -174,11 +193,31 @@ impl Timer {
                 }
                 Ok(_) => {
                     failures = 0;
-                    self.idle_for().await.unwrap_or(self.settings.poll)
+                    // At least a little: what is due may be held by another replica.
+                    self.idle_for()
+                        .await
+                        .unwrap_or(self.settings.poll)
+                        .max(StdDuration::from_millis(20))
                 }
-                Err(e) if !transient(&e) && self.isolate().await => {
-                    failures = 0;
-                    continue;
+                Err(e) if !transient(&e) => {
+                    // One at a time until the culprit is parked (or nothing is due).
+                    let mut progress = false;
+                    for _ in 0..self.settings.batch {
+                        match self.isolate().await {
+                            Isolated::Applied => progress = true,
+                            Isolated::Parked => {
+                                progress = true;
+                                break;
+                            }
+                            Isolated::Nothing => break,
+                        }
+                    }
+                    if progress {
+                        failures = 0;
+                        continue;
+                    }
+                    failures += 1;
+                    StdDuration::from_millis(200 * u64::from(failures.min(25)))
                 }
                 Err(e) => {
                     failures += 1;
@@ -211,34 +250,58 @@ fn transient(e: &EscalationError) -> bool {
     )
 }
 
+/// What applying one deadline alone came to.
+enum Isolated {
+    Applied,
+    Parked,
+    Nothing,
+}
+
 impl Timer {
-    /// After a batch failed for a reason of its own: applies what is due one at a time,
-    /// and sets aside (logged at ERROR) the first deadline that cannot be applied alone,
-    /// so that one bad row does not stop every escalation. Whether it made progress.
-    async fn isolate(&self) -> bool {
-        match self.apply(1, false).await {
-            Ok(n) => n > 0,
-            Err(e) if transient(&e) => false,
-            Err(e) => {
-                let now = DbTime::new((self.clock)());
-                let set_aside = async {
-                    let mut tx = self.db.begin().await?;
-                    let taken = store::take_due(&mut tx, now, 1).await?;
+    /// After a batch failed for a reason of its own: applies the earliest due deadline
+    /// alone; if that fails too, parks exactly that deadline (parked_deadlines, logged
+    /// at ERROR), so that one bad row does not stop every escalation. Whether it made
+    /// progress.
+    async fn isolate(&self) -> Isolated {
+        let now = DbTime::new((self.clock)());
+        let attempt = async {
+            let mut tx = self.db.begin().await?;
+            let Some(d) = store::take_due(&mut tx, now, 1).await?.pop() else {
+                return Ok::<_, EscalationError>(None);
+            };
+            match engine::fire(&mut tx, &d, now).await {
+                Ok(()) => {
                     tx.commit().await?;
-                    Ok::<_, StorageError>(taken)
-                };
-                match set_aside.await {
-                    Ok(taken) => {
-                        for d in taken {
-                            tracing::error!(escalation_id = %d.escalation_id, kind = ?d.kind, tier = d.tier,
-                                error = %custos_kit::error::DisplayChain(&e),
-                                "a deadline that cannot be applied was set aside: its escalation will not move on by itself");
-                        }
-                        true
-                    }
-                    Err(_) => false,
+                    self.fired.send_modify(|c| *c += 1);
+                    Ok(Some((d, None)))
                 }
+                Err(e) => Ok(Some((d, Some(e)))),
             }
+        };
+        let (d, error) = match attempt.await {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) | Err(_) => return Isolated::Nothing,
+        };
+        let Some(error) = error else {
+            return Isolated::Applied;
+        };
+        if transient(&error) {
+            return Isolated::Nothing;
+        }
+        let text = custos_kit::error::DisplayChain(&error).to_string();
+        let park = async {
+            let mut tx = self.db.begin().await?;
+            let parked = store::park_deadline(&mut tx, &d, &text, now).await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(parked)
+        };
+        match park.await {
+            Ok(true) => {
+                tracing::error!(escalation_id = %d.escalation_id, kind = ?d.kind, tier = d.tier, error = %text,
+                    "a deadline that cannot be applied was parked (parked_deadlines): its escalation will not move on by itself");
+                Isolated::Parked
+            }
+            _ => Isolated::Nothing,
         }
     }
 }

@@ -8,10 +8,13 @@
 //!   chosen concurrency, with the latency of each combination.
 //! - `triage`: the same for classification's ListTriageQueue.
 //! - `incidents`: the same for ListIncidents, and GetIncident.
+//! - `deadlines`: escalation's timers, several replicas on one PostgreSQL, firing a
+//!   burst of deadlines: the lag from due to queued, and whether each fired once.
 //! - `continuity`: many subscribers of the business-continuity feed, and the time from
 //!   an incident's change to its delivery to each.
 
 mod continuity;
+mod deadlines;
 mod incidents;
 mod list;
 mod measure;
@@ -45,6 +48,8 @@ enum Command {
     Incidents(incidents::IncidentsArgs),
     /// Business-continuity feed: commit-to-delivery latency with many subscribers.
     Continuity(continuity::ContinuityArgs),
+    /// Escalation deadlines: firing lag and exactly-once with several replicas.
+    Deadlines(deadlines::DeadlinesArgs),
 }
 
 /// Where the service is and how calls reach it.
@@ -96,6 +101,7 @@ async fn main() -> Result<(), String> {
         Command::List(args) => list::run(args).await,
         Command::Triage(args) => triage::run(args).await,
         Command::Continuity(args) => continuity::run(args).await,
+        Command::Deadlines(args) => deadlines::deadlines(args).await,
         Command::Incidents(args) => incidents::run(args).await,
     }
 }

@@ -23,7 +23,9 @@ CREATE TABLE escalations (
     ended_at TIMESTAMPTZ,
     stopped_reason TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    timeline_sequence INTEGER NOT NULL
+    timeline_sequence INTEGER NOT NULL,
+    -- About an anonymous report: random ids, times cut to the minute.
+    anonymous BOOLEAN NOT NULL
 );
 -- At most one open escalation per trigger and subject.
 CREATE UNIQUE INDEX escalations_one_open ON escalations (subject_id, trigger) WHERE state = 1;
@@ -97,6 +99,18 @@ CREATE TABLE deadlines (
 CREATE INDEX deadlines_due ON deadlines (due_at, id);
 CREATE INDEX deadlines_by_escalation ON deadlines (escalation_id);
 
+-- Deadlines that could not be applied (their escalation moves on no more by itself): an
+-- operator's to look at.
+CREATE TABLE parked_deadlines (
+    id UUID PRIMARY KEY,
+    escalation_id UUID NOT NULL,
+    kind SMALLINT NOT NULL,
+    tier INTEGER NOT NULL,
+    due_at TIMESTAMPTZ NOT NULL,
+    error TEXT NOT NULL,
+    parked_at TIMESTAMPTZ NOT NULL
+);
+
 -- Messages to send, and what became of them.
 CREATE TABLE mail_queue (
     id UUID PRIMARY KEY,
@@ -115,6 +129,9 @@ CREATE TABLE mail_queue (
     queued_at TIMESTAMPTZ NOT NULL,
     sent_at TIMESTAMPTZ,
     last_error TEXT,
+    -- About an anonymous report: sent no sooner than a minute after the minute it was
+    -- queued in, and its times cut to the minute.
+    anonymous BOOLEAN NOT NULL,
     -- The Message-ID header, the same on every attempt.
     message_id TEXT NOT NULL,
     -- The sender that holds the message until next_attempt_at (it may mark it sent or

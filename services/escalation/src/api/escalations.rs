@@ -60,8 +60,10 @@ impl Viewer {
 impl EscalationApi {
     async fn viewer(&self, caller: &Principal) -> Result<Viewer, EscalationError> {
         let mut conn = self.db.read().await?;
+        // A deactivated contact no longer acts for the organisation.
         let contact = store::contact_by_subject(&mut conn, &caller.subject)
             .await?
+            .filter(|c| c.active)
             .map(|c| c.id);
         Ok(Viewer {
             all: caller.has_any(SEE_ALL),

@@ -34,19 +34,20 @@ pub struct EscalationRow {
     pub stopped_reason: String,
     pub revision: i32,
     pub timeline_sequence: i32,
+    pub anonymous: bool,
 }
 
 const ESCALATION_COLUMNS: &str = "SELECT id, trigger, subject_kind, subject_id, reference, facts, \
      state, chain, policy_revision, tier_count, current_tier, next_deadline_at, exhausted, \
-     opened_at, ended_at, stopped_reason, revision, timeline_sequence FROM escalations";
+     opened_at, ended_at, stopped_reason, revision, timeline_sequence, anonymous FROM escalations";
 
 /// Adds an escalation, unless its subject already has one of its trigger: `false` then,
 /// and nothing written (a redelivered or repeated event opens nothing new).
 pub async fn insert_escalation(tx: &mut Tx, row: &EscalationRow) -> Result<bool, StorageError> {
     const SQL: &str = "INSERT INTO escalations (id, trigger, subject_kind, subject_id, reference, \
          facts, state, chain, policy_revision, tier_count, current_tier, next_deadline_at, \
-         exhausted, opened_at, ended_at, stopped_reason, revision, timeline_sequence) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         exhausted, opened_at, ended_at, stopped_reason, revision, timeline_sequence, anonymous) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (subject_id, trigger) WHERE state = 1 DO NOTHING";
     let n = with_conn!(tx, c => {
         sqlx::query(SQL)
@@ -68,6 +69,7 @@ pub async fn insert_escalation(tx: &mut Tx, row: &EscalationRow) -> Result<bool,
             .bind(&row.stopped_reason)
             .bind(row.revision)
             .bind(row.timeline_sequence)
+            .bind(row.anonymous)
             .execute(&mut *c)
             .await?
             .rows_affected()
@@ -298,8 +300,12 @@ pub async fn take_due(
     now: DbTime,
     limit: i64,
 ) -> Result<Vec<DeadlineRow>, StorageError> {
-    const PG: &str = "DELETE FROM deadlines WHERE id IN (SELECT id FROM deadlines \
-         WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+    // The escalations are locked with their deadlines, in one statement: an
+    // acknowledgement (which locks the escalation, then clears its deadlines) waits for
+    // this transaction instead of deadlocking with it.
+    const PG: &str = "DELETE FROM deadlines WHERE id IN (SELECT d.id FROM deadlines d \
+         JOIN escalations e ON e.id = d.escalation_id WHERE d.due_at <= $1 \
+         ORDER BY d.due_at, d.id LIMIT $2 FOR UPDATE OF d, e SKIP LOCKED) \
          RETURNING id, escalation_id, kind, tier, due_at";
     const SQLITE: &str = "DELETE FROM deadlines WHERE id IN (SELECT id FROM deadlines \
          WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2) \
@@ -332,12 +338,22 @@ pub struct NewMail {
     pub queued_at: DbTime,
     /// The failed message to another contact that this one, to their deputy, stands in for.
     pub deputy_for: Option<Uuid>,
+    /// About an anonymous report (see the mail_queue table).
+    pub anonymous: bool,
 }
 
 pub async fn queue_mail(tx: &mut Tx, m: &NewMail) -> Result<(), StorageError> {
+    // About an anonymous report: not before a minute after the minute it was queued in,
+    // so that no time a message bears (its Date, its server's Received) is finer than the
+    // minute the report is already dated to.
+    let first_attempt = if m.anonymous {
+        DbTime::new(m.queued_at.to_minute().get() + time::Duration::minutes(1))
+    } else {
+        m.queued_at
+    };
     const SQL: &str = "INSERT INTO mail_queue (id, escalation_id, contact_id, tier, to_address, \
-         subject, body, state, attempts, next_attempt_at, queued_at, message_id, deputy_for) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10, $11)";
+         subject, body, state, attempts, next_attempt_at, queued_at, message_id, deputy_for, \
+         anonymous) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13)";
     with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(m.id)
@@ -348,9 +364,11 @@ pub async fn queue_mail(tx: &mut Tx, m: &NewMail) -> Result<(), StorageError> {
             .bind(&m.subject)
             .bind(&m.body)
             .bind(MAIL_PENDING)
+            .bind(first_attempt)
             .bind(m.queued_at)
             .bind(format!("<{}@custos>", m.id))
             .bind(m.deputy_for)
+            .bind(m.anonymous)
             .execute(&mut *c)
             .await?;
     });
@@ -372,13 +390,15 @@ pub struct MailRow {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub deputy_for: Option<Uuid>,
+    pub next_attempt_at: DbTime,
+    pub sent_at: Option<DbTime>,
 }
 
 /// The messages an escalation queued, in order.
 pub async fn mail_of(conn: impl AsConn, escalation_id: Uuid) -> Result<Vec<MailRow>, StorageError> {
     let mut select = Select::new(
         "SELECT id, escalation_id, contact_id, tier, to_address, subject, body, state, queued_at, \
-         attempts, last_error, deputy_for FROM mail_queue",
+         attempts, last_error, deputy_for, next_attempt_at, sent_at FROM mail_queue",
     );
     select.and("escalation_id = ?", [escalation_id.into()]);
     select.then("ORDER BY queued_at, id");
@@ -474,4 +494,25 @@ pub async fn list_escalations(
     select.then("ORDER BY opened_at DESC, id DESC");
     select.limit(limit);
     select.fetch_all(conn).await
+}
+
+/// Removes one deadline that cannot be applied into parked_deadlines, with its error.
+pub async fn park_deadline(
+    tx: &mut Tx,
+    row: &DeadlineRow,
+    error: &str,
+    at: DbTime,
+) -> Result<bool, StorageError> {
+    const DELETE: &str = "DELETE FROM deadlines WHERE id = $1";
+    const PARK: &str = "INSERT INTO parked_deadlines (id, escalation_id, kind, tier, due_at, error, \
+         parked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let n = with_conn!(tx, c => {
+        let n = sqlx::query(DELETE).bind(row.id).execute(&mut *c).await?.rows_affected();
+        if n == 1 {
+            sqlx::query(PARK).bind(row.id).bind(row.escalation_id).bind(row.kind).bind(row.tier)
+                .bind(row.due_at).bind(error).bind(at).execute(&mut *c).await?;
+        }
+        n
+    });
+    Ok(n == 1)
 }

@@ -30,6 +30,7 @@ pub struct ClaimedMail {
     pub attempts: i32,
     pub message_id: String,
     pub deputy_for: Option<Uuid>,
+    pub anonymous: bool,
 }
 
 /// Takes up to `limit` messages due at `now` for `claim` until `until`, counting an
@@ -45,12 +46,12 @@ pub async fn claim_mail(
          WHERE id IN (SELECT id FROM mail_queue WHERE state = $5 AND next_attempt_at <= $2 \
          ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
          RETURNING id, escalation_id, contact_id, tier, to_address, subject, body, attempts, \
-         message_id, deputy_for";
+         message_id, deputy_for, anonymous";
     const SQLITE: &str = "UPDATE mail_queue SET claim = $1, next_attempt_at = $3, attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM mail_queue WHERE state = $5 AND next_attempt_at <= $2 \
          ORDER BY next_attempt_at, id LIMIT $4) \
          RETURNING id, escalation_id, contact_id, tier, to_address, subject, body, attempts, \
-         message_id, deputy_for";
+         message_id, deputy_for, anonymous";
     let mut rows: Vec<ClaimedMail> = with_conn!(tx, c => {
         sqlx::query_as(c.pick(PG, SQLITE))
             .bind(claim)
@@ -133,4 +134,22 @@ pub async fn take_timeline_sequence(tx: &mut Tx, escalation_id: Uuid) -> Result<
         sqlx::query_scalar(SQL).bind(escalation_id).fetch_one(&mut *c).await?
     });
     Ok(n)
+}
+
+/// Renews a sender's hold on a message just before it is sent, until `until`: `false`
+/// if the sender lost it (its lease ran out and another took it), and then it must not
+/// be sent.
+pub async fn renew_claim(
+    tx: &mut Tx,
+    id: Uuid,
+    claim: Uuid,
+    until: DbTime,
+) -> Result<bool, StorageError> {
+    const SQL: &str =
+        "UPDATE mail_queue SET next_attempt_at = $3 WHERE id = $1 AND claim = $2 AND state = $4";
+    let n = with_conn!(tx, c => {
+        sqlx::query(SQL).bind(id).bind(claim).bind(until).bind(MAIL_PENDING)
+            .execute(&mut *c).await?.rows_affected()
+    });
+    Ok(n == 1)
 }

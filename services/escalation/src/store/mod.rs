@@ -16,14 +16,14 @@ pub use escalation::{
     DeadlineRow, EscalationFilter, EscalationRow, MailRow, NewMail, NomineeRow, TierRow,
     TimelineRow, acknowledge, add_deadline, append_timeline, clear_deadlines, escalation,
     hold_escalation, hold_open_for_subject, insert_escalation, insert_nominee, insert_tier,
-    list_escalations, mail_of, mark_missed, next_due, nominees_of, nominees_of_many, queue_mail,
-    save_escalation, take_due, tiers_of, timeline,
+    list_escalations, mail_of, mark_missed, next_due, nominees_of, nominees_of_many, park_deadline,
+    queue_mail, save_escalation, take_due, tiers_of, timeline,
 };
 pub use mail::{
     ClaimedMail, MAIL_FAILED, MAIL_SENT, claim_mail, mark_failed, mark_sent, next_mail_due,
-    retry_mail, take_timeline_sequence,
+    renew_claim, retry_mail, take_timeline_sequence,
 };
 pub use subjects::{
-    OverdueRow, SubjectRow, next_overdue, provider_fixed, save_subject, subject, take_overdue,
-    watch_provider,
+    OverdueRow, SubjectRow, hold_subject, next_overdue, provider_fixed, save_subject, subject,
+    take_overdue, watch_provider,
 };

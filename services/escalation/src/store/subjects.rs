@@ -108,8 +108,9 @@ pub async fn save_subject(tx: &mut Tx, row: &SubjectRow) -> Result<(), StorageEr
     const SQL: &str = "INSERT INTO subjects (subject_id, kind, reference, facts, anonymous, \
          ended_reason, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id) \
          DO UPDATE SET reference = excluded.reference, facts = excluded.facts, \
-         anonymous = excluded.anonymous, ended_reason = excluded.ended_reason, \
-         ended_at = excluded.ended_at";
+         anonymous = subjects.anonymous OR excluded.anonymous, \
+         ended_reason = COALESCE(subjects.ended_reason, excluded.ended_reason), \
+         ended_at = COALESCE(subjects.ended_at, excluded.ended_at)";
     with_conn!(tx, c => {
         sqlx::query(SQL)
             .bind(row.subject_id)
@@ -123,4 +124,36 @@ pub async fn save_subject(tx: &mut Tx, row: &SubjectRow) -> Result<(), StorageEr
             .await?;
     });
     Ok(())
+}
+
+/// The subject, locked until the transaction ends (PostgreSQL; SQLite's one writer
+/// already excludes the others), created from `new` if escalation knew nothing of it:
+/// the two feeds' consumers, which may both write it, take turns.
+pub async fn hold_subject(tx: &mut Tx, new: &SubjectRow) -> Result<SubjectRow, StorageError> {
+    const CREATE: &str = "INSERT INTO subjects (subject_id, kind, reference, facts, anonymous, \
+         ended_reason, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id) DO NOTHING";
+    with_conn!(tx, c => {
+        sqlx::query(CREATE)
+            .bind(new.subject_id)
+            .bind(new.kind)
+            .bind(&new.reference)
+            .bind(&new.facts)
+            .bind(new.anonymous)
+            .bind(&new.ended_reason)
+            .bind(new.ended_at)
+            .execute(&mut *c)
+            .await?;
+    });
+    let mut select = Select::new(
+        "SELECT subject_id, kind, reference, facts, anonymous, ended_reason, ended_at FROM subjects",
+    );
+    select.and("subject_id = ?", [new.subject_id.into()]);
+    if matches!(tx.conn(), custos_kit::storage::Conn::Postgres(_)) {
+        select.then("FOR UPDATE");
+    }
+    select
+        .fetch_all(&mut *tx)
+        .await?
+        .pop()
+        .ok_or_else(|| StorageError::Corrupt("a subject just written is missing".into()))
 }

@@ -47,6 +47,7 @@ async fn opened(svc: &TestEscalation, reference: &str) -> String {
             level: Some(3),
             ..Facts::default()
         },
+        anonymous: false,
     };
     let mut tx = svc.db.begin().await.unwrap();
     let id = engine::open(&mut tx, Trigger::IncidentHigh, &subject, DbTime::now())
@@ -244,6 +245,51 @@ async fn those_who_may_not_see_an_escalation_are_told_it_does_not_exist(backend:
         (Code::PermissionDenied, "NOT_NOMINEE")
     );
 
+    // A nominee who has left (deactivated) no longer acts for the organisation.
+    let mut dir = svc.owner();
+    let contacts = dir
+        .list_contacts(pb::ListContactsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    let leaver = contacts
+        .iter()
+        .find(|c| c.token_subject == "nominee-2")
+        .unwrap();
+    let third = people(&mut dir, "Spare", 1).await.remove(0);
+    let lists = dir
+        .list_contact_lists(pb::ListContactListsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .lists;
+    let hm = &lists[pb::ContactListKind::HighMedium as usize - 1];
+    let mut members = hm.contact_ids.clone();
+    members.push(third);
+    dir.set_contact_list(pb::SetContactListRequest {
+        kind: pb::ContactListKind::HighMedium as i32,
+        contact_ids: members,
+        revision: hm.revision,
+    })
+    .await
+    .unwrap();
+    dir.deactivate_contact(pb::DeactivateContactRequest {
+        contact_id: leaver.id.clone(),
+        revision: leaver.revision,
+    })
+    .await
+    .unwrap();
+    let err = svc
+        .escalations("nominee-2", &[Role::Responder])
+        .acknowledge_escalation(ack(&id, "from my old account"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::NotFound, "ESCALATION_NOT_FOUND")
+    );
+
     let mut anonymous = pb::escalation_service_client::EscalationServiceClient::new(
         custos_testing::anonymous(svc.running.addr),
     );
@@ -273,6 +319,7 @@ async fn lists_filter_by_state_trigger_subject_overdue_and_mine(backend: Backend
         id: Uuid::now_v7(),
         reference: "SIR-2026-000009".into(),
         facts: Facts::default(),
+        anonymous: false,
     };
     let mut tx = svc.db.begin().await.unwrap();
     let old = engine::open(

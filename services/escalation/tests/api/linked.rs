@@ -402,6 +402,28 @@ async fn an_anonymous_reports_escalation_keeps_no_time_finer_than_the_minute(bac
         .into_inner()
         .entries;
     assert!(timeline.iter().all(|t| whole_minute(&t.at)));
+    // Ids that carry no time, and messages held back to a minute after that minute.
+    let id = Uuid::parse_str(&e.id).unwrap();
+    assert_eq!(id.get_version_num(), 4, "a random id");
+    let mut conn = suite.escalation.db.read().await.unwrap();
+    let mail = custos_escalation::store::mail_of(&mut conn, id)
+        .await
+        .unwrap();
+    assert!(!mail.is_empty());
+    let opened = e.opened_at.as_ref().unwrap().seconds;
+    let held_until = opened + 60;
+    for m in &mail {
+        assert_eq!(m.id.get_version_num(), 4);
+        assert_eq!(m.queued_at.get().unix_timestamp(), opened);
+        match m.sent_at {
+            // Sent: no sooner than a minute after that minute, and dated to the minute.
+            Some(sent) => {
+                assert!(sent.get().unix_timestamp() >= held_until);
+                assert_eq!(sent, sent.to_minute());
+            }
+            None => assert_eq!(m.next_attempt_at.get().unix_timestamp(), held_until),
+        }
+    }
 }
 
 on_both_backends!(

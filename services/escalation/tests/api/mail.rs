@@ -108,6 +108,7 @@ async fn open_high(db: &Db, reference: &str) -> Uuid {
             level: Some(3),
             ..Facts::default()
         },
+        anonymous: false,
     };
     let mut tx = db.begin().await.unwrap();
     let id = engine::open(&mut tx, Trigger::IncidentHigh, &subject, DbTime::now())

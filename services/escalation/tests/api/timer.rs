@@ -38,6 +38,7 @@ async fn due_deadlines_fire_from_the_database_after_a_restart(backend: Backend) 
         id: Uuid::now_v7(),
         reference: "INC-2026-000077".into(),
         facts: Facts::default(),
+        anonymous: false,
     };
     let mut tx = svc.db.begin().await.unwrap();
     let id = engine::open(&mut tx, Trigger::IncidentHigh, &subject, DbTime::now())
@@ -91,6 +92,96 @@ async fn due_deadlines_fire_from_the_database_after_a_restart(backend: Backend) 
     stop.cancel();
     running.await.unwrap();
     assert_eq!(*fired.borrow(), 2, "nothing fired twice");
+}
+
+async fn a_deadline_that_cannot_be_applied_is_parked_and_the_rest_fire(backend: Backend) {
+    let svc = TestEscalation::start(backend).await;
+    let mut dir = svc.owner();
+    let ids = people(&mut dir, "Day", 2).await;
+    dir.set_contact_list(pb::SetContactListRequest {
+        kind: pb::ContactListKind::HighMedium as i32,
+        contact_ids: ids,
+        revision: 0,
+    })
+    .await
+    .unwrap();
+    let mut opened = Vec::new();
+    for i in 0..3 {
+        let subject = Subject {
+            kind: SubjectKind::Incident,
+            id: Uuid::now_v7(),
+            reference: format!("INC-2026-00009{i}"),
+            facts: Facts::default(),
+            anonymous: false,
+        };
+        let mut tx = svc.db.begin().await.unwrap();
+        opened.push(
+            engine::open(&mut tx, Trigger::IncidentHigh, &subject, DbTime::now())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        tx.commit().await.unwrap();
+    }
+    // The middle one claims tiers its chain does not have: its deadline cannot apply.
+    let bad = opened[1];
+    let mut tx = svc.db.begin().await.unwrap();
+    custos_kit::with_conn!(&mut tx, c => {
+        sqlx::query("UPDATE escalations SET tier_count = 5 WHERE id = $1")
+            .bind(bad)
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    });
+    tx.commit().await.unwrap();
+
+    let later = OffsetDateTime::now_utc() + Duration::hours(2);
+    let timer = Timer::new(
+        svc.db.clone(),
+        Arc::new(move || later),
+        TimerSettings {
+            batch: 10,
+            poll: std::time::Duration::from_millis(50),
+        },
+    );
+    let mut fired = timer.fired();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(timer.run(stop.clone()));
+    // Three reminders and two deadlines apply; the bad deadline is parked.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        fired.wait_for(|n| *n >= 5),
+    )
+    .await
+    .expect("the good deadlines fire")
+    .unwrap();
+    let mut parked: Vec<(Uuid, String)> = Vec::new();
+    crate::common::eventually("the bad deadline is parked", async || {
+        let mut conn = svc.db.read().await.unwrap();
+        parked = custos_kit::with_conn!(&mut conn, c => {
+            sqlx::query_as("SELECT escalation_id, error FROM parked_deadlines")
+                .fetch_all(&mut *c)
+                .await
+                .unwrap()
+        });
+        !parked.is_empty()
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].0, bad, "exactly the deadline that failed");
+    assert!(parked[0].1.contains("has no tier 2"), "{}", parked[0].1);
+    let mut conn = svc.db.read().await.unwrap();
+    for id in [opened[0], opened[2]] {
+        assert!(
+            store::escalation(&mut conn, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .exhausted
+        );
+    }
 }
 
 const FILE: &str = r#"
@@ -190,5 +281,6 @@ async fn a_directory_file_seeds_an_empty_directory_once(backend: Backend) {
 
 on_both_backends!(
     due_deadlines_fire_from_the_database_after_a_restart,
+    a_deadline_that_cannot_be_applied_is_parked_and_the_rest_fire,
     a_directory_file_seeds_an_empty_directory_once,
 );
