@@ -101,7 +101,7 @@ impl Default for EscalationSettings {
             classification_url: None,
             directory_file: None,
             provider_fix_days: 30,
-            timer_batch: 500,
+            timer_batch: 200,
             timer_poll_ms: 500,
             smtp: SmtpSettings::default(),
             mail_dir: None,

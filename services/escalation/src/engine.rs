@@ -3,6 +3,8 @@
 //! senior management past the last), a nominee acknowledging, and stopping. Time is
 //! always passed in, so that tests move it rather than wait for it.
 
+use std::collections::HashMap;
+
 use custos_kit::storage::{DbTime, JsonText, Tx};
 use uuid::Uuid;
 
@@ -25,15 +27,58 @@ pub struct Subject {
     pub anonymous: bool,
 }
 
-async fn note(
-    tx: &mut Tx,
+/// What one step of the engine adds (timeline entries, tiers, nominees, messages,
+/// deadlines), written many rows at a time when the step is done; and who a tier names,
+/// read once per step.
+#[derive(Default)]
+struct Writes {
+    timeline: Vec<TimelineRow>,
+    tiers: Vec<store::TierRow>,
+    nominees: Vec<NomineeRow>,
+    mails: Vec<NewMail>,
+    deadlines: Vec<DeadlineRow>,
+    /// Tiers whose deadline passed: their nominees who had not acted missed it.
+    missed: Vec<(Uuid, i32)>,
+    named: HashMap<String, Vec<store::NomineeContact>>,
+}
+
+impl Writes {
+    /// Who `tier` names now (read once per step for each distinct tier).
+    async fn named(
+        &mut self,
+        tx: &mut Tx,
+        tier: &Tier,
+    ) -> Result<Vec<store::NomineeContact>, EscalationError> {
+        let key = serde_json::to_string(tier).unwrap_or_default();
+        if let Some(named) = self.named.get(&key) {
+            return Ok(named.clone());
+        }
+        let named = store::nominees(&mut *tx, tier).await?;
+        self.named.insert(key, named.clone());
+        Ok(named)
+    }
+
+    async fn flush(&mut self, tx: &mut Tx) -> Result<(), EscalationError> {
+        // Parents first: tiers and nominees before what names them.
+        store::insert_tiers_many(tx, &std::mem::take(&mut self.tiers)).await?;
+        store::insert_nominees_many(tx, &std::mem::take(&mut self.nominees)).await?;
+        store::queue_mail_many(tx, &std::mem::take(&mut self.mails)).await?;
+        store::add_deadlines_many(tx, &std::mem::take(&mut self.deadlines)).await?;
+        store::insert_timeline_many(tx, &std::mem::take(&mut self.timeline)).await?;
+        store::mark_missed_many(tx, &std::mem::take(&mut self.missed)).await?;
+        Ok(())
+    }
+}
+
+fn note(
+    w: &mut Writes,
     row: &mut EscalationRow,
     kind: TimelineKind,
     at: DbTime,
     tier: i32,
     contact_id: Option<Uuid>,
     detail: String,
-) -> Result<(), EscalationError> {
+) {
     // Messages are the one channel so far.
     let channel = if kind == TimelineKind::MessageQueued {
         "email"
@@ -41,63 +86,53 @@ async fn note(
         ""
     };
     row.timeline_sequence += 1;
-    store::append_timeline(
-        tx,
-        &TimelineRow {
-            escalation_id: row.id,
-            sequence: row.timeline_sequence,
-            kind,
-            at,
-            tier,
-            contact_id,
-            channel: channel.into(),
-            detail,
-        },
-    )
-    .await?;
-    Ok(())
+    w.timeline.push(TimelineRow {
+        escalation_id: row.id,
+        sequence: row.timeline_sequence,
+        kind,
+        at,
+        tier,
+        contact_id,
+        channel: channel.into(),
+        detail,
+    });
 }
 
-async fn mail(
-    tx: &mut Tx,
+fn mail(
+    w: &mut Writes,
     row: &mut EscalationRow,
     to: &store::NomineeContact,
     tier: i32,
     (ask, deadline, missing): (Ask, Option<DbTime>, &[String]),
     at: DbTime,
-) -> Result<(), EscalationError> {
+) {
     let (subject, body) = compose(row, ask, deadline, missing);
-    store::queue_mail(
-        tx,
-        &NewMail {
-            id: new_id(row.anonymous),
-            escalation_id: row.id,
-            contact_id: to.id,
-            tier,
-            to_address: to.email.clone(),
-            subject,
-            body,
-            queued_at: at,
-            deputy_for: None,
-            anonymous: row.anonymous,
-        },
-    )
-    .await?;
+    w.mails.push(NewMail {
+        id: new_id(row.anonymous),
+        escalation_id: row.id,
+        contact_id: to.id,
+        tier,
+        to_address: to.email.clone(),
+        subject,
+        body,
+        queued_at: at,
+        deputy_for: None,
+        anonymous: row.anonymous,
+    });
     let what = match ask {
         Ask::Act => "told",
         Ask::Remind => "reminded",
         Ask::Inform | Ask::Tell => "informed",
     };
     note(
-        tx,
+        w,
         row,
         TimelineKind::MessageQueued,
         at,
         tier,
         Some(to.id),
         format!("{} {what}", to.display_name),
-    )
-    .await
+    );
 }
 
 /// A new id: time-ordered, but random (v4) for what concerns an anonymous report, whose
@@ -160,8 +195,10 @@ pub async fn open(
     if !store::insert_escalation(tx, &row).await? {
         return Ok(None);
     }
+    let mut w = Writes::default();
+    let w = &mut w;
     note(
-        tx,
+        w,
         &mut row,
         TimelineKind::Opened,
         at,
@@ -171,9 +208,9 @@ pub async fn open(
             "opened: {} (policy revision {policy_revision})",
             trigger.describe()
         ),
-    )
-    .await?;
-    reach(tx, &mut row, 1, at).await?;
+    );
+    reach(tx, w, &mut row, 1, at).await?;
+    w.flush(tx).await?;
     store::save_escalation(tx, &row).await?;
     if row.anonymous {
         // Nothing that points at an anonymous report's moment in the logs.
@@ -187,6 +224,7 @@ pub async fn open(
 /// Tells every nominee of tier `tier` (1-based) and sets its deadlines.
 async fn reach(
     tx: &mut Tx,
+    w: &mut Writes,
     row: &mut EscalationRow,
     tier: i32,
     at: DbTime,
@@ -203,7 +241,8 @@ async fn reach(
             row.id
         )));
     };
-    let (nominees, told): (Vec<_>, Vec<_>) = store::nominees(&mut *tx, &spec)
+    let (nominees, told): (Vec<_>, Vec<_>) = w
+        .named(tx, &spec)
         .await?
         .into_iter()
         .partition(|n| n.can_act);
@@ -227,75 +266,60 @@ async fn reach(
             "an escalation tier has fewer nominees than the policy asks for: check its lists and contacts"
         );
     }
-    note(tx, row, TimelineKind::TierReached, at, tier, None, detail).await?;
-    store::insert_tier(
-        tx,
-        &store::TierRow {
+    note(w, row, TimelineKind::TierReached, at, tier, None, detail);
+    w.tiers.push(store::TierRow {
+        escalation_id: row.id,
+        tier,
+        reached_at: at,
+        deadline_at: deadline,
+    });
+    for n in &nominees {
+        w.nominees.push(NomineeRow {
             escalation_id: row.id,
             tier,
-            reached_at: at,
-            deadline_at: deadline,
-        },
-    )
-    .await?;
-    for n in &nominees {
-        store::insert_nominee(
-            tx,
-            &NomineeRow {
-                escalation_id: row.id,
-                tier,
-                contact_id: n.id,
-                display_name: n.display_name.clone(),
-                notified_at: at,
-                acknowledged_at: None,
-                note: None,
-                acknowledged_by: None,
-                missed_deadline: false,
-            },
-        )
-        .await?;
-        mail(tx, row, n, tier, (Ask::Act, Some(deadline), &[]), at).await?;
+            contact_id: n.id,
+            display_name: n.display_name.clone(),
+            notified_at: at,
+            acknowledged_at: None,
+            note: None,
+            acknowledged_by: None,
+            missed_deadline: false,
+        });
+        mail(w, row, n, tier, (Ask::Act, Some(deadline), &[]), at);
     }
     for n in &told {
-        mail(tx, row, n, tier, (Ask::Tell, None, &[]), at).await?;
+        mail(w, row, n, tier, (Ask::Tell, None, &[]), at);
     }
     if let Some(before) = spec.reminder_before() {
-        store::add_deadline(
-            tx,
-            &DeadlineRow {
-                id: new_id(row.anonymous),
-                escalation_id: row.id,
-                kind: DeadlineKind::Reminder,
-                tier,
-                due_at: DbTime::new(deadline.get() - before),
-            },
-        )
-        .await?;
-    }
-    store::add_deadline(
-        tx,
-        &DeadlineRow {
+        w.deadlines.push(DeadlineRow {
             id: new_id(row.anonymous),
             escalation_id: row.id,
-            kind: DeadlineKind::TierDeadline,
+            kind: DeadlineKind::Reminder,
             tier,
-            due_at: deadline,
-        },
-    )
-    .await?;
+            due_at: DbTime::new(deadline.get() - before),
+        });
+    }
+    w.deadlines.push(DeadlineRow {
+        id: new_id(row.anonymous),
+        escalation_id: row.id,
+        kind: DeadlineKind::TierDeadline,
+        tier,
+        due_at: deadline,
+    });
     Ok(())
 }
 
-/// Reminds the tier's nominees who have not acknowledged.
+/// Reminds the tier's nominees who have not acknowledged (`nominees`: the escalation's).
 async fn remind(
     tx: &mut Tx,
+    w: &mut Writes,
     row: &mut EscalationRow,
+    nominees: &[NomineeRow],
     tier: i32,
     at: DbTime,
 ) -> Result<Vec<String>, EscalationError> {
-    let waiting: Vec<NomineeRow> = store::nominees_of(&mut *tx, row.id)
-        .await?
-        .into_iter()
+    let waiting: Vec<&NomineeRow> = nominees
+        .iter()
         .filter(|n| n.tier == tier && n.acknowledged_at.is_none())
         .collect();
     let ids: Vec<Uuid> = waiting.iter().map(|n| n.contact_id).collect();
@@ -309,142 +333,156 @@ async fn remind(
                 email: c.email.clone(),
                 can_act: true,
             };
-            mail(
-                tx,
-                row,
-                &to,
-                tier,
-                (
-                    Ask::Remind,
-                    row.next_deadline_at.filter(|_| !row.exhausted),
-                    &[],
-                ),
-                at,
-            )
-            .await?;
+            let deadline = row.next_deadline_at.filter(|_| !row.exhausted);
+            mail(w, row, &to, tier, (Ask::Remind, deadline, &[]), at);
         }
     }
-    Ok(waiting.into_iter().map(|n| n.display_name).collect())
+    Ok(waiting
+        .into_iter()
+        .map(|n| n.display_name.clone())
+        .collect())
 }
 
 /// Applies a deadline taken from the table ([`store::take_due`]) at `now`. A deadline
 /// of an escalation that has moved on (satisfied, stopped, another tier) does nothing.
 pub async fn fire(tx: &mut Tx, deadline: &DeadlineRow, now: DbTime) -> Result<(), EscalationError> {
-    let Some(mut row) = store::hold_escalation(tx, deadline.escalation_id).await? else {
-        return Ok(());
-    };
+    fire_batch(tx, std::slice::from_ref(deadline), now).await
+}
+
+/// Applies deadlines taken from the table at `now`, in order, reading their escalations
+/// and nominees at once and writing what they add many rows at a time.
+pub async fn fire_batch(
+    tx: &mut Tx,
+    deadlines: &[DeadlineRow],
+    now: DbTime,
+) -> Result<(), EscalationError> {
+    let mut ids: Vec<Uuid> = deadlines.iter().map(|d| d.escalation_id).collect();
+    ids.sort();
+    ids.dedup();
+    let mut rows: HashMap<Uuid, EscalationRow> = store::hold_escalations(tx, &ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    let mut nominees: HashMap<Uuid, Vec<NomineeRow>> = HashMap::new();
+    for n in store::nominees_of_many(&mut *tx, &ids).await? {
+        nominees.entry(n.escalation_id).or_default().push(n);
+    }
+    let mut w = Writes::default();
+    let mut touched = std::collections::HashSet::new();
+    for d in deadlines {
+        if !touched.insert(d.escalation_id) {
+            // A second deadline of one escalation: what the first wrote is read again.
+            w.flush(tx).await?;
+            touched.clear();
+            touched.insert(d.escalation_id);
+            nominees.insert(
+                d.escalation_id,
+                store::nominees_of(&mut *tx, d.escalation_id).await?,
+            );
+        }
+        let Some(row) = rows.get_mut(&d.escalation_id) else {
+            continue;
+        };
+        let of = nominees.get(&d.escalation_id).cloned().unwrap_or_default();
+        fire_one(tx, &mut w, row, &of, d, now).await?;
+    }
+    w.flush(tx).await?;
+    // Every escalation of the batch as it now stands (one a deadline left alone is
+    // written unchanged).
+    let rows: Vec<&EscalationRow> = rows.values().collect();
+    store::save_escalations_many(tx, &rows).await?;
+    Ok(())
+}
+
+async fn fire_one(
+    tx: &mut Tx,
+    w: &mut Writes,
+    row: &mut EscalationRow,
+    nominees: &[NomineeRow],
+    deadline: &DeadlineRow,
+    now: DbTime,
+) -> Result<(), EscalationError> {
     if row.state != EscalationState::Open || deadline.tier != row.current_tier {
         return Ok(());
     }
     let tier = deadline.tier;
     match deadline.kind {
         DeadlineKind::Reminder => {
-            let waiting = remind(tx, &mut row, tier, now).await?;
-            note(
-                tx,
-                &mut row,
-                TimelineKind::Reminded,
-                now,
-                tier,
-                None,
-                format!("reminded: {}", waiting.join(", ")),
-            )
-            .await?;
+            let waiting = remind(tx, w, row, nominees, tier, now).await?;
+            let detail = format!("reminded: {}", waiting.join(", "));
+            note(w, row, TimelineKind::Reminded, now, tier, None, detail);
         }
         DeadlineKind::TierDeadline => {
-            store::mark_missed(tx, row.id, tier).await?;
-            let missing: Vec<String> = store::nominees_of(&mut *tx, row.id)
-                .await?
-                .into_iter()
+            w.missed.push((row.id, tier));
+            let missing: Vec<String> = nominees
+                .iter()
                 .filter(|n| n.tier == tier && n.acknowledged_at.is_none())
-                .map(|n| n.display_name)
+                .map(|n| n.display_name.clone())
                 .collect();
+            let detail = format!("did not act by the deadline: {}", missing.join(", "));
             note(
-                tx,
-                &mut row,
+                w,
+                row,
                 TimelineKind::DeadlineMissed,
                 now,
                 tier,
                 None,
-                format!("did not act by the deadline: {}", missing.join(", ")),
-            )
-            .await?;
+                detail,
+            );
             if tier < row.tier_count {
-                reach(tx, &mut row, tier + 1, now).await?;
+                reach(tx, w, row, tier + 1, now).await?;
             } else {
                 row.exhausted = true;
-                let senior = store::nominees(
-                    &mut *tx,
-                    &Tier {
-                        contacts: Vec::new(),
-                        lists: vec![ListKind::SeniorManagement],
-                        deadline_secs: 0,
-                        reminder_before_secs: 0,
-                    },
-                )
-                .await?;
+                let senior = w
+                    .named(
+                        tx,
+                        &Tier {
+                            contacts: Vec::new(),
+                            lists: vec![ListKind::SeniorManagement],
+                            deadline_secs: 0,
+                            reminder_before_secs: 0,
+                        },
+                    )
+                    .await?;
                 if senior.is_empty() {
-                    tracing::error!(escalation_id = %row.id,
-                        "an escalation ran past its last tier and the senior management list is empty: nobody is told");
+                    tracing::error!(
+                        trigger = row.trigger.name(),
+                        "an escalation ran past its last tier and the senior management list is empty: nobody is told"
+                    );
                 }
                 for s in &senior {
-                    mail(tx, &mut row, s, tier, (Ask::Inform, None, &missing), now).await?;
+                    mail(w, row, s, tier, (Ask::Inform, None, &missing), now);
                 }
-                note(
-                    tx,
-                    &mut row,
-                    TimelineKind::Exhausted,
-                    now,
-                    tier,
-                    None,
-                    format!(
-                        "past the last tier: senior management told ({} people)",
-                        senior.len()
-                    ),
-                )
-                .await?;
-                schedule_repeat(tx, &mut row, now).await?;
+                let detail = format!(
+                    "past the last tier: senior management told ({} people)",
+                    senior.len()
+                );
+                note(w, row, TimelineKind::Exhausted, now, tier, None, detail);
+                schedule_repeat(w, row, now);
             }
         }
         DeadlineKind::Repeat => {
-            let waiting = remind(tx, &mut row, tier, now).await?;
-            note(
-                tx,
-                &mut row,
-                TimelineKind::Reminded,
-                now,
-                tier,
-                None,
-                format!("reminded again: {}", waiting.join(", ")),
-            )
-            .await?;
-            schedule_repeat(tx, &mut row, now).await?;
+            let waiting = remind(tx, w, row, nominees, tier, now).await?;
+            let detail = format!("reminded again: {}", waiting.join(", "));
+            note(w, row, TimelineKind::Reminded, now, tier, None, detail);
+            schedule_repeat(w, row, now);
         }
     }
     row.revision += 1;
-    store::save_escalation(tx, &row).await?;
     Ok(())
 }
 
-async fn schedule_repeat(
-    tx: &mut Tx,
-    row: &mut EscalationRow,
-    now: DbTime,
-) -> Result<(), EscalationError> {
+fn schedule_repeat(w: &mut Writes, row: &mut EscalationRow, now: DbTime) {
     let due = DbTime::new(now.get() + row.chain.0.repeat());
     row.next_deadline_at = Some(due);
-    store::add_deadline(
-        tx,
-        &DeadlineRow {
-            id: new_id(row.anonymous),
-            escalation_id: row.id,
-            kind: DeadlineKind::Repeat,
-            tier: row.current_tier,
-            due_at: due,
-        },
-    )
-    .await?;
-    Ok(())
+    w.deadlines.push(DeadlineRow {
+        id: new_id(row.anonymous),
+        escalation_id: row.id,
+        kind: DeadlineKind::Repeat,
+        tier: row.current_tier,
+        due_at: due,
+    });
 }
 
 /// A nominee's acknowledgement as recorded.
@@ -470,6 +508,8 @@ pub async fn acknowledge(
         .await?
         .ok_or(EscalationError::EscalationNotFound)?;
     let nominees = store::nominees_of(&mut *tx, escalation_id).await?;
+    let mut w = Writes::default();
+    let w = &mut w;
     let mine: Vec<&NomineeRow> = nominees
         .iter()
         .filter(|n| n.contact_id == contact_id)
@@ -496,15 +536,14 @@ pub async fn acknowledge(
         store::acknowledge(tx, escalation_id, n.tier, contact_id, now, by, text).await?;
         tiers.push(n.tier);
         note(
-            tx,
+            w,
             &mut row,
             TimelineKind::Acknowledged,
             now,
             n.tier,
             Some(contact_id),
             format!("{} acknowledged: {text}", n.display_name),
-        )
-        .await?;
+        );
     }
     if row.state == EscalationState::Open {
         let after = store::nominees_of(&mut *tx, escalation_id).await?;
@@ -520,18 +559,18 @@ pub async fn acknowledge(
             row.next_deadline_at = None;
             store::clear_deadlines(tx, escalation_id).await?;
             note(
-                tx,
+                w,
                 &mut row,
                 TimelineKind::Satisfied,
                 now,
                 *tier,
                 None,
                 format!("every nominee of tier {tier} has acted"),
-            )
-            .await?;
+            );
         }
     }
     row.revision += 1;
+    w.flush(tx).await?;
     store::save_escalation(tx, &row).await?;
     Ok(Acknowledged {
         at: now,
@@ -589,6 +628,8 @@ pub async fn stop(
     now: DbTime,
 ) -> Result<usize, EscalationError> {
     let mut stopped = 0;
+    let mut w = Writes::default();
+    let w = &mut w;
     for mut row in store::hold_open_for_subject(tx, subject_id).await? {
         if !which(row.trigger) {
             continue;
@@ -601,17 +642,17 @@ pub async fn stop(
         store::clear_deadlines(tx, row.id).await?;
         let tier = row.current_tier;
         note(
-            tx,
+            w,
             &mut row,
             TimelineKind::Stopped,
             now,
             tier,
             None,
             format!("stopped: {reason}"),
-        )
-        .await?;
+        );
         store::save_escalation(tx, &row).await?;
         stopped += 1;
     }
+    w.flush(tx).await?;
     Ok(stopped)
 }

@@ -120,9 +120,7 @@ impl Timer {
         let m = metrics();
         let mut tx = self.db.begin().await?;
         let due = store::take_due(&mut tx, now, limit).await?;
-        for d in &due {
-            engine::fire(&mut tx, d, now).await?;
-        }
+        engine::fire_batch(&mut tx, &due, now).await?;
         let overdue = if watches {
             store::take_overdue(&mut tx, now, limit).await?
         } else {

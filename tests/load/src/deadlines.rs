@@ -40,8 +40,8 @@ pub struct DeadlinesArgs {
     /// Connections of each replica's pool.
     #[arg(long, default_value_t = 4)]
     connections: u32,
-    /// Deadlines a timer applies per transaction.
-    #[arg(long, default_value_t = 500)]
+    /// Deadlines a timer applies per transaction (the service's default).
+    #[arg(long, default_value_t = 200)]
     batch: i64,
     /// Seconds between the end of seeding and the first deadline.
     #[arg(long, default_value_t = 5)]

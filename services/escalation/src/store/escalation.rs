@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     directory::{Policy, Trigger},
-    escalation::{DeadlineKind, EscalationState, Facts, MAIL_PENDING, SubjectKind, TimelineKind},
+    escalation::{DeadlineKind, EscalationState, Facts, SubjectKind, TimelineKind},
 };
 
 /// An escalation as stored.
@@ -343,36 +343,7 @@ pub struct NewMail {
 }
 
 pub async fn queue_mail(tx: &mut Tx, m: &NewMail) -> Result<(), StorageError> {
-    // About an anonymous report: not before a minute after the minute it was queued in,
-    // so that no time a message bears (its Date, its server's Received) is finer than the
-    // minute the report is already dated to.
-    let first_attempt = if m.anonymous {
-        DbTime::new(m.queued_at.to_minute().get() + time::Duration::minutes(1))
-    } else {
-        m.queued_at
-    };
-    const SQL: &str = "INSERT INTO mail_queue (id, escalation_id, contact_id, tier, to_address, \
-         subject, body, state, attempts, next_attempt_at, queued_at, message_id, deputy_for, \
-         anonymous) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13)";
-    with_conn!(tx, c => {
-        sqlx::query(SQL)
-            .bind(m.id)
-            .bind(m.escalation_id)
-            .bind(m.contact_id)
-            .bind(m.tier)
-            .bind(&m.to_address)
-            .bind(&m.subject)
-            .bind(&m.body)
-            .bind(MAIL_PENDING)
-            .bind(first_attempt)
-            .bind(m.queued_at)
-            .bind(format!("<{}@custos>", m.id))
-            .bind(m.deputy_for)
-            .bind(m.anonymous)
-            .execute(&mut *c)
-            .await?;
-    });
-    Ok(())
+    super::batch::queue_mail_many(tx, std::slice::from_ref(m)).await
 }
 
 /// A queued message, as tests and operators read it.
@@ -515,4 +486,22 @@ pub async fn park_deadline(
         n
     });
     Ok(n == 1)
+}
+
+/// The escalations among `ids`, locked until the transaction ends (PostgreSQL, in id
+/// order), as (id, row).
+pub async fn hold_escalations(
+    tx: &mut Tx,
+    ids: &[Uuid],
+) -> Result<Vec<EscalationRow>, StorageError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut select = Select::new(ESCALATION_COLUMNS);
+    select.and_in("id", ids.iter().map(|id| Value::from(*id)));
+    select.then("ORDER BY id");
+    if matches!(tx.conn(), Conn::Postgres(_)) {
+        select.then("FOR UPDATE");
+    }
+    select.fetch_all(&mut *tx).await
 }
