@@ -35,6 +35,13 @@
 #     prints the time from each change's commit to its delivery to every subscriber, and
 #     the service's resident memory idle and at its highest under the subscribers.
 #
+#   tests/load/bench.sh deadlines [count] [replicas]   Escalation's timers on
+#     PostgreSQL: `count` (default 100,000) open escalations, each with its first tier's
+#     deadline due at a random moment of one minute, fired by `replicas` (default 3)
+#     timers, each on its own connection pool (in one process: the service's own timer
+#     code); prints the lag from each deadline's due time to the commit that queued its
+#     messages, and whether every deadline fired exactly once (counted in the database).
+#
 #   tests/load/bench.sh triage-sqlite [reports] [seconds]   The same in standalone mode:
 #     `custos serve` (both services on SQLite), `reports` (default 100,000) submitted to
 #     intake, the time classification takes to queue them all from intake's feed, then
@@ -42,7 +49,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=submit
-case "${1:-}" in list|triage|triage-sqlite|continuity|incidents) MODE=$1; shift ;; esac
+case "${1:-}" in list|triage|triage-sqlite|continuity|incidents|deadlines) MODE=$1; shift ;; esac
 PG_ADMIN_URL=${CUSTOS_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BENCH_DB=custos_bench
 # Loopback: no TLS, as pgbench below (production uses sslmode=verify-full).
@@ -58,6 +65,12 @@ cleanup() { [ -n "$INTAKE_PID" ] && kill "$INTAKE_PID" 2>/dev/null; wait 2>/dev/
 trap cleanup EXIT
 
 psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
+
+if [ "$MODE" = deadlines ]; then
+  "$LOAD" deadlines --database-url "$PG_URL" --count "${1:-100000}" --replicas "${2:-3}"
+  psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"
+  exit 0
+fi
 printf '%s' "$SECRET" > "$WORK/dev-signing-secret"
 token() { target/release/custos token --data-dir "$WORK" --subject "$1" --role "$2"; }
 TOKEN=$(token load reporter)
