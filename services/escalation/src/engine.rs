@@ -369,18 +369,23 @@ pub async fn fire_batch(
         nominees.entry(n.escalation_id).or_default().push(n);
     }
     let mut w = Writes::default();
+    // Escalations written to since the last flush, and those whose nominees were read
+    // before a flush that may have changed them.
     let mut touched = std::collections::HashSet::new();
+    let mut stale = std::collections::HashSet::new();
     for d in deadlines {
-        if !touched.insert(d.escalation_id) {
+        if touched.contains(&d.escalation_id) {
             // A second deadline of one escalation: what the first wrote is read again.
             w.flush(tx).await?;
-            touched.clear();
-            touched.insert(d.escalation_id);
+            stale.extend(touched.drain());
+        }
+        if stale.remove(&d.escalation_id) {
             nominees.insert(
                 d.escalation_id,
                 store::nominees_of(&mut *tx, d.escalation_id).await?,
             );
         }
+        touched.insert(d.escalation_id);
         let Some(row) = rows.get_mut(&d.escalation_id) else {
             continue;
         };
@@ -547,11 +552,20 @@ pub async fn acknowledge(
     }
     if row.state == EscalationState::Open {
         let after = store::nominees_of(&mut *tx, escalation_id).await?;
+        // A nominee deactivated since (who left) can act no more: the tier waits only for
+        // those who still can.
+        let ids: Vec<Uuid> = after.iter().map(|n| n.contact_id).collect();
+        let active: std::collections::HashSet<Uuid> = store::contacts_among(&mut *tx, &ids)
+            .await?
+            .into_iter()
+            .filter(|c| c.active)
+            .map(|c| c.id)
+            .collect();
         let satisfied = tiers.iter().find(|t| {
             after
                 .iter()
                 .filter(|n| n.tier == **t)
-                .all(|n| n.acknowledged_at.is_some())
+                .all(|n| n.acknowledged_at.is_some() || !active.contains(&n.contact_id))
         });
         if let Some(tier) = satisfied {
             row.state = EscalationState::Satisfied;

@@ -307,7 +307,7 @@ impl Sender {
         store::queue_mail(
             tx,
             &NewMail {
-                id: Uuid::now_v7(),
+                id: crate::engine::new_id(m.anonymous),
                 escalation_id: m.escalation_id,
                 contact_id: deputy.id,
                 tier: m.tier,

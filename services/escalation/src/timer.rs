@@ -197,7 +197,9 @@ impl Timer {
                         .unwrap_or(self.settings.poll)
                         .max(StdDuration::from_millis(20))
                 }
-                Err(e) if !transient(&e) => {
+                Err(e) if about_a_row(&e) => {
+                    tracing::warn!(error = %custos_kit::error::DisplayChain(&e),
+                        "a batch of deadlines could not be applied; applying them one at a time to find the one at fault");
                     // One at a time until the culprit is parked (or nothing is due).
                     let mut progress = false;
                     for _ in 0..self.settings.batch {
@@ -235,16 +237,14 @@ impl Timer {
     }
 }
 
-/// A failure that says nothing about what was being applied (the database away, a
-/// collision with another transaction): retried as it is.
-fn transient(e: &EscalationError) -> bool {
+/// A failure that belongs to a row being applied (a stored value this build cannot
+/// read, an escalation that contradicts its own chain): only such a row is ever parked.
+/// Anything else (the database away, full or timing out, a collision) says nothing
+/// about the rows, and the batch is retried as it is.
+fn about_a_row(e: &EscalationError) -> bool {
     matches!(
         e,
-        EscalationError::Storage(
-            StorageError::Unavailable(_)
-                | StorageError::Connect(_)
-                | StorageError::Serialization(_)
-        )
+        EscalationError::Corrupt(_) | EscalationError::Storage(StorageError::Corrupt(_))
     )
 }
 
@@ -283,7 +283,7 @@ impl Timer {
         let Some(error) = error else {
             return Isolated::Applied;
         };
-        if transient(&error) {
+        if !about_a_row(&error) {
             return Isolated::Nothing;
         }
         let text = custos_kit::error::DisplayChain(&error).to_string();

@@ -78,15 +78,15 @@ async fn senior(dir: &mut Directory, ids: Vec<String>) {
     .unwrap();
 }
 
-/// Fires what is due at `at`, as a replica's timer would; returns how many fired.
+/// Fires what is due at `at`, as a replica's timer does (one batch); returns how many.
 async fn tick(db: &Db, at: OffsetDateTime) -> usize {
     let mut tx = db.begin().await.unwrap();
     let due = store::take_due(&mut tx, DbTime::new(at), 100)
         .await
         .unwrap();
-    for d in &due {
-        engine::fire(&mut tx, d, DbTime::new(at)).await.unwrap();
-    }
+    engine::fire_batch(&mut tx, &due, DbTime::new(at))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     due.len()
 }
@@ -377,7 +377,74 @@ async fn a_stopped_escalation_keeps_no_deadline_and_takes_no_acknowledgement(bac
     );
 }
 
+/// Several escalations, each with its reminder and its deadline due, in one batch: each
+/// reminded, then moved to its second tier, as if one at a time.
+async fn one_batch_applies_many_deadlines_of_many_escalations(backend: Backend) {
+    let svc = TestEscalation::start(backend).await;
+    let mut dir = svc.owner();
+    let first = people(&mut dir, "First", 2).await;
+    let second = people(&mut dir, "Second", 2).await;
+    set_policy(&mut dir, vec![(first, 30, 10), (second, 60, 0)]).await;
+    let t0 = OffsetDateTime::now_utc() + Duration::days(1);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(open(&svc.db, &incident(), t0).await.unwrap());
+    }
+    assert_eq!(
+        tick(&svc.db, t0 + Duration::minutes(30)).await,
+        6,
+        "three reminders, three deadlines"
+    );
+    let mut conn = svc.db.read().await.unwrap();
+    for id in &ids {
+        let row = store::escalation(&mut conn, *id).await.unwrap().unwrap();
+        assert_eq!(row.current_tier, 2);
+        assert_eq!(row.timeline_sequence, 11);
+        let mail = store::mail_of(&mut conn, *id).await.unwrap();
+        let reminders = mail
+            .iter()
+            .filter(|m| m.subject.starts_with("[custos] Reminder"))
+            .count();
+        assert_eq!(
+            (mail.len(), reminders),
+            (6, 2),
+            "told, reminded, next tier told"
+        );
+        let nominees = store::nominees_of(&mut conn, *id).await.unwrap();
+        assert_eq!(nominees.iter().filter(|n| n.missed_deadline).count(), 2);
+        assert_eq!(nominees.iter().filter(|n| n.tier == 2).count(), 2);
+        let sequences: Vec<i32> = store::timeline(&mut conn, *id, 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.sequence)
+            .collect();
+        assert_eq!(sequences, (1..=11).collect::<Vec<_>>());
+    }
+    drop(conn);
+    use TimelineKind::*;
+    for id in &ids {
+        assert_eq!(
+            kinds(&svc.db, *id).await,
+            [
+                Opened,
+                TierReached,
+                MessageQueued,
+                MessageQueued,
+                MessageQueued,
+                MessageQueued,
+                Reminded,
+                DeadlineMissed,
+                TierReached,
+                MessageQueued,
+                MessageQueued,
+            ]
+        );
+    }
+}
+
 on_both_backends!(
+    one_batch_applies_many_deadlines_of_many_escalations,
     a_tier_is_satisfied_only_when_every_nominee_has_acted,
     past_the_last_tier_senior_management_is_told_and_reminders_repeat,
     a_deadline_is_taken_by_one_transaction_and_returns_if_it_rolls_back,

@@ -421,7 +421,8 @@ async fn an_anonymous_reports_escalation_keeps_no_time_finer_than_the_minute(bac
                 assert!(sent.get().unix_timestamp() >= held_until);
                 assert_eq!(sent, sent.to_minute());
             }
-            None => assert_eq!(m.next_attempt_at.get().unix_timestamp(), held_until),
+            // Held (or taken by the sender, whose claim moves it later still).
+            None => assert!(m.next_attempt_at.get().unix_timestamp() >= held_until),
         }
     }
 }
