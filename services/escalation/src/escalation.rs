@@ -106,6 +106,12 @@ pub struct Facts {
     /// The incident needs evidence.
     #[serde(default)]
     pub evidence: bool,
+    /// The incident's revision when its flags, and its level, were last given (0: not
+    /// yet): an older event, replayed or parked and applied late, changes nothing.
+    #[serde(default)]
+    pub flags_revision: i32,
+    #[serde(default)]
+    pub level_revision: i32,
 }
 
 impl Facts {

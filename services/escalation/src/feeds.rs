@@ -243,10 +243,23 @@ async fn apply_classification(tx: &mut Tx, event: &Event) -> Result<(), HandlerE
         let level = level(p.overall_level)?;
         let mut row = known(tx, SubjectKind::Incident, event).await?;
         let before = row.facts.0.clone();
+        if before.flags_revision > 0 || before.level_revision > 0 {
+            // Applied late (parked, replayed): later events already said what is true
+            // now. Only a level nothing has given yet is taken from it.
+            let open: Vec<Trigger> = if before.level.is_none() {
+                row.facts.0.level = Some(level.to_db());
+                vec![Trigger::for_level(level)]
+            } else {
+                Vec::new()
+            };
+            return record(tx, &row, &open).await;
+        }
         row.facts.0 = with_flags(
             &Facts {
                 category: p.category.clone(),
                 level: Some(level.to_db()),
+                flags_revision: 1,
+                level_revision: 1,
                 ..before.clone()
             },
             &p.flags.unwrap_or_default(),
@@ -258,6 +271,10 @@ async fn apply_classification(tx: &mut Tx, event: &Event) -> Result<(), HandlerE
         let p: classification::IncidentLevelChanged = payload(&event.payload)?;
         let to = level(p.to)?;
         let mut row = known(tx, SubjectKind::Incident, event).await?;
+        if p.revision <= row.facts.0.level_revision {
+            return Ok(());
+        }
+        row.facts.0.level_revision = p.revision;
         let was = row.facts.0.level.or(level(p.from).ok().map(|l| l.to_db()));
         row.facts.0.level = Some(to.to_db());
         // A raised level re-routes: low → medium adds the high/medium list.
@@ -271,17 +288,25 @@ async fn apply_classification(tx: &mut Tx, event: &Event) -> Result<(), HandlerE
     } else if t == classification::IncidentFlagsChanged::full_name() {
         let p: classification::IncidentFlagsChanged = payload(&event.payload)?;
         let mut row = known(tx, SubjectKind::Incident, event).await?;
-        let before = row.facts.0.clone();
-        row.facts.0 = with_flags(&before, &p.flags.unwrap_or_default());
-        if let Ok(l) = level(p.overall_level) {
-            row.facts.0.level = Some(l.to_db());
+        if p.revision <= row.facts.0.flags_revision {
+            return Ok(());
         }
+        let before = row.facts.0.clone();
+        // The level is IncidentLevelChanged's to move (which also re-routes).
+        row.facts.0 = with_flags(&before, &p.flags.unwrap_or_default());
+        row.facts.0.flags_revision = p.revision;
         let open = turned_on(&before, &row.facts.0, false);
         record(tx, &row, &open).await?;
     } else if t == classification::IncidentEvidenceRequired::full_name() {
+        let p: classification::IncidentEvidenceRequired = payload(&event.payload)?;
         let mut row = known(tx, SubjectKind::Incident, event).await?;
+        // (It follows the IncidentFlagsChanged of its own change, at the same revision.)
+        if p.revision < row.facts.0.flags_revision {
+            return Ok(());
+        }
         let before = row.facts.0.clone();
         row.facts.0.evidence = true;
+        row.facts.0.flags_revision = p.revision;
         let open = turned_on(&before, &row.facts.0, false);
         record(tx, &row, &open).await?;
     } else if t == classification::IncidentStateChanged::full_name() {

@@ -5,6 +5,7 @@ mod common;
 mod directory;
 mod engine;
 mod escalations;
+mod feeds;
 mod guards;
 mod linked;
 mod mail;
