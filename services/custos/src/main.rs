@@ -5,6 +5,7 @@ mod assessment_cli;
 mod classification_cli;
 mod cli;
 mod continuity_cli;
+mod directory_cli;
 mod escalation_cli;
 mod feed_cli;
 mod incident_cli;
@@ -57,7 +58,7 @@ enum Command {
     Escalation(escalation_cli::EscalationCommand),
     /// Who is told: contacts, the policy's lists, escalation policies.
     #[command(subcommand)]
-    Directory(escalation_cli::DirectoryCommand),
+    Directory(directory_cli::DirectoryCommand),
     /// A service's feed consumers: state, parked events, replay, reset (role admin).
     #[command(subcommand)]
     Feed(feed_cli::FeedCommand),
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
             Command::Incident(c) => or_fail(incident_cli::incident(*c).await),
             Command::Continuity(c) => or_fail(continuity_cli::continuity(c).await),
             Command::Escalation(c) => or_fail(escalation_cli::escalation(c).await),
-            Command::Directory(c) => or_fail(escalation_cli::directory(c).await),
+            Command::Directory(c) => or_fail(directory_cli::directory(c).await),
         }
     })
 }

@@ -292,21 +292,8 @@ impl DirectoryApi {
         let d = details(&mut v, &req.contact.unwrap_or_default(), Some(&paths));
         v.finish().map_err(EscalationError::Invalid)?;
         let id = id.unwrap_or_default();
-        let mut tx = self.db.begin().await.map_err(EscalationError::from)?;
-        store::lock_directory(&mut tx)
-            .await
-            .map_err(EscalationError::from)?;
-        let mut row = store::hold_contact(&mut tx, id)
-            .await
-            .map_err(EscalationError::from)?
-            .ok_or(EscalationError::ContactNotFound)?;
-        if row.revision != req.revision {
-            return Err(EscalationError::ContactChanged {
-                expected: req.revision,
-                current: row.revision,
-            }
-            .into());
-        }
+        let (mut tx, mut row) = self.hold(id).await?;
+        at_revision(&row, req.revision)?;
         let has = |f: &str| paths.iter().any(|p| p == f);
         if has("deputy_contact_id") {
             check_deputy(&mut tx, id, d.deputy_id).await?;
@@ -351,26 +338,13 @@ impl DirectoryApi {
         }
         v.finish().map_err(EscalationError::Invalid)?;
         let id = id.unwrap_or_default();
-        let mut tx = self.db.begin().await.map_err(EscalationError::from)?;
-        store::lock_directory(&mut tx)
-            .await
-            .map_err(EscalationError::from)?;
-        let mut row = store::hold_contact(&mut tx, id)
-            .await
-            .map_err(EscalationError::from)?
-            .ok_or(EscalationError::ContactNotFound)?;
+        let (mut tx, mut row) = self.hold(id).await?;
         if !row.active {
             return Ok(Response::new(pb::DeactivateContactResponse {
                 contact: Some(contact_to_wire(&row)),
             }));
         }
-        if row.revision != req.revision {
-            return Err(EscalationError::ContactChanged {
-                expected: req.revision,
-                current: row.revision,
-            }
-            .into());
-        }
+        at_revision(&row, req.revision)?;
         let now = DbTime::now();
         row.active = false;
         row.revision += 1;
@@ -507,7 +481,33 @@ pub(crate) async fn check_active(
     v.finish().map_err(EscalationError::Invalid)
 }
 
+/// The contact is at the revision the caller read, or CONTACT_CHANGED.
+fn at_revision(row: &ContactRow, expected: i32) -> Result<(), EscalationError> {
+    if row.revision == expected {
+        Ok(())
+    } else {
+        Err(EscalationError::ContactChanged {
+            expected,
+            current: row.revision,
+        })
+    }
+}
+
 impl DirectoryApi {
+    /// A change of a contact: a transaction with the directory locked (see
+    /// `store::lock_directory`) and the contact held.
+    async fn hold(
+        &self,
+        id: Uuid,
+    ) -> Result<(custos_kit::storage::Tx, ContactRow), EscalationError> {
+        let mut tx = self.db.begin().await?;
+        store::lock_directory(&mut tx).await?;
+        let row = store::hold_contact(&mut tx, id)
+            .await?
+            .ok_or(EscalationError::ContactNotFound)?;
+        Ok((tx, row))
+    }
+
     /// Reads of contacts are reads of personal data: recorded before they are returned
     /// (if the record cannot be written, the read fails).
     async fn audit_read(
