@@ -21,6 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "custos/escalation/v1/resources.proto",
         "custos/escalation/v1/directory_service.proto",
         "custos/escalation/v1/escalation_service.proto",
+        "custos/custody/v1/resources.proto",
+        "custos/custody/v1/custody_service.proto",
+        "custos/custody/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

@@ -24,6 +24,8 @@ pub enum Code {
     ResourceExhausted,
     Aborted,
     Unavailable,
+    /// Stored data was found damaged (evidence whose bytes no longer match their digest).
+    DataLoss,
     Internal,
 }
 
@@ -39,6 +41,7 @@ impl From<Code> for GrpcCode {
             Code::ResourceExhausted => GrpcCode::ResourceExhausted,
             Code::Aborted => GrpcCode::Aborted,
             Code::Unavailable => GrpcCode::Unavailable,
+            Code::DataLoss => GrpcCode::DataLoss,
             Code::Internal => GrpcCode::Internal,
         }
     }

@@ -47,6 +47,15 @@ pub mod custos {
             tonic::include_proto!("custos.escalation.v1");
         }
     }
+
+    pub mod custody {
+        pub mod v1 {
+            tonic::include_proto!("custos.custody.v1");
+
+            /// Fully qualified protobuf name of a payload message, used as the event type.
+            pub const PACKAGE: &str = "custos.custody.v1";
+        }
+    }
 }
 
 /// Google's API types that custos messages use (`google.type.Money`).
@@ -56,7 +65,7 @@ pub mod google {
     }
 }
 
-pub use custos::{classification, common, continuity, escalation, intake};
+pub use custos::{classification, common, continuity, custody, escalation, intake};
 
 pub mod codec;
 
@@ -87,4 +96,5 @@ message_limits!(
     continuity::v1::continuity_service_server::ContinuityServiceServer,
     escalation::v1::directory_service_server::DirectoryServiceServer,
     escalation::v1::escalation_service_server::EscalationServiceServer,
+    custody::v1::custody_service_server::CustodyServiceServer,
 );

@@ -2,6 +2,7 @@
 //! and graceful shutdown. Services hand over their routes and which calls may come
 //! without a token; everything else here is the same for all of them.
 
+mod deadline;
 mod limit;
 mod size;
 
@@ -40,6 +41,8 @@ pub struct ServiceParts {
     /// Full paths (`/pkg.Service/Method`) that may be called without a bearer token.
     /// Calls on them never join the caller's trace.
     pub anonymous_paths: Vec<&'static str>,
+    /// Paths the server's call time limit does not apply to (uploads of any size).
+    pub long_running_paths: Vec<&'static str>,
     /// How often the database is probed for health.
     pub health_check: Duration,
 }
@@ -217,6 +220,13 @@ impl GrpcServer {
                 config.max_message_bytes,
                 domain,
             ))
+            // The server's limit on a call's time, but for long-running uploads (a
+            // client's shorter `grpc-timeout`, which tonic enforces, wins everywhere).
+            .layer(deadline::DeadlineLayer::new(
+                Duration::from_secs(config.request_timeout_secs),
+                &parts.long_running_paths,
+                domain,
+            ))
             // Authentication last, right before the handlers, so that shed or
             // malformed calls cost no signature check.
             .layer(AuthLayer::new(verifier, &parts.anonymous_paths, domain));
@@ -250,8 +260,6 @@ impl GrpcServer {
         let server = Server::builder()
             // grpc-web from browsers speaks HTTP/1.1.
             .accept_http1(true)
-            // Request timeout; a client's shorter `grpc-timeout` wins.
-            .timeout(Duration::from_secs(config.request_timeout_secs))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(stack)
             .add_routes(Routes::from(routes))

@@ -81,6 +81,7 @@ impl App {
             routes: Routes::default(),
             health_names: Vec::new(),
             anonymous_paths: Vec::new(),
+            long_running_paths: Vec::new(),
             consumers: Vec::new(),
         };
         S::build(&mut context, config.service)
@@ -95,6 +96,7 @@ impl App {
             health_names: context.health_names,
             routes: context.routes,
             anonymous_paths: context.anonymous_paths,
+            long_running_paths: context.long_running_paths,
             health_check: Duration::from_secs(config.database.health_check_secs),
         };
         let server = GrpcServer::bind(

@@ -70,6 +70,7 @@ pub struct Context {
     pub(crate) routes: Routes,
     pub(crate) health_names: Vec<&'static str>,
     pub(crate) anonymous_paths: Vec<&'static str>,
+    pub(crate) long_running_paths: Vec<&'static str>,
     pub(crate) consumers: Vec<Consumer>,
 }
 
@@ -119,6 +120,13 @@ impl Context {
     /// join the caller's trace.
     pub fn allow_anonymous(&mut self, paths: &[&'static str]) {
         self.anonymous_paths.extend_from_slice(paths);
+    }
+
+    /// Calls that `server.request_timeout_secs` does not limit (`/pkg.Service/Method`):
+    /// client-streaming uploads, which take as long as their bytes take. A client's own
+    /// `grpc-timeout` still applies.
+    pub fn allow_long_running(&mut self, paths: &[&'static str]) {
+        self.long_running_paths.extend_from_slice(paths);
     }
 
     /// How often an idle feed stream sends a heartbeat (`server.feed_heartbeat_secs`),

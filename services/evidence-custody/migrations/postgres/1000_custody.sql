@@ -1,0 +1,141 @@
+-- Evidence custody: the local copy of classification's incidents and access lists, the
+-- evidence items, the append-only custody log and its signed checkpoints, and unary
+-- uploads in progress.
+
+-- Incidents as classification's feed describes them (no titles, no people but the
+-- officer's and the access list's token subjects).
+CREATE TABLE incidents (
+    id UUID PRIMARY KEY,
+    reference TEXT NOT NULL,
+    -- The responsible officer (a token subject), '' when none.
+    officer TEXT NOT NULL,
+    evidence_required BOOLEAN NOT NULL,
+    -- classification's incident revision of the officer and flags last applied.
+    officer_revision INTEGER NOT NULL,
+    flags_revision INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX incidents_by_reference ON incidents (reference);
+
+-- Each incident's access list: a subject sees the incident's evidence while granted.
+CREATE TABLE incident_access (
+    incident_id UUID NOT NULL,
+    subject TEXT NOT NULL,
+    granted BOOLEAN NOT NULL,
+    -- The incident's access_sequence last applied for this subject.
+    access_sequence INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, subject)
+);
+-- ListEvidence: the incidents a caller may see.
+CREATE INDEX incident_access_by_subject ON incident_access (subject, incident_id) WHERE granted;
+
+CREATE SEQUENCE evidence_number_seq;
+
+CREATE TABLE evidence_items (
+    id UUID PRIMARY KEY,
+    number BIGINT NOT NULL,
+    reference TEXT NOT NULL UNIQUE,
+    incident_id UUID NOT NULL,
+    kind SMALLINT NOT NULL,
+    description TEXT NOT NULL,
+    -- How it came into custody (JSON).
+    collection TEXT NOT NULL,
+    custodian TEXT NOT NULL,
+    storage_location TEXT NOT NULL,
+    state SMALLINT NOT NULL,
+    -- The legal hold (JSON) while on hold.
+    hold TEXT,
+    content_sha256 TEXT,
+    content_size BIGINT,
+    content_key TEXT,
+    content_file_name TEXT,
+    content_added_at TIMESTAMPTZ,
+    content_added_by TEXT,
+    parent_item_id UUID,
+    parent_reference TEXT,
+    parent_sha256 TEXT,
+    registered_by TEXT NOT NULL,
+    registered_at TIMESTAMPTZ NOT NULL,
+    revision INTEGER NOT NULL,
+    -- The chain's length and its last entry's hash.
+    entry_count INTEGER NOT NULL,
+    head_hash TEXT NOT NULL
+);
+-- ListEvidence, oldest first; by incident.
+CREATE INDEX evidence_items_by_time ON evidence_items (registered_at, id);
+CREATE INDEX evidence_items_by_incident ON evidence_items (incident_id, registered_at, id);
+
+-- The custody log's length: appending takes this row, so positions are given one
+-- transaction at a time, in commit order.
+CREATE TABLE custody_log (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL
+);
+INSERT INTO custody_log (id, size) VALUES (1, 0);
+
+CREATE TABLE custody_entries (
+    -- The position in the whole log (the Merkle tree's leaf index).
+    log_index BIGINT PRIMARY KEY,
+    item_id UUID NOT NULL,
+    sequence INTEGER NOT NULL,
+    action SMALLINT NOT NULL,
+    at TIMESTAMPTZ NOT NULL,
+    previous_hash TEXT NOT NULL,
+    entry_hash TEXT NOT NULL,
+    -- The canonical JSON body that was hashed, byte for byte.
+    body TEXT NOT NULL,
+    UNIQUE (item_id, sequence)
+);
+
+CREATE TABLE checkpoints (
+    tree_size BIGINT PRIMARY KEY,
+    root_hash TEXT NOT NULL,
+    signed_at TIMESTAMPTZ NOT NULL,
+    key_id TEXT NOT NULL,
+    -- The signed note, and the signature over it.
+    note TEXT NOT NULL,
+    signature BYTEA NOT NULL
+);
+
+-- Append-only, enforced by the database for every role (the service's own included):
+-- entries, checkpoints and items are never deleted, entries and checkpoints never
+-- changed. (A superuser can still disable triggers: the hash chain and the signed
+-- checkpoints then show what was done.)
+CREATE FUNCTION custody_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'custody records are append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER custody_entries_append_only BEFORE UPDATE OR DELETE ON custody_entries
+    FOR EACH ROW EXECUTE FUNCTION custody_append_only();
+CREATE TRIGGER custody_entries_no_truncate BEFORE TRUNCATE ON custody_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only();
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints
+    FOR EACH ROW EXECUTE FUNCTION custody_append_only();
+CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only();
+CREATE TRIGGER evidence_items_no_delete BEFORE DELETE ON evidence_items
+    FOR EACH ROW EXECUTE FUNCTION custody_append_only();
+CREATE TRIGGER evidence_items_no_truncate BEFORE TRUNCATE ON evidence_items
+    FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only();
+
+-- Unary uploads in progress, and their chunks.
+CREATE TABLE uploads (
+    id UUID PRIMARY KEY,
+    item_id UUID NOT NULL,
+    created_by TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    committed_size BIGINT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    finalized BOOLEAN NOT NULL
+);
+CREATE INDEX uploads_by_time ON uploads (created_at) WHERE NOT finalized;
+
+CREATE TABLE upload_chunks (
+    upload_id UUID NOT NULL,
+    "offset" BIGINT NOT NULL,
+    length BIGINT NOT NULL,
+    content_key TEXT NOT NULL,
+    PRIMARY KEY (upload_id, "offset")
+);

@@ -1,0 +1,115 @@
+-- See the PostgreSQL migration (SQLite: ids are 16-byte blobs, times fixed-width UTC
+-- text, booleans integers; one writer, so log positions need no lock).
+--
+-- Evidence custody: the local copy of classification's incidents and access lists, the
+-- evidence items, the append-only custody log and its signed checkpoints, and unary
+-- uploads in progress.
+
+CREATE TABLE incidents (
+    id BLOB PRIMARY KEY,
+    reference TEXT NOT NULL,
+    officer TEXT NOT NULL,
+    evidence_required INTEGER NOT NULL,
+    officer_revision INTEGER NOT NULL,
+    flags_revision INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX incidents_by_reference ON incidents (reference);
+
+CREATE TABLE incident_access (
+    incident_id BLOB NOT NULL,
+    subject TEXT NOT NULL,
+    granted INTEGER NOT NULL,
+    access_sequence INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, subject)
+);
+CREATE INDEX incident_access_by_subject ON incident_access (subject, incident_id) WHERE granted;
+
+CREATE TABLE evidence_items (
+    id BLOB PRIMARY KEY,
+    number INTEGER NOT NULL,
+    reference TEXT NOT NULL UNIQUE,
+    incident_id BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    custodian TEXT NOT NULL,
+    storage_location TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    hold TEXT,
+    content_sha256 TEXT,
+    content_size INTEGER,
+    content_key TEXT,
+    content_file_name TEXT,
+    content_added_at TEXT,
+    content_added_by TEXT,
+    parent_item_id BLOB,
+    parent_reference TEXT,
+    parent_sha256 TEXT,
+    registered_by TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    entry_count INTEGER NOT NULL,
+    head_hash TEXT NOT NULL
+);
+CREATE INDEX evidence_items_by_time ON evidence_items (registered_at, id);
+CREATE INDEX evidence_items_by_incident ON evidence_items (incident_id, registered_at, id);
+
+CREATE TABLE custody_log (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL
+);
+INSERT INTO custody_log (id, size) VALUES (1, 0);
+
+CREATE TABLE custody_entries (
+    log_index INTEGER PRIMARY KEY,
+    item_id BLOB NOT NULL,
+    sequence INTEGER NOT NULL,
+    action INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    previous_hash TEXT NOT NULL,
+    entry_hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (item_id, sequence)
+);
+
+CREATE TABLE checkpoints (
+    tree_size INTEGER PRIMARY KEY,
+    root_hash TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    note TEXT NOT NULL,
+    signature BLOB NOT NULL
+);
+
+-- Append-only here too (anyone who can write the file can drop these: the hash chain
+-- and the signed checkpoints then show what was done).
+CREATE TRIGGER custody_entries_no_update BEFORE UPDATE ON custody_entries
+BEGIN SELECT RAISE(ABORT, 'custody records are append-only: UPDATE on custody_entries is refused'); END;
+CREATE TRIGGER custody_entries_no_delete BEFORE DELETE ON custody_entries
+BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on custody_entries is refused'); END;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'custody records are append-only: UPDATE on checkpoints is refused'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on checkpoints is refused'); END;
+CREATE TRIGGER evidence_items_no_delete BEFORE DELETE ON evidence_items
+BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on evidence_items is refused'); END;
+
+CREATE TABLE uploads (
+    id BLOB PRIMARY KEY,
+    item_id BLOB NOT NULL,
+    created_by TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    committed_size INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    finalized INTEGER NOT NULL
+);
+CREATE INDEX uploads_by_time ON uploads (created_at) WHERE NOT finalized;
+
+CREATE TABLE upload_chunks (
+    upload_id BLOB NOT NULL,
+    "offset" INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    content_key TEXT NOT NULL,
+    PRIMARY KEY (upload_id, "offset")
+);

@@ -1,0 +1,314 @@
+//! The chain of custody as data: the canonical body of an entry, its hash, the checks
+//! that find the first entry of an item that does not verify, and the Merkle tree
+//! (RFC 6962) over the whole custody log that checkpoints sign.
+//!
+//! An entry's hash is SHA-256 over the previous entry's hash (32 zero bytes for an
+//! item's first) and the entry's body: UTF-8 JSON with its fields in a fixed order, kept
+//! byte for byte as it was hashed. The body names its item, its sequence in the item's
+//! chain and its position in the log, so an entry cannot be moved unnoticed either.
+
+use std::collections::BTreeMap;
+
+use ct_merkle::mem_backed_tree::MemoryBackedTree;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The format of a body, its first field.
+pub const ENTRY_FORMAT: &str = "custos.custody-entry.v1";
+
+/// What precedes an item's first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The canonical body of an entry (serialised in this field order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryBody {
+    pub format: String,
+    pub item_id: Uuid,
+    pub item_reference: String,
+    pub sequence: i32,
+    pub log_index: i64,
+    /// The action's wire name, e.g. `CUSTODY_ACTION_TRANSFERRED`.
+    pub action: String,
+    pub actor: String,
+    /// RFC 3339, UTC, microseconds.
+    pub at: String,
+    pub reason: String,
+    /// Sorted by key (a `BTreeMap` serialises in order).
+    pub details: BTreeMap<String, String>,
+}
+
+impl EntryBody {
+    /// The bytes that are hashed and kept.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an entry body serialises")
+    }
+}
+
+/// SHA-256 over the previous hash and the body.
+pub fn entry_hash(previous: &[u8; 32], body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(body);
+    h.finalize().into()
+}
+
+/// Lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// A 32-byte hash from lowercase hexadecimal.
+pub fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    data_encoding::HEXLOWER
+        .decode(s.as_bytes())
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+/// An entry as stored (or as a report carries it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEntry {
+    pub log_index: i64,
+    pub sequence: i32,
+    pub previous_hash: String,
+    pub entry_hash: String,
+    pub body: String,
+}
+
+/// The first thing about an item's chain that does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The item's entry at fault; 0 when none is (the log, the content).
+    pub sequence: i32,
+    /// The log position at fault; -1 when none is.
+    pub log_index: i64,
+    pub description: String,
+}
+
+/// Recomputes an item's chain from its entries (in sequence order) and checks it
+/// against the count and head hash recorded on the item; returns the first problem.
+pub fn verify_item_chain(
+    item_id: Uuid,
+    entries: &[StoredEntry],
+    recorded_count: i32,
+    recorded_head: &str,
+) -> Option<Problem> {
+    let mut previous = GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        let expected = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        let at = |description: String| Problem {
+            sequence: expected,
+            log_index: e.log_index,
+            description,
+        };
+        if e.sequence != expected {
+            return Some(Problem {
+                sequence: expected,
+                log_index: -1,
+                description: format!(
+                    "entry {expected} is missing: the chain goes from entry {} to entry {}",
+                    expected - 1,
+                    e.sequence
+                ),
+            });
+        }
+        if parse_hash(&e.previous_hash) != Some(previous) {
+            return Some(at(format!(
+                "entry {expected} does not follow entry {}: its previous hash is not that entry's hash",
+                expected - 1
+            )));
+        }
+        let body: EntryBody = match serde_json::from_str(&e.body) {
+            Ok(b) => b,
+            Err(err) => {
+                return Some(at(format!(
+                    "entry {expected}'s body is not readable: {err}"
+                )));
+            }
+        };
+        if body.format != ENTRY_FORMAT
+            || body.item_id != item_id
+            || body.sequence != e.sequence
+            || body.log_index != e.log_index
+        {
+            return Some(at(format!(
+                "entry {expected} was moved: its body names item {} entry {} at log position {}",
+                body.item_id, body.sequence, body.log_index
+            )));
+        }
+        let computed = entry_hash(&previous, e.body.as_bytes());
+        if parse_hash(&e.entry_hash) != Some(computed) {
+            return Some(at(format!(
+                "entry {expected} was changed: its hash does not match its content"
+            )));
+        }
+        previous = computed;
+    }
+    let count = i32::try_from(entries.len()).unwrap_or(i32::MAX);
+    if count < recorded_count {
+        return Some(Problem {
+            sequence: count + 1,
+            log_index: -1,
+            description: format!(
+                "entries {} to {recorded_count} are missing: the item records {recorded_count} entries and only {count} remain",
+                count + 1
+            ),
+        });
+    }
+    if count > recorded_count || hex(&previous) != recorded_head {
+        return Some(Problem {
+            sequence: count,
+            log_index: entries.last().map_or(-1, |e| e.log_index),
+            description: format!(
+                "the chain's last entry ({count}) is not the one the item records ({recorded_count})"
+            ),
+        });
+    }
+    None
+}
+
+/// The Merkle tree of the custody log: its leaves are the entries' hashes in log order
+/// (RFC 6962: a leaf hashes as SHA-256(0x00 ‖ entry hash), a node as
+/// SHA-256(0x01 ‖ left ‖ right)).
+#[derive(Debug, Default)]
+pub struct LogTree {
+    tree: MemoryBackedTree<Sha256, [u8; 32]>,
+}
+
+impl LogTree {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, leaf: [u8; 32]) {
+        self.tree.push(leaf);
+    }
+
+    pub fn len(&self) -> u64 {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// The root hash of the tree as it is now.
+    pub fn root(&self) -> [u8; 32] {
+        (*self.tree.root().as_bytes()).into()
+    }
+}
+
+/// The root of the tree over `leaves`.
+pub fn log_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    let mut t = LogTree::new();
+    for l in leaves {
+        t.push(*l);
+    }
+    t.root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(item: Uuid, n: i32) -> (Vec<StoredEntry>, String) {
+        let mut previous = GENESIS;
+        let mut out = Vec::new();
+        for s in 1..=n {
+            let body = EntryBody {
+                format: ENTRY_FORMAT.into(),
+                item_id: item,
+                item_reference: "EVD-2026-000001".into(),
+                sequence: s,
+                log_index: i64::from(s) * 10,
+                action: "CUSTODY_ACTION_ACCESSED".into(),
+                actor: "alice".into(),
+                at: "2026-12-06T10:00:00.000000Z".into(),
+                reason: String::new(),
+                details: BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
+            }
+            .to_bytes();
+            let h = entry_hash(&previous, &body);
+            out.push(StoredEntry {
+                log_index: i64::from(s) * 10,
+                sequence: s,
+                previous_hash: hex(&previous),
+                entry_hash: hex(&h),
+                body: String::from_utf8(body).unwrap(),
+            });
+            previous = h;
+        }
+        (out, hex(&previous))
+    }
+
+    #[test]
+    fn a_whole_chain_verifies() {
+        let item = Uuid::now_v7();
+        let (entries, head) = chain(item, 4);
+        assert_eq!(verify_item_chain(item, &entries, 4, &head), None);
+        // Details serialise sorted, whatever order they were given in.
+        assert!(entries[0].body.contains(r#""details":{"a":"1","b":"2"}"#));
+    }
+
+    #[test]
+    fn the_first_bad_entry_is_named() {
+        let item = Uuid::now_v7();
+        let (entries, head) = chain(item, 5);
+
+        let mut edited = entries.clone();
+        edited[2].body = edited[2].body.replace("alice", "mallory");
+        let p = verify_item_chain(item, &edited, 5, &head).unwrap();
+        assert_eq!((p.sequence, p.log_index), (3, 30), "{p:?}");
+        assert!(p.description.contains("changed"), "{p:?}");
+
+        // Re-hashing the edited entry breaks the link to the next.
+        let mut rehashed = edited.clone();
+        let h = entry_hash(
+            &parse_hash(&rehashed[2].previous_hash).unwrap(),
+            rehashed[2].body.as_bytes(),
+        );
+        rehashed[2].entry_hash = hex(&h);
+        let p = verify_item_chain(item, &rehashed, 5, &head).unwrap();
+        assert_eq!(p.sequence, 4, "{p:?}");
+
+        let mut gap = entries.clone();
+        gap.remove(1);
+        assert_eq!(verify_item_chain(item, &gap, 5, &head).unwrap().sequence, 2);
+
+        let newest_gone = &entries[..3];
+        let p = verify_item_chain(item, newest_gone, 5, &head).unwrap();
+        assert_eq!(p.sequence, 4, "{p:?}");
+
+        let other = Uuid::now_v7();
+        assert_eq!(
+            verify_item_chain(other, &entries, 5, &head)
+                .unwrap()
+                .sequence,
+            1
+        );
+    }
+
+    #[test]
+    fn the_log_root_is_rfc_6962() {
+        // RFC 6962 over no leaves is SHA-256 of nothing; over one leaf, SHA-256(0x00 ‖ leaf).
+        let leaf = [7u8; 32];
+        let mut h = Sha256::new();
+        h.update([0u8]);
+        h.update(leaf);
+        let one: [u8; 32] = h.finalize().into();
+        assert_eq!(log_root(&[leaf]), one);
+        let leaf2 = [9u8; 32];
+        let mut h2 = Sha256::new();
+        h2.update([0u8]);
+        h2.update(leaf2);
+        let two: [u8; 32] = h2.finalize().into();
+        let mut n = Sha256::new();
+        n.update([1u8]);
+        n.update(one);
+        n.update(two);
+        let node: [u8; 32] = n.finalize().into();
+        assert_eq!(log_root(&[leaf, leaf2]), node);
+    }
+}

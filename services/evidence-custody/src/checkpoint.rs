@@ -1,0 +1,268 @@
+//! Checkpoints of the custody log: the log checked against every signed checkpoint (the
+//! leaves each one covers are all there, in order, and give its root; its signature is
+//! the service's), and the task that signs a new one when the log has grown, but never
+//! over a log that no longer matches what was signed before.
+
+use std::{sync::Arc, time::Duration};
+
+use custos_kit::storage::{AsConn, Db, DbTime, StorageError};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    chain::{LogTree, Problem, hex, parse_hash},
+    content::ContentStore,
+    signing::{self, Signer},
+    store::{self, CheckpointRow},
+};
+
+/// Walks the log's leaves (`(log_index, entry_hash)` in order) into a tree, checking
+/// them against each checkpoint as the tree reaches its size; returns the tree (of the
+/// leaves walked) and the first problem.
+pub fn walk(
+    leaves: &[(i64, String)],
+    checkpoints: &[CheckpointRow],
+    signer: &Signer,
+) -> (LogTree, Option<Problem>) {
+    let mut tree = LogTree::new();
+    let mut checks = checkpoints.iter().peekable();
+    let mut previous_size = 0i64;
+    let problem = |log_index: i64, description: String| Problem {
+        sequence: 0,
+        log_index,
+        description,
+    };
+    // A checkpoint of size 0 covers nothing.
+    while checks.peek().is_some_and(|c| c.tree_size <= 0) {
+        checks.next();
+    }
+    for (expected, (index, hash)) in (0i64..).zip(leaves) {
+        if *index != expected {
+            return (
+                tree,
+                Some(problem(
+                    expected,
+                    format!(
+                        "log positions {expected} to {} are missing: entries were deleted from the custody log",
+                        index - 1
+                    ),
+                )),
+            );
+        }
+        let Some(leaf) = parse_hash(hash) else {
+            return (
+                tree,
+                Some(problem(
+                    expected,
+                    format!("the entry at log position {expected} has no readable hash"),
+                )),
+            );
+        };
+        tree.push(leaf);
+        let size = expected + 1;
+        if let Some(cp) = checks.peek()
+            && cp.tree_size == size
+        {
+            if let Some(p) = check_one(cp, &tree, previous_size, signer) {
+                return (tree, Some(p));
+            }
+            previous_size = size;
+            checks.next();
+        }
+    }
+    if let Some(cp) = checks.next() {
+        let have = i64::try_from(tree.len()).unwrap_or(i64::MAX);
+        return (
+            tree,
+            Some(problem(
+                have,
+                format!(
+                    "log positions {have} to {} are missing: the checkpoint signed at {} covers {} entries and the log has only {have}",
+                    cp.tree_size - 1,
+                    signing_time(cp),
+                    cp.tree_size
+                ),
+            )),
+        );
+    }
+    (tree, None)
+}
+
+fn signing_time(cp: &CheckpointRow) -> String {
+    crate::api::rfc3339(cp.signed_at)
+}
+
+/// Checks one checkpoint against the tree that has just reached its size: its
+/// signature (when signed with the service's present key) and its root.
+fn check_one(
+    cp: &CheckpointRow,
+    tree: &LogTree,
+    previous_size: i64,
+    signer: &Signer,
+) -> Option<Problem> {
+    let at = signing_time(cp);
+    if cp.key_id == signer.key_id() {
+        let genuine = signing::verify(&signer.public_key(), cp.note.as_bytes(), &cp.signature)
+            .is_ok()
+            && cp.note
+                == signing::checkpoint_note(
+                    &cp.key_id,
+                    cp.tree_size,
+                    &parse_hash(&cp.root_hash).unwrap_or_default(),
+                    &at,
+                );
+        if !genuine {
+            return Some(Problem {
+                sequence: 0,
+                log_index: -1,
+                description: format!(
+                    "the checkpoint over {} entries (signed at {at}) does not carry a valid signature: it was changed",
+                    cp.tree_size
+                ),
+            });
+        }
+    }
+    if cp.root_hash != hex(&tree.root()) {
+        return Some(Problem {
+            sequence: 0,
+            log_index: previous_size,
+            description: format!(
+                "the custody log no longer matches the checkpoint signed at {at} over {} entries: an entry between log positions {previous_size} and {} was changed or replaced",
+                cp.tree_size,
+                cp.tree_size - 1
+            ),
+        });
+    }
+    None
+}
+
+/// The log checked against every checkpoint, up to the latest one's size.
+pub async fn check_log(
+    mut conn: impl AsConn,
+    signer: &Signer,
+) -> Result<(Option<CheckpointRow>, Option<Problem>), StorageError> {
+    let checkpoints = store::checkpoints(&mut conn).await?;
+    let Some(latest) = checkpoints.last().cloned() else {
+        return Ok((None, None));
+    };
+    let leaves = store::log_leaves(&mut conn, latest.tree_size).await?;
+    let (_, problem) = walk(&leaves, &checkpoints, signer);
+    Ok((Some(latest), problem))
+}
+
+/// Why no checkpoint was signed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("the custody log does not match its signed checkpoints ({}): no checkpoint is signed over it", .0.description)]
+    Tampered(Problem),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Signs a checkpoint over the log as committed now, if it grew since the latest one and
+/// still matches every earlier one. Returns the new checkpoint, if any.
+pub async fn sign(db: &Db, signer: &Signer) -> Result<Option<CheckpointRow>, CheckpointError> {
+    let mut conn = db.read().await?;
+    let size = store::log_size(&mut conn).await?;
+    let checkpoints = store::checkpoints(&mut conn).await?;
+    if checkpoints.last().is_some_and(|c| c.tree_size >= size) || size == 0 {
+        return Ok(None);
+    }
+    let leaves = store::log_leaves(&mut conn, size).await?;
+    drop(conn);
+    let (tree, problem) = walk(&leaves, &checkpoints, signer);
+    if let Some(p) = problem {
+        return Err(CheckpointError::Tampered(p));
+    }
+    if i64::try_from(tree.len()).ok() != Some(size) {
+        let have = i64::try_from(tree.len()).unwrap_or(i64::MAX);
+        return Err(CheckpointError::Tampered(Problem {
+            sequence: 0,
+            log_index: have,
+            description: format!("log positions {have} to {} are missing", size - 1),
+        }));
+    }
+    let root = tree.root();
+    let signed_at = DbTime::now();
+    let note = signing::checkpoint_note(
+        signer.key_id(),
+        size,
+        &root,
+        &crate::api::rfc3339(signed_at),
+    );
+    let row = CheckpointRow {
+        tree_size: size,
+        root_hash: hex(&root),
+        signed_at,
+        key_id: signer.key_id().to_owned(),
+        signature: signer.sign(note.as_bytes()),
+        note,
+    };
+    let mut tx = db.begin().await?;
+    let inserted = store::insert_checkpoint(&mut tx, &row).await?;
+    tx.commit().await?;
+    Ok(inserted.then_some(row))
+}
+
+/// Signs checkpoints every `every` until stopped, and removes unary uploads left
+/// unfinished for longer than `upload_expiry`.
+pub async fn run(
+    db: Db,
+    signer: Arc<Signer>,
+    content: ContentStore,
+    every: Duration,
+    upload_expiry: time::Duration,
+    stopping: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match sign(&db, &signer).await {
+            Ok(Some(c)) => {
+                tracing::debug!(tree_size = c.tree_size, root = %c.root_hash, "custody checkpoint signed")
+            }
+            Ok(None) => {}
+            Err(CheckpointError::Tampered(p)) => tracing::error!(
+                log_index = p.log_index,
+                problem = %p.description,
+                "the custody log does not match its signed checkpoints: it was changed outside the service; no checkpoint is signed until this is investigated (VerifyChain names the entry)"
+            ),
+            Err(CheckpointError::Storage(e)) => {
+                tracing::warn!(error = %e, "no custody checkpoint this time: the database failed")
+            }
+        }
+        if let Err(e) = expire_uploads(&db, &content, upload_expiry).await {
+            tracing::warn!(error = %e, "unfinished uploads were not removed this time");
+        }
+    }
+}
+
+/// Removes unary uploads unfinished for longer than `expiry`, and their chunks.
+pub async fn expire_uploads(
+    db: &Db,
+    content: &ContentStore,
+    expiry: time::Duration,
+) -> Result<usize, String> {
+    let before = DbTime::new(DbTime::now().get() - expiry);
+    let mut conn = db.read().await.map_err(|e| e.to_string())?;
+    let expired = store::expired_uploads(&mut conn, before, 100)
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(conn);
+    for u in &expired {
+        content
+            .delete_parts(u.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+        store::delete_upload(&mut tx, u.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        tracing::info!(upload_id = %u.id, item_id = %u.item_id, "an unfinished upload expired and was removed");
+    }
+    Ok(expired.len())
+}

@@ -1,0 +1,11 @@
+//! Evidence custody end to end over gRPC.
+
+mod common;
+
+mod chain;
+mod content;
+mod feeds;
+mod items;
+mod storage;
+mod tamper;
+mod verbs;
