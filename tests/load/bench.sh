@@ -42,6 +42,15 @@
 #     code); prints the lag from each deadline's due time to the commit that queued its
 #     messages, and whether every deadline fired exactly once (counted in the database).
 #
+#   tests/load/bench.sh evidence [MiB]   Evidence custody's content path: a file of `MiB`
+#     (default 1024) random bytes; in the same run, `sha256sum` of it and a synced write of
+#     it (dd conv=fsync) as the baseline; then the service (SQLite, content in a local
+#     directory on the same disk) takes it as a streamed upload (hashed, written, synced,
+#     recorded) and gives it back as a verified download. Prints the rates, their ratio to
+#     the baseline (upload against sha256sum plus the synced write, download against
+#     sha256sum), and the service's peak resident memory after a 64 MiB upload and after
+#     the large one (flat: memory does not grow with the file).
+#
 #   tests/load/bench.sh triage-sqlite [reports] [seconds]   The same in standalone mode:
 #     `custos serve` (both services on SQLite), `reports` (default 100,000) submitted to
 #     intake, the time classification takes to queue them all from intake's feed, then
@@ -49,7 +58,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=submit
-case "${1:-}" in list|triage|triage-sqlite|continuity|incidents|deadlines) MODE=$1; shift ;; esac
+case "${1:-}" in list|triage|triage-sqlite|continuity|incidents|deadlines|evidence) MODE=$1; shift ;; esac
 PG_ADMIN_URL=${CUSTOS_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BENCH_DB=custos_bench
 # Loopback: no TLS, as pgbench below (production uses sslmode=verify-full).
@@ -58,7 +67,7 @@ SECRET=bench-secret-0123456789abcdef0123456789
 PORT=50191
 LOAD="target/release/custos-load"
 
-cargo build --release -q -p custos-intake -p custos-classification -p custos-load -p custos
+cargo build --release -q -p custos-intake -p custos-classification -p custos-evidence-custody -p custos-load -p custos
 WORK=$(mktemp -d)
 INTAKE_PID=
 cleanup() { [ -n "$INTAKE_PID" ] && kill "$INTAKE_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
@@ -74,6 +83,56 @@ fi
 printf '%s' "$SECRET" > "$WORK/dev-signing-secret"
 token() { target/release/custos token --data-dir "$WORK" --subject "$1" --role "$2"; }
 TOKEN=$(token load reporter)
+
+if [ "$MODE" = evidence ]; then
+  MIB=${1:-1024}
+  now() { date +%s.%N; }
+  echo "== baseline: sha256sum and a synced write of a $MIB MiB file, on this disk =="
+  head -c $((MIB * 1024 * 1024)) /dev/urandom > "$WORK/big.bin"
+  head -c $((64 * 1024 * 1024)) /dev/urandom > "$WORK/small.bin"
+  cat "$WORK/big.bin" > /dev/null
+  T0=$(now); sha256sum "$WORK/big.bin" > "$WORK/big.sha"; T1=$(now)
+  dd if="$WORK/big.bin" of="$WORK/copy.bin" bs=4M conv=fsync status=none; T2=$(now)
+  rm -f "$WORK/copy.bin"
+  SHA=$(cut -d' ' -f1 "$WORK/big.sha")
+  SMALL_SHA=$(sha256sum "$WORK/small.bin" | cut -d' ' -f1)
+  target/release/custos custody keygen --out "$WORK/custody-key.pem" >/dev/null
+  CUSTODY_DB="sqlite://$WORK/custody.db"
+  CUSTOS_AUTH__HS256_SECRET=$SECRET CUSTOS_AUTH__ISSUER=custos-standalone \
+  CUSTOS_SERVER__SHUTDOWN_GRACE_SECS=0 \
+  CUSTOS_CUSTODY__CLASSIFICATION_URL=http://127.0.0.1:1 \
+  CUSTOS_CUSTODY__STORAGE__DIR="$WORK/evidence" \
+  CUSTOS_CUSTODY__SIGNING_KEY_FILE="$WORK/custody-key.pem" \
+  RUST_LOG=error target/release/custos-evidence-custody --listen 127.0.0.1:$PORT --database-url "$CUSTODY_DB" >"$WORK/custody.log" 2>&1 &
+  INTAKE_PID=$!
+  for _ in $(seq 1 100); do
+    if target/release/custos custody list --server http://127.0.0.1:$PORT --token "$(token bench responder)" >/dev/null 2>&1; then break; fi
+    sleep 0.1
+  done
+  BENCH_TOKEN=$(token bench responder)
+  echo "== evidence-custody (SQLite, local directory) =="
+  $LOAD evidence --server http://127.0.0.1:$PORT --database-url "$CUSTODY_DB" --token "$BENCH_TOKEN" \
+    --file "$WORK/small.bin" --sha256 "$SMALL_SHA"
+  HWM_SMALL=$(awk '/VmHWM/ {print $2}' /proc/$INTAKE_PID/status)
+  $LOAD evidence --server http://127.0.0.1:$PORT --database-url "$CUSTODY_DB" --token "$BENCH_TOKEN" \
+    --file "$WORK/big.bin" --sha256 "$SHA" --json > "$WORK/big.json"
+  HWM_BIG=$(awk '/VmHWM/ {print $2}' /proc/$INTAKE_PID/status)
+  python3 - "$MIB" "$T0" "$T1" "$T2" "$WORK/big.json" "$HWM_SMALL" "$HWM_BIG" <<'PY'
+import json, sys
+mib, t0, t1, t2 = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+r = json.load(open(sys.argv[5]))
+sha, write = t1 - t0, t2 - t1
+base_up = mib / (sha + write)
+base_down = mib / sha
+print(f"baseline: sha256sum {sha:.2f} s ({mib/sha:.0f} MiB/s), synced write {write:.2f} s; sha256sum + synced write {base_up:.0f} MiB/s")
+print(f"upload   {r['upload_secs']:.2f} s, {r['upload_mib_s']:.0f} MiB/s = {r['upload_mib_s']/base_up:.2f} x (sha256sum + synced write); target 0.7")
+print(f"download {r['download_secs']:.2f} s, {r['download_mib_s']:.0f} MiB/s = {r['download_mib_s']/base_down:.2f} x sha256sum; target 0.7")
+print(f"peak resident memory of the service: {int(sys.argv[6])/1024:.0f} MiB after a 64 MiB upload, {int(sys.argv[7])/1024:.0f} MiB after {mib:.0f} MiB")
+PY
+  kill -TERM "$INTAKE_PID"; wait "$INTAKE_PID" || true; INTAKE_PID=
+  psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB"
+  exit 0
+fi
 
 start_intake() { # database-url log
   CUSTOS_AUTH__HS256_SECRET=$SECRET CUSTOS_AUTH__ISSUER=custos-standalone \

@@ -5,6 +5,9 @@ mod assessment_cli;
 mod classification_cli;
 mod cli;
 mod continuity_cli;
+mod custody_args;
+mod custody_cli;
+mod custody_files;
 mod directory_cli;
 mod escalation_cli;
 mod feed_cli;
@@ -59,6 +62,9 @@ enum Command {
     /// Who is told: contacts, the policy's lists, escalation policies.
     #[command(subcommand)]
     Directory(directory_cli::DirectoryCommand),
+    /// Evidence: items, content, custody, verification and signed custody reports.
+    #[command(subcommand)]
+    Custody(Box<custody_args::CustodyCommand>),
     /// A service's feed consumers: state, parked events, replay, reset (role admin).
     #[command(subcommand)]
     Feed(feed_cli::FeedCommand),
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
             Command::Continuity(c) => or_fail(continuity_cli::continuity(c).await),
             Command::Escalation(c) => or_fail(escalation_cli::escalation(c).await),
             Command::Directory(c) => or_fail(directory_cli::directory(c).await),
+            Command::Custody(c) => or_fail(custody_cli::custody(*c).await),
         }
     })
 }

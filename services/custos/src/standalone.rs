@@ -267,6 +267,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     let (intake_listener, intake_url) = bind(0)?;
     let (classification_listener, classification_url) = bind(1)?;
     let (escalation_listener, _) = bind(2)?;
+    let (custody_listener, _) = bind(3)?;
     let intake = custos_intake::IntakeSettings {
         anonymous_reporting: !args.no_anonymous_reporting,
         receipt_secret: Some(SecretString::from(data_dir_secret(
@@ -282,10 +283,24 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     let mail_dir = data_dir.join("mail");
     let escalation = custos_escalation::EscalationSettings {
         intake_url: Some(intake_url.clone()),
-        classification_url: Some(classification_url),
+        classification_url: Some(classification_url.clone()),
         directory_file: args.directory_file.clone(),
         mail_dir: Some(mail_dir.clone()),
         mail_from: Some("custos <custos@localhost>".into()),
+        ..Default::default()
+    };
+    // Evidence in the data directory, signed with a key made there on first start.
+    let evidence_dir = data_dir.join("evidence");
+    let signing_key = data_dir.join("custody-signing-key.pem");
+    custos_evidence_custody::signing::Signer::load(&signing_key, true)
+        .map_err(|e| format!("the custody signing key {}: {e}", signing_key.display()))?;
+    let custody = custos_evidence_custody::CustodySettings {
+        classification_url: Some(classification_url.clone()),
+        storage: custos_evidence_custody::config::StorageSettings {
+            dir: Some(evidence_dir.clone()),
+            s3: None,
+        },
+        signing_key_file: Some(signing_key),
         ..Default::default()
     };
     let classification = custos_classification::ClassificationSettings {
@@ -327,7 +342,19 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| built("escalation", e))?;
-    let apps: Vec<App> = vec![intake, classification, escalation];
+    let custody = App::build_on::<custos_evidence_custody::Custody>(
+        service_config::<custos_evidence_custody::Custody>(
+            args,
+            &data_dir,
+            next_port(args.port, 3)?,
+            &auth,
+            custody,
+        ),
+        custody_listener,
+    )
+    .await
+    .map_err(|e| built("custody", e))?;
+    let apps: Vec<App> = vec![intake, classification, escalation, custody];
     let exe = std::env::args().next().unwrap_or_else(|| "custos".into());
     let width = apps.iter().map(|a| a.name().len()).max().unwrap_or(0) + 2;
     let addresses: Vec<String> = apps
@@ -338,6 +365,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
         "custos is running (standalone, SQLite in {dir})\n\
          \n{addresses}\n\
          \nMessages (no SMTP server in standalone mode): one .eml file each in {mail}\n\
+         \nEvidence content: {evidence}\n\
          \nTokens for development (any role: {roles}):\n  {exe} token --data-dir {dir} --role helpdesk --subject alice\n\
          \nThen, for example:\n  export CUSTOS_TOKEN=$({exe} token --data-dir {dir} --role helpdesk)\n  {exe} report list --server http://{intake}\n  {exe} matrix show --server http://{classification}\n\
          \nStop with Ctrl-C.",
@@ -346,6 +374,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
         intake = apps[0].local_addr(),
         classification = apps[1].local_addr(),
         mail = mail_dir.display(),
+        evidence = evidence_dir.display(),
         roles = Role::ALL
             .iter()
             .map(|r| r.as_str())

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use ct_merkle::mem_backed_tree::MemoryBackedTree;
+use ct_merkle::{InclusionProof, RootHash, mem_backed_tree::MemoryBackedTree};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -198,6 +198,145 @@ impl LogTree {
     pub fn root(&self) -> [u8; 32] {
         (*self.tree.root().as_bytes()).into()
     }
+
+    /// The RFC 6962 inclusion proof of the leaf at `index` (the sibling hashes, in order,
+    /// concatenated).
+    pub fn prove(&self, index: u64) -> Vec<u8> {
+        self.tree
+            .prove_inclusion(usize::try_from(index).expect("a leaf index fits"))
+            .as_bytes()
+            .to_vec()
+    }
+}
+
+/// Whether `proof` shows the leaf `leaf` at `index` in the tree of `size` leaves whose
+/// root is `root`.
+pub fn verify_inclusion(
+    root: &[u8; 32],
+    size: u64,
+    leaf: &[u8; 32],
+    index: u64,
+    proof: &[u8],
+) -> bool {
+    let root = RootHash::<Sha256>::new((*root).into(), size);
+    let Ok(proof) = InclusionProof::<Sha256>::try_from_bytes(proof.to_vec()) else {
+        return false;
+    };
+    root.verify_inclusion(leaf, index, &proof).is_ok()
+}
+
+/// What an item's chain says the item is now, with the entry that said it last.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replayed {
+    pub incident: (String, i32),
+    pub content_sha256: Option<(String, i32)>,
+    pub state: (crate::evidence::ItemState, i32),
+    pub on_hold: (bool, i32),
+    pub custodian: (String, i32),
+    pub storage_location: (String, i32),
+}
+
+/// Replays an item's chain (whose entries verified) into what it says of the item.
+pub fn replay(entries: &[StoredEntry]) -> Replayed {
+    use crate::evidence::{Action, ItemState};
+    let mut r = Replayed::default();
+    for e in entries {
+        let Ok(body) = serde_json::from_str::<EntryBody>(&e.body) else {
+            continue;
+        };
+        let Some(action) = Action::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name() == body.action)
+        else {
+            continue;
+        };
+        let at = e.sequence;
+        let detail = |k: &str| body.details.get(k).cloned().unwrap_or_default();
+        match action {
+            Action::Registered => {
+                r.incident = (detail("incident"), at);
+                r.custodian = (detail("custodian"), at);
+                r.storage_location = (detail("storage_location"), at);
+                r.state = (ItemState::InCustody, at);
+            }
+            Action::ContentAdded => r.content_sha256 = Some((detail("sha256"), at)),
+            Action::Transferred => {
+                r.custodian = (detail("to"), at);
+                r.storage_location = (detail("location"), at);
+            }
+            Action::Sealed => r.state = (ItemState::Sealed, at),
+            Action::Unsealed => r.state = (ItemState::InCustody, at),
+            Action::Released => r.state = (ItemState::Released, at),
+            Action::Disposed => r.state = (ItemState::Disposed, at),
+            Action::HoldPlaced => r.on_hold = (true, at),
+            Action::HoldLifted => r.on_hold = (false, at),
+            Action::Accessed
+            | Action::Downloaded
+            | Action::Examined
+            | Action::IntegrityFailed
+            | Action::Derived => {}
+        }
+    }
+    r
+}
+
+/// The first way the item's record differs from what its chain says.
+pub fn compare_record(
+    r: &Replayed,
+    incident_reference: &str,
+    content_sha256: Option<&str>,
+    state: crate::evidence::ItemState,
+    on_hold: bool,
+    custodian: &str,
+    storage_location: &str,
+) -> Option<Problem> {
+    let differs = |what: &str, record: &str, chain: &str, sequence: i32| {
+        Some(Problem {
+            sequence,
+            log_index: -1,
+            description: format!(
+                "the item's record was changed outside the service: its {what} is `{record}`, but its chain (entry {sequence}) says `{chain}`"
+            ),
+        })
+    };
+    if r.incident.0 != incident_reference {
+        return differs("incident", incident_reference, &r.incident.0, r.incident.1);
+    }
+    let chain_sha = r.content_sha256.as_ref().map(|c| c.0.as_str());
+    if chain_sha != content_sha256 {
+        return differs(
+            "content digest",
+            content_sha256.unwrap_or("none"),
+            chain_sha.unwrap_or("none"),
+            r.content_sha256.as_ref().map_or(1, |c| c.1),
+        );
+    }
+    if r.state.0 != state {
+        return differs("state", state.name(), r.state.0.name(), r.state.1);
+    }
+    if r.on_hold.0 != on_hold {
+        let yn = |b: bool| {
+            if b {
+                "on legal hold"
+            } else {
+                "not on legal hold"
+            }
+        };
+        return differs("hold", yn(on_hold), yn(r.on_hold.0), r.on_hold.1);
+    }
+    if r.custodian.0 != custodian {
+        return differs("custodian", custodian, &r.custodian.0, r.custodian.1);
+    }
+    if r.storage_location.0 != storage_location {
+        return differs(
+            "storage location",
+            storage_location,
+            &r.storage_location.0,
+            r.storage_location.1,
+        );
+    }
+    None
 }
 
 /// The root of the tree over `leaves`.

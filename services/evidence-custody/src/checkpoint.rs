@@ -100,26 +100,36 @@ fn check_one(
     signer: &Signer,
 ) -> Option<Problem> {
     let at = signing_time(cp);
-    if cp.key_id == signer.key_id() {
-        let genuine = signing::verify(&signer.public_key(), cp.note.as_bytes(), &cp.signature)
-            .is_ok()
-            && cp.note
-                == signing::checkpoint_note(
-                    &cp.key_id,
-                    cp.tree_size,
-                    &parse_hash(&cp.root_hash).unwrap_or_default(),
-                    &at,
-                );
-        if !genuine {
-            return Some(Problem {
-                sequence: 0,
-                log_index: -1,
-                description: format!(
-                    "the checkpoint over {} entries (signed at {at}) does not carry a valid signature: it was changed",
-                    cp.tree_size
-                ),
-            });
-        }
+    // (A key rotated out would be listed here as well; there is one key so far.)
+    if cp.key_id != signer.key_id() {
+        return Some(Problem {
+            sequence: 0,
+            log_index: -1,
+            description: format!(
+                "the checkpoint over {} entries (signed at {at}) names key {}, which is not this service's key {}: it was forged or changed",
+                cp.tree_size,
+                cp.key_id,
+                signer.key_id()
+            ),
+        });
+    }
+    let genuine = signing::verify(&signer.public_key(), cp.note.as_bytes(), &cp.signature).is_ok()
+        && cp.note
+            == signing::checkpoint_note(
+                &cp.key_id,
+                cp.tree_size,
+                &parse_hash(&cp.root_hash).unwrap_or_default(),
+                &at,
+            );
+    if !genuine {
+        return Some(Problem {
+            sequence: 0,
+            log_index: -1,
+            description: format!(
+                "the checkpoint over {} entries (signed at {at}) does not carry a valid signature: it was changed",
+                cp.tree_size
+            ),
+        });
     }
     if cp.root_hash != hex(&tree.root()) {
         return Some(Problem {
@@ -135,18 +145,30 @@ fn check_one(
     None
 }
 
-/// The log checked against every checkpoint, up to the latest one's size.
+/// The log checked against every checkpoint, and for holes up to its recorded size.
+/// Returns the latest checkpoint, the first problem, and the tree of every leaf.
 pub async fn check_log(
     mut conn: impl AsConn,
     signer: &Signer,
-) -> Result<(Option<CheckpointRow>, Option<Problem>), StorageError> {
+) -> Result<(Option<CheckpointRow>, Option<Problem>, LogTree), StorageError> {
+    let size = store::log_size(&mut conn).await?;
     let checkpoints = store::checkpoints(&mut conn).await?;
-    let Some(latest) = checkpoints.last().cloned() else {
-        return Ok((None, None));
-    };
-    let leaves = store::log_leaves(&mut conn, latest.tree_size).await?;
-    let (_, problem) = walk(&leaves, &checkpoints, signer);
-    Ok((Some(latest), problem))
+    let latest = checkpoints.last().cloned();
+    let upto = size.max(latest.as_ref().map_or(0, |c| c.tree_size));
+    let leaves = store::log_leaves(&mut conn, upto).await?;
+    let (tree, mut problem) = walk(&leaves, &checkpoints, signer);
+    let have = i64::try_from(tree.len()).unwrap_or(i64::MAX);
+    if problem.is_none() && have < size {
+        problem = Some(Problem {
+            sequence: 0,
+            log_index: have,
+            description: format!(
+                "log positions {have} to {} are missing: entries were deleted from the custody log",
+                size - 1
+            ),
+        });
+    }
+    Ok((latest, problem, tree))
 }
 
 /// Why no checkpoint was signed.
@@ -163,25 +185,27 @@ pub enum CheckpointError {
 pub async fn sign(db: &Db, signer: &Signer) -> Result<Option<CheckpointRow>, CheckpointError> {
     let mut conn = db.read().await?;
     let size = store::log_size(&mut conn).await?;
-    let checkpoints = store::checkpoints(&mut conn).await?;
-    if checkpoints.last().is_some_and(|c| c.tree_size >= size) || size == 0 {
+    let latest = store::latest_checkpoint(&mut conn).await?;
+    if size == 0 || latest.as_ref().is_some_and(|c| c.tree_size == size) {
         return Ok(None);
     }
-    let leaves = store::log_leaves(&mut conn, size).await?;
+    let (_, problem, tree) = check_log(&mut conn, signer).await?;
     drop(conn);
-    let (tree, problem) = walk(&leaves, &checkpoints, signer);
     if let Some(p) = problem {
         return Err(CheckpointError::Tampered(p));
     }
-    if i64::try_from(tree.len()).ok() != Some(size) {
-        let have = i64::try_from(tree.len()).unwrap_or(i64::MAX);
+    // The log as committed when its size was read: its leaves, with no hole (later
+    // entries wait for the next checkpoint).
+    let covered = tree;
+    if i64::try_from(covered.len()).ok() != Some(size) {
+        let have = i64::try_from(covered.len()).unwrap_or(i64::MAX);
         return Err(CheckpointError::Tampered(Problem {
             sequence: 0,
             log_index: have,
             description: format!("log positions {have} to {} are missing", size - 1),
         }));
     }
-    let root = tree.root();
+    let root = covered.root();
     let signed_at = DbTime::now();
     let note = signing::checkpoint_note(
         signer.key_id(),
@@ -199,6 +223,19 @@ pub async fn sign(db: &Db, signer: &Signer) -> Result<Option<CheckpointRow>, Che
     };
     let mut tx = db.begin().await?;
     let inserted = store::insert_checkpoint(&mut tx, &row).await?;
+    if inserted {
+        // Published on the feed as well, so that copies outside this database anchor
+        // the log: whoever holds them can tell a rewritten history from the real one.
+        tx.append_event(&custos_kit::outbox::NewEvent::new(
+            "custody-log",
+            "",
+            signed_at.get(),
+            &custos_proto::custody::v1::CustodyCheckpointSigned {
+                checkpoint: Some(crate::api::checkpoint_to_wire(&row)),
+            },
+        ))
+        .await?;
+    }
     tx.commit().await?;
     Ok(inserted.then_some(row))
 }
@@ -240,7 +277,8 @@ pub async fn run(
     }
 }
 
-/// Removes unary uploads unfinished for longer than `expiry`, and their chunks.
+/// Removes uploads untouched for longer than `expiry` (abandoned ones, and the chunks of
+/// finalised ones), each while holding it, so that no chunk is written meanwhile.
 pub async fn expire_uploads(
     db: &Db,
     content: &ContentStore,
@@ -252,17 +290,29 @@ pub async fn expire_uploads(
         .await
         .map_err(|e| e.to_string())?;
     drop(conn);
+    let mut removed = 0;
     for u in &expired {
+        let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+        // Written to since it was listed: not expired after all.
+        match store::hold_upload(&mut tx, u.id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(held) if held.updated_at < before => {}
+            _ => continue,
+        }
         content
             .delete_parts(u.id)
             .await
             .map_err(|e| e.to_string())?;
-        let mut tx = db.begin().await.map_err(|e| e.to_string())?;
         store::delete_upload(&mut tx, u.id)
             .await
             .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        tracing::info!(upload_id = %u.id, item_id = %u.item_id, "an unfinished upload expired and was removed");
+        removed += 1;
+        if !u.finalized {
+            tracing::info!(upload_id = %u.id, item_id = %u.item_id, "an unfinished upload expired and was removed");
+        }
     }
-    Ok(expired.len())
+    Ok(removed)
 }

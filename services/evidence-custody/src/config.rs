@@ -73,6 +73,10 @@ pub struct CustodySettings {
     pub checkpoint_interval_secs: u64,
     /// Hours an unfinished unary upload is kept before it is removed.
     pub upload_expiry_hours: u32,
+    /// Seconds a streamed upload may go without a message before it is abandoned
+    /// (uploads are not limited by `server.request_timeout_secs`: a silent client must
+    /// not hold a call slot for ever).
+    pub upload_idle_secs: u64,
 }
 
 impl Default for CustodySettings {
@@ -83,6 +87,7 @@ impl Default for CustodySettings {
             signing_key_file: None,
             checkpoint_interval_secs: 60,
             upload_expiry_hours: 72,
+            upload_idle_secs: 60,
         }
     }
 }
@@ -154,6 +159,12 @@ impl Validate for CustodySettings {
                 "must be 1 to 86400",
             ));
         }
+        if !(1..=3_600).contains(&self.upload_idle_secs) {
+            return Err(ConfigError::invalid(
+                "custody.upload_idle_secs",
+                "must be 1 to 3600",
+            ));
+        }
         if !(1..=8_760).contains(&self.upload_expiry_hours) {
             return Err(ConfigError::invalid(
                 "custody.upload_expiry_hours",
@@ -161,5 +172,44 @@ impl Validate for CustodySettings {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[custody]` section of the shipped Kubernetes ConfigMap, as the service reads
+    /// it (the bucket's credentials come from a Secret, through the environment).
+    #[test]
+    fn the_shipped_kubernetes_config_is_valid() {
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/kubernetes/evidence-custody.yaml"
+        ))
+        .unwrap();
+        let start = manifest.find("custody.toml: |").unwrap();
+        let end = manifest[start..].find("\n---").unwrap() + start;
+        let toml_text: String = manifest[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let table: toml::Table = toml::from_str(&toml_text).unwrap();
+        let mut settings: CustodySettings = table["custody"]
+            .clone()
+            .try_into()
+            .expect("the [custody] section");
+        settings.validate().unwrap();
+        let s3 = settings.storage.s3.as_mut().unwrap();
+        assert_eq!(s3.bucket, "custos-evidence");
+        s3.access_key_id = Some("from-the-secret".into());
+        assert!(
+            settings.validate().is_err(),
+            "an access key without its secret"
+        );
+        settings.storage.dir = Some("/data".into());
+        assert!(settings.validate().is_err(), "a directory and a bucket");
     }
 }

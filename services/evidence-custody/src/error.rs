@@ -49,17 +49,35 @@ pub enum CustodyError {
     #[error(
         "the bytes received have SHA-256 {actual}, not the {expected} expected: nothing was kept"
     )]
-    DigestMismatch { expected: String, actual: String },
+    DigestMismatch {
+        expected: String,
+        actual: String,
+        /// The request field that gave the expected digest.
+        field: Vec<FieldViolation>,
+    },
     #[error(
         "the upload's bytes end at {committed}, not at {offset}: send the bytes from {committed} (GetUpload)"
     )]
     UploadOffset { offset: i64, committed: i64 },
+    #[error(
+        "the upload sent nothing for {secs} s (custody.upload_idle_secs): it was abandoned and nothing was kept"
+    )]
+    UploadIdle { secs: u64 },
+    #[error("the upload was finalised: it takes no more bytes")]
+    UploadFinalized,
     #[error("{0}")]
     NotAuthorised(&'static str),
     #[error(
         "the stored content no longer has its recorded SHA-256 {expected}: it is damaged or was changed; the failure is recorded in the chain of custody"
     )]
     ContentCorrupt { expected: String },
+    #[error(
+        "the chain of custody of {reference} does not verify ({description}): nothing is returned from it until this is investigated (VerifyChain)"
+    )]
+    ChainBroken {
+        reference: String,
+        description: String,
+    },
     #[error("the evidence store failed: {0}")]
     Store(#[from] ContentError),
     #[error(transparent)]
@@ -97,9 +115,13 @@ impl ServiceError for CustodyError {
             | CustodyError::LegalHold { .. }
             | CustodyError::ContentExists { .. }
             | CustodyError::NoContent
-            | CustodyError::UploadOffset { .. } => Code::FailedPrecondition,
+            | CustodyError::UploadOffset { .. }
+            | CustodyError::UploadFinalized => Code::FailedPrecondition,
             CustodyError::NotAuthorised(_) => Code::PermissionDenied,
-            CustodyError::ContentCorrupt { .. } => Code::DataLoss,
+            CustodyError::UploadIdle { .. } => Code::DeadlineExceeded,
+            CustodyError::ContentCorrupt { .. } | CustodyError::ChainBroken { .. } => {
+                Code::DataLoss
+            }
             CustodyError::Store(_) => Code::Unavailable,
             CustodyError::Storage(e) => e.code(),
         }
@@ -119,8 +141,11 @@ impl ServiceError for CustodyError {
             CustodyError::NoContent => "NO_CONTENT",
             CustodyError::DigestMismatch { .. } => "DIGEST_MISMATCH",
             CustodyError::UploadOffset { .. } => "UPLOAD_OFFSET",
+            CustodyError::UploadFinalized => "UPLOAD_FINALIZED",
+            CustodyError::UploadIdle { .. } => "UPLOAD_IDLE",
             CustodyError::NotAuthorised(_) => "NOT_AUTHORISED",
             CustodyError::ContentCorrupt { .. } => "CONTENT_CORRUPT",
+            CustodyError::ChainBroken { .. } => "CHAIN_BROKEN",
             CustodyError::Store(_) => "UNAVAILABLE",
             CustodyError::Storage(e) => e.reason(),
         }
@@ -130,6 +155,7 @@ impl ServiceError for CustodyError {
         match self {
             CustodyError::Invalid(v) => v,
             CustodyError::IdempotencyKeyReused => custos_kit::idempotency::reused_violation(),
+            CustodyError::DigestMismatch { field, .. } => field,
             _ => &[],
         }
     }

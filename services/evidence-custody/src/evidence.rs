@@ -41,6 +41,14 @@ custos_kit::wire_enum!(
     Derived = 14 => Derived,
 });
 
+// (The enum is declared by `wire_enum!`, which takes no variant attributes.)
+#[allow(clippy::derivable_impls)]
+impl Default for ItemState {
+    fn default() -> Self {
+        ItemState::InCustody
+    }
+}
+
 impl ItemState {
     /// Whether the item has left custody for good.
     pub fn is_final(self) -> bool {

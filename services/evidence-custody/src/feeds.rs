@@ -41,6 +41,10 @@ async fn apply(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
         let p: classification::IncidentDeclared = payload(&event.payload)?;
         let evidence = p.flags.is_some_and(|f| f.evidence_required);
         store::declare_incident(tx, id()?, &event.aggregate_reference, evidence).await?;
+        if evidence {
+            // Revision 1 is the declaration's.
+            store::set_flags(tx, id()?, true, 1).await?;
+        }
     } else if t == classification::IncidentEvidenceRequired::full_name() {
         let p: classification::IncidentEvidenceRequired = payload(&event.payload)?;
         store::declare_incident(tx, id()?, &event.aggregate_reference, false).await?;

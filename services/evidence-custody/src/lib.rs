@@ -90,6 +90,7 @@ impl Service for Custody {
             db.clone(),
             store.clone(),
             signer.clone(),
+            std::time::Duration::from_secs(settings.upload_idle_secs),
         )));
         tokio::spawn(checkpoint::run(
             db,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    chain::{StoredEntry, verify_item_chain},
+    chain::{StoredEntry, parse_hash, verify_inclusion, verify_item_chain},
     signing,
 };
 
@@ -41,6 +41,9 @@ pub struct ReportItem {
     pub entry_count: i32,
     pub head_hash: String,
     pub entries: Vec<StoredEntry>,
+    /// For each entry, its RFC 6962 inclusion proof against the checkpoint's root
+    /// (hexadecimal sibling hashes); empty for an entry newer than the checkpoint.
+    pub inclusion_proofs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +80,32 @@ pub fn verify(document: &[u8], signature: &[u8], public_key: &[u8]) -> Result<Ve
             report.format
         ));
     }
+    // The checkpoint first: its signature, and the size and root its note states.
+    let checkpoint = match &report.checkpoint {
+        None => None,
+        Some(cp) => {
+            let sig = data_encoding::HEXLOWER
+                .decode(cp.signature.as_bytes())
+                .map_err(|_| "the checkpoint's signature is not hexadecimal".to_owned())?;
+            if cp.key_id != signing::key_id(&key) {
+                return Err(format!(
+                    "the checkpoint names key {}, not the key given",
+                    cp.key_id
+                ));
+            }
+            signing::verify(&key, cp.note.as_bytes(), &sig)
+                .map_err(|e| format!("the checkpoint's signature: {e}"))?;
+            let size_line = format!("\nsize {}\nroot {}\n", cp.tree_size, cp.root_hash);
+            if !cp.note.contains(&size_line) {
+                return Err("the checkpoint's note does not state its size and root".into());
+            }
+            let root = parse_hash(&cp.root_hash).ok_or("the checkpoint's root is not a hash")?;
+            Some((
+                root,
+                u64::try_from(cp.tree_size).map_err(|_| "the checkpoint's size is negative")?,
+            ))
+        }
+    };
     let mut entries = 0;
     for item in &report.items {
         if let Some(p) = verify_item_chain(
@@ -87,20 +116,37 @@ pub fn verify(document: &[u8], signature: &[u8], public_key: &[u8]) -> Result<Ve
         ) {
             return Err(format!("{}: {}", item.reference, p.description));
         }
+        if item.inclusion_proofs.len() != item.entries.len() {
+            return Err(format!("{}: an inclusion proof is missing", item.reference));
+        }
+        // Every entry the checkpoint covers is proved to be in the signed log.
+        for (e, proof) in item.entries.iter().zip(&item.inclusion_proofs) {
+            let index = u64::try_from(e.log_index)
+                .map_err(|_| format!("{}: a negative log position", item.reference))?;
+            match checkpoint {
+                Some((root, size)) if index < size => {
+                    let proof = data_encoding::HEXLOWER
+                        .decode(proof.as_bytes())
+                        .map_err(|_| {
+                            format!(
+                                "{}: entry {}'s inclusion proof is not hexadecimal",
+                                item.reference, e.sequence
+                            )
+                        })?;
+                    let leaf = parse_hash(&e.entry_hash).ok_or_else(|| {
+                        format!("{}: entry {} has no hash", item.reference, e.sequence)
+                    })?;
+                    if !verify_inclusion(&root, size, &leaf, index, &proof) {
+                        return Err(format!(
+                            "{}: entry {} is not in the signed custody log at position {index}",
+                            item.reference, e.sequence
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
         entries += item.entries.len();
-    }
-    if let Some(cp) = &report.checkpoint {
-        let sig = data_encoding::HEXLOWER
-            .decode(cp.signature.as_bytes())
-            .map_err(|_| "the checkpoint's signature is not hexadecimal".to_owned())?;
-        if cp.key_id == signing::key_id(&key) {
-            signing::verify(&key, cp.note.as_bytes(), &sig)
-                .map_err(|e| format!("the checkpoint's signature: {e}"))?;
-        }
-        let size_line = format!("\nsize {}\nroot {}\n", cp.tree_size, cp.root_hash);
-        if !cp.note.contains(&size_line) {
-            return Err("the checkpoint's note does not state its size and root".into());
-        }
     }
     Ok(Verified {
         scope: report.scope,

@@ -131,6 +131,12 @@ pub fn public_key(bytes: &[u8]) -> Result<VerifyingKey, String> {
         .map_err(|e| format!("not an Ed25519 public key in PEM: {e}"))
 }
 
+/// A public key as SPKI PEM.
+pub fn public_pem(key: &VerifyingKey) -> String {
+    key.to_public_key_pem(LineEnding::LF)
+        .expect("an Ed25519 public key encodes")
+}
+
 /// Checks a signature over `document`.
 pub fn verify(public: &VerifyingKey, document: &[u8], signature: &[u8]) -> Result<(), String> {
     let signature =

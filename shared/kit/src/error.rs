@@ -24,6 +24,8 @@ pub enum Code {
     ResourceExhausted,
     Aborted,
     Unavailable,
+    /// The call waited longer than allowed (on the client, say).
+    DeadlineExceeded,
     /// Stored data was found damaged (evidence whose bytes no longer match their digest).
     DataLoss,
     Internal,
@@ -42,6 +44,7 @@ impl From<Code> for GrpcCode {
             Code::Aborted => GrpcCode::Aborted,
             Code::Unavailable => GrpcCode::Unavailable,
             Code::DataLoss => GrpcCode::DataLoss,
+            Code::DeadlineExceeded => GrpcCode::DeadlineExceeded,
             Code::Internal => GrpcCode::Internal,
         }
     }

@@ -10,11 +10,13 @@
 //! - `incidents`: the same for ListIncidents, and GetIncident.
 //! - `deadlines`: escalation's timers, several replicas on one PostgreSQL, firing a
 //!   burst of deadlines: the lag from due to queued, and whether each fired once.
+//! - `evidence`: evidence-custody's upload and verified download of one large file.
 //! - `continuity`: many subscribers of the business-continuity feed, and the time from
 //!   an incident's change to its delivery to each.
 
 mod continuity;
 mod deadlines;
+mod evidence;
 mod incidents;
 mod list;
 mod measure;
@@ -50,6 +52,8 @@ enum Command {
     Continuity(continuity::ContinuityArgs),
     /// Escalation deadlines: firing lag and exactly-once with several replicas.
     Deadlines(deadlines::DeadlinesArgs),
+    /// Evidence custody: upload and verified download of one large file.
+    Evidence(evidence::EvidenceArgs),
 }
 
 /// Where the service is and how calls reach it.
@@ -102,6 +106,7 @@ async fn main() -> Result<(), String> {
         Command::Triage(args) => triage::run(args).await,
         Command::Continuity(args) => continuity::run(args).await,
         Command::Deadlines(args) => deadlines::deadlines(args).await,
+        Command::Evidence(args) => evidence::run(args).await,
         Command::Incidents(args) => incidents::run(args).await,
     }
 }

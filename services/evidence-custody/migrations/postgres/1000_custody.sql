@@ -118,6 +118,49 @@ CREATE TRIGGER evidence_items_no_delete BEFORE DELETE ON evidence_items
     FOR EACH ROW EXECUTE FUNCTION custody_append_only();
 CREATE TRIGGER evidence_items_no_truncate BEFORE TRUNCATE ON evidence_items
     FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only();
+CREATE TRIGGER custody_log_no_delete BEFORE DELETE ON custody_log
+    FOR EACH ROW EXECUTE FUNCTION custody_append_only();
+CREATE TRIGGER custody_log_no_truncate BEFORE TRUNCATE ON custody_log
+    FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only();
+
+-- The log only grows.
+CREATE FUNCTION custody_log_grows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.size < OLD.size THEN
+        RAISE EXCEPTION 'the custody log only grows: size % to % is refused', OLD.size, NEW.size
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER custody_log_grows BEFORE UPDATE ON custody_log
+    FOR EACH ROW EXECUTE FUNCTION custody_log_grows();
+
+-- An item keeps what was recorded of it: what it is, where it came from, and its
+-- content once added; its chain only grows. (Its state, custodian and hold change
+-- through the service's verbs; VerifyChain checks them against the chain.)
+CREATE FUNCTION evidence_items_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.id <> OLD.id OR NEW.number <> OLD.number OR NEW.reference <> OLD.reference
+        OR NEW.incident_id <> OLD.incident_id OR NEW.kind <> OLD.kind
+        OR NEW.description <> OLD.description OR NEW.collection <> OLD.collection
+        OR NEW.registered_by <> OLD.registered_by OR NEW.registered_at <> OLD.registered_at
+        OR NEW.parent_item_id IS DISTINCT FROM OLD.parent_item_id
+        OR NEW.parent_reference IS DISTINCT FROM OLD.parent_reference
+        OR NEW.parent_sha256 IS DISTINCT FROM OLD.parent_sha256
+        OR (OLD.content_sha256 IS NOT NULL AND (
+            NEW.content_sha256 IS DISTINCT FROM OLD.content_sha256
+            OR NEW.content_key IS DISTINCT FROM OLD.content_key
+            OR NEW.content_size IS DISTINCT FROM OLD.content_size))
+        OR NEW.entry_count < OLD.entry_count OR NEW.revision < OLD.revision THEN
+        RAISE EXCEPTION 'evidence items keep what was recorded of them: the change to % is refused', OLD.reference
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER evidence_items_keep BEFORE UPDATE ON evidence_items
+    FOR EACH ROW EXECUTE FUNCTION evidence_items_keep();
 
 -- Unary uploads in progress, and their chunks.
 CREATE TABLE uploads (
@@ -128,9 +171,11 @@ CREATE TABLE uploads (
     reason TEXT NOT NULL,
     committed_size BIGINT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
+    -- The last chunk's time: an upload left alone this long expires.
+    updated_at TIMESTAMPTZ NOT NULL,
     finalized BOOLEAN NOT NULL
 );
-CREATE INDEX uploads_by_time ON uploads (created_at) WHERE NOT finalized;
+CREATE INDEX uploads_by_time ON uploads (updated_at);
 
 CREATE TABLE upload_chunks (
     upload_id UUID NOT NULL,

@@ -93,6 +93,24 @@ CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on checkpoints is refused'); END;
 CREATE TRIGGER evidence_items_no_delete BEFORE DELETE ON evidence_items
 BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on evidence_items is refused'); END;
+CREATE TRIGGER custody_log_no_delete BEFORE DELETE ON custody_log
+BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on custody_log is refused'); END;
+CREATE TRIGGER custody_log_grows BEFORE UPDATE ON custody_log WHEN NEW.size < OLD.size
+BEGIN SELECT RAISE(ABORT, 'the custody log only grows'); END;
+CREATE TRIGGER evidence_items_keep BEFORE UPDATE ON evidence_items
+WHEN NEW.id IS NOT OLD.id OR NEW.number IS NOT OLD.number OR NEW.reference IS NOT OLD.reference
+    OR NEW.incident_id IS NOT OLD.incident_id OR NEW.kind IS NOT OLD.kind
+    OR NEW.description IS NOT OLD.description OR NEW.collection IS NOT OLD.collection
+    OR NEW.registered_by IS NOT OLD.registered_by OR NEW.registered_at IS NOT OLD.registered_at
+    OR NEW.parent_item_id IS NOT OLD.parent_item_id
+    OR NEW.parent_reference IS NOT OLD.parent_reference
+    OR NEW.parent_sha256 IS NOT OLD.parent_sha256
+    OR (OLD.content_sha256 IS NOT NULL AND (
+        NEW.content_sha256 IS NOT OLD.content_sha256
+        OR NEW.content_key IS NOT OLD.content_key
+        OR NEW.content_size IS NOT OLD.content_size))
+    OR NEW.entry_count < OLD.entry_count OR NEW.revision < OLD.revision
+BEGIN SELECT RAISE(ABORT, 'evidence items keep what was recorded of them: the change is refused'); END;
 
 CREATE TABLE uploads (
     id BLOB PRIMARY KEY,
@@ -102,9 +120,10 @@ CREATE TABLE uploads (
     reason TEXT NOT NULL,
     committed_size INTEGER NOT NULL,
     created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
     finalized INTEGER NOT NULL
 );
-CREATE INDEX uploads_by_time ON uploads (created_at) WHERE NOT finalized;
+CREATE INDEX uploads_by_time ON uploads (updated_at);
 
 CREATE TABLE upload_chunks (
     upload_id BLOB NOT NULL,

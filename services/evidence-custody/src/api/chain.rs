@@ -7,8 +7,6 @@ use custos_kit::{
     auth::require_authenticated, error::Violations, page, storage::DbTime, time_fmt::to_timestamp,
 };
 use custos_proto::custody::v1 as pb;
-use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -16,7 +14,7 @@ use super::{
     visible_incident, visible_item,
 };
 use crate::{
-    chain::{EntryBody, Problem, StoredEntry, hex, verify_item_chain},
+    chain::{EntryBody, Problem, StoredEntry, hex},
     checkpoint,
     error::CustodyError,
     evidence::Action,
@@ -99,16 +97,14 @@ impl CustodyApi {
         let mut conn = self.db.read().await.map_err(CustodyError::from)?;
         let (row, _) = visible_item(&mut conn, &caller, &item.expect("validated")).await?;
         drop(conn);
-        // The first page's read is recorded (later pages continue the same reading).
-        if after.is_none() {
-            record_read(
-                &self.db,
-                &caller,
-                row.id,
-                accessed(&caller, "ListCustodyEntries", ""),
-            )
-            .await?;
-        }
+        // Every page's read is recorded (a page token is no way round it).
+        record_read(
+            &self.db,
+            &caller,
+            row.id,
+            accessed(&caller, "ListCustodyEntries", ""),
+        )
+        .await?;
         let mut conn = self.db.read().await.map_err(CustodyError::from)?;
         let mut entries = store::entries_of(&mut conn, row.id, after.unwrap_or(0), Some(limit + 1))
             .await
@@ -132,39 +128,26 @@ impl CustodyApi {
         let item = parse_ref(&mut v, "item_id", &req.item_id, ITEM_EXAMPLE);
         v.finish().map_err(CustodyError::Invalid)?;
         let mut conn = self.db.read().await.map_err(CustodyError::from)?;
-        let (row, _) = visible_item(&mut conn, &caller, &item.expect("validated")).await?;
-        let entries = store::entries_of(&mut conn, row.id, 0, None)
-            .await
-            .map_err(CustodyError::from)?;
-        let (latest, log_problem) = checkpoint::check_log(&mut conn, &self.signer)
+        let (row, incident) = visible_item(&mut conn, &caller, &item.expect("validated")).await?;
+        let (entries, item_problem) = super::check_item(&mut conn, &row, &incident).await?;
+        let (latest, log_problem, _) = checkpoint::check_log(&mut conn, &self.signer)
             .await
             .map_err(CustodyError::from)?;
         drop(conn);
-        let mut problem =
-            verify_item_chain(row.id, &entries, row.entry_count, &row.head_hash).or(log_problem);
+        let mut problem = item_problem.or(log_problem);
         let covered = latest.as_ref().map_or(0, |c| c.tree_size);
         let after_checkpoint = entries.iter().filter(|e| e.log_index >= covered).count();
         let mut content_verified = false;
-        if let (Some(expected), Some(key)) = (&row.content_sha256, &row.content_key) {
-            let mut reader = self.store.read(key).await.map_err(CustodyError::from)?;
-            let mut hasher = Sha256::new();
-            while let Some(bytes) = reader.next().await {
-                hasher.update(&bytes.map_err(CustodyError::from)?);
-            }
-            let actual = hex(&hasher.finalize());
-            if actual == *expected {
-                content_verified = true;
-            } else {
-                tracing::error!(item_id = %row.id, reference = %row.reference, expected = %expected, actual = %actual, "evidence content does not match its recorded SHA-256");
-                super::content::record_integrity_failure(&self.db, row.id, expected, &actual)
-                    .await?;
-                problem = problem.or(Some(Problem {
-                    sequence: 0,
-                    log_index: -1,
-                    description: format!(
-                        "the content's SHA-256 is now {actual}, not the {expected} recorded when it was added"
-                    ),
-                }));
+        if row.content_key.is_some() {
+            match self.recheck_content(&row).await? {
+                None => content_verified = true,
+                Some(description) => {
+                    problem = problem.or(Some(Problem {
+                        sequence: 0,
+                        log_index: -1,
+                        description,
+                    }));
+                }
             }
         }
         if let Some(p) = &problem {
@@ -242,6 +225,27 @@ impl CustodyApi {
             .await?;
         }
         let mut conn = self.db.read().await.map_err(CustodyError::from)?;
+        // Nothing is signed over a log or a chain that does not verify.
+        let (latest, log_problem, _) = checkpoint::check_log(&mut conn, &self.signer)
+            .await
+            .map_err(CustodyError::from)?;
+        if let Some(p) = log_problem {
+            return Err(CustodyError::ChainBroken {
+                reference: "the custody log".into(),
+                description: p.description,
+            }
+            .into());
+        }
+        // Each entry the checkpoint covers comes with its inclusion proof (RFC 6962
+        // section 2.1.1) against the checkpoint's root.
+        let covered = latest.as_ref().map_or(0, |c| c.tree_size);
+        let mut tree = crate::chain::LogTree::new();
+        for (_, hash) in store::log_leaves(&mut conn, covered)
+            .await
+            .map_err(CustodyError::from)?
+        {
+            tree.push(crate::chain::parse_hash(&hash).unwrap_or_default());
+        }
         let mut items = Vec::with_capacity(ids.len());
         for id in &ids {
             let Some(row) = store::item(&mut conn, *id)
@@ -252,15 +256,31 @@ impl CustodyApi {
             };
             let incident = store::incident(&mut conn, row.incident_id)
                 .await
-                .map_err(CustodyError::from)?;
-            let entries = store::entries_of(&mut conn, row.id, 0, None)
-                .await
-                .map_err(CustodyError::from)?;
+                .map_err(CustodyError::from)?
+                .ok_or(CustodyError::ItemNotFound)?;
+            let (entries, problem) = super::check_item(&mut conn, &row, &incident).await?;
+            if let Some(p) = problem {
+                return Err(CustodyError::ChainBroken {
+                    reference: row.reference.clone(),
+                    description: p.description,
+                }
+                .into());
+            }
+            let inclusion_proofs = entries
+                .iter()
+                .map(|e| {
+                    u64::try_from(e.log_index)
+                        .ok()
+                        .filter(|i| *i < tree.len())
+                        .map(|i| hex(&tree.prove(i)))
+                        .unwrap_or_default()
+                })
+                .collect();
             items.push(ReportItem {
                 item_id: row.id,
                 reference: row.reference.clone(),
                 incident_id: row.incident_id,
-                incident_reference: incident.map(|i| i.reference).unwrap_or_default(),
+                incident_reference: incident.reference.clone(),
                 kind: row.kind.name().to_owned(),
                 description: row.description.clone(),
                 state: row.state.name().to_owned(),
@@ -272,11 +292,9 @@ impl CustodyApi {
                 entry_count: row.entry_count,
                 head_hash: row.head_hash.clone(),
                 entries,
+                inclusion_proofs,
             });
         }
-        let latest = store::latest_checkpoint(&mut conn)
-            .await
-            .map_err(CustodyError::from)?;
         drop(conn);
         let report = Report {
             format: REPORT_FORMAT.into(),

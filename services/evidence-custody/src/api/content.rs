@@ -7,12 +7,10 @@ use bytes::Bytes;
 use custos_kit::{
     auth::{Principal, require_authenticated},
     error::{FieldViolation, Violations, text},
-    idempotency::{self, Claim, Key},
     storage::{DbTime, StorageError},
 };
 use custos_proto::custody::v1 as pb;
 use futures_util::{Stream, StreamExt};
-use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
@@ -26,7 +24,7 @@ use crate::{
     content::Staging,
     error::CustodyError,
     evidence::{Action, ItemState},
-    store::{self, ItemRow, NewEntry, UploadRow},
+    store::{self, ItemRow, NewEntry},
 };
 
 /// The stream DownloadContent returns.
@@ -39,10 +37,10 @@ const DOWNLOAD_CHUNK: usize = 1024 * 1024;
 /// A validated `UploadStart`.
 #[derive(Debug, Clone)]
 pub(crate) struct Start {
-    item: super::ItemRef,
-    expected: Option<[u8; 32]>,
-    file_name: String,
-    reason: String,
+    pub(crate) item: super::ItemRef,
+    pub(crate) expected: Option<[u8; 32]>,
+    pub(crate) file_name: String,
+    pub(crate) reason: String,
 }
 
 pub(crate) fn sha256_field(
@@ -68,7 +66,7 @@ pub(crate) fn sha256_field(
     parsed
 }
 
-fn parse_start(v: &mut Violations, prefix: &str, s: &pb::UploadStart) -> Option<Start> {
+pub(crate) fn parse_start(v: &mut Violations, prefix: &str, s: &pb::UploadStart) -> Option<Start> {
     let item = parse_ref(v, &format!("{prefix}item_id"), &s.item_id, ITEM_EXAMPLE);
     let expected = sha256_field(
         v,
@@ -94,7 +92,7 @@ fn parse_start(v: &mut Violations, prefix: &str, s: &pb::UploadStart) -> Option<
 
 /// Whether content may be added to the item as it is now: Ok(true) when the same bytes
 /// are its content already (a retry: nothing to add), Ok(false) when they may be added.
-fn may_add(item: &ItemRow, sha256: Option<&[u8; 32]>) -> Result<bool, CustodyError> {
+pub(crate) fn may_add(item: &ItemRow, sha256: Option<&[u8; 32]>) -> Result<bool, CustodyError> {
     if let Some(existing) = &item.content_sha256 {
         if sha256.is_some_and(|s| hex(s) == *existing) {
             return Ok(true);
@@ -119,7 +117,7 @@ fn may_add(item: &ItemRow, sha256: Option<&[u8; 32]>) -> Result<bool, CustodyErr
 }
 
 /// What an upload wrote.
-struct Written {
+pub(crate) struct Written {
     sha256: [u8; 32],
     size: i64,
     key: String,
@@ -128,12 +126,13 @@ struct Written {
 impl CustodyApi {
     /// Makes the staged bytes durable under their digest if they match what the client
     /// expected, or drops them.
-    async fn seal_staging(
+    pub(crate) async fn seal_staging(
         &self,
         staging: Staging,
         hasher: Sha256,
         size: i64,
         expected: Option<[u8; 32]>,
+        field: &str,
     ) -> Result<Written, CustodyError> {
         let sha256: [u8; 32] = hasher.finalize().into();
         if let Some(expected) = expected
@@ -143,6 +142,10 @@ impl CustodyApi {
             return Err(CustodyError::DigestMismatch {
                 expected: hex(&expected),
                 actual: hex(&sha256),
+                field: vec![FieldViolation {
+                    field: field.to_owned(),
+                    description: format!("the bytes received have SHA-256 {}", hex(&sha256)),
+                }],
             });
         }
         let key = staging.finish(&sha256).await?;
@@ -151,7 +154,7 @@ impl CustodyApi {
 
     /// Records the written bytes as the item's content (or, for a retry whose bytes are
     /// its content already, changes nothing) and returns the item.
-    async fn add_content(
+    pub(crate) async fn add_content(
         &self,
         caller: &Principal,
         item_id: Uuid,
@@ -195,7 +198,10 @@ impl CustodyApi {
     ) -> Result<Response<pb::UploadContentResponse>, Status> {
         let caller = require_authenticated(&r)?.clone();
         let mut stream = r.into_inner();
-        let first = stream.message().await?;
+        let idle = |secs| CustodyError::UploadIdle { secs };
+        let first = tokio::time::timeout(self.upload_idle, stream.message())
+            .await
+            .map_err(|_| idle(self.upload_idle.as_secs()))??;
         let start = match first.and_then(|m| m.part) {
             Some(pb::upload_content_request::Part::Start(s)) => s,
             _ => {
@@ -224,7 +230,15 @@ impl CustodyApi {
         let mut hasher = Sha256::new();
         let mut size: i64 = 0;
         loop {
-            let message = match stream.message().await {
+            let next = match tokio::time::timeout(self.upload_idle, stream.message()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    staging.abort().await;
+                    tracing::info!(item_id = %item.id, received = size, "upload idle too long: abandoned, nothing kept");
+                    return Err(idle(self.upload_idle.as_secs()).into());
+                }
+            };
+            let message = match next {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(status) => {
@@ -262,7 +276,10 @@ impl CustodyApi {
             })?),
             (_, expected) => expected,
         };
-        let written = match self.seal_staging(staging, hasher, size, expected).await {
+        let written = match self
+            .seal_staging(staging, hasher, size, expected, "start.expected_sha256")
+            .await
+        {
             Err(CustodyError::DigestMismatch { .. }) if start.expected.is_none() => {
                 return Err(CustodyError::ContentExists {
                     sha256: item.content_sha256.clone().unwrap_or_default(),
@@ -286,243 +303,6 @@ impl CustodyApi {
         }))
     }
 
-    pub(crate) async fn create_upload(
-        &self,
-        r: Request<pb::CreateUploadRequest>,
-    ) -> Result<Response<pb::CreateUploadResponse>, Status> {
-        let caller = require_authenticated(&r)?.clone();
-        let req = r.into_inner();
-        let mut v = Violations::new();
-        idempotency::check(&mut v, "idempotency_key", &req.idempotency_key, true);
-        let start = match &req.start {
-            Some(s) => parse_start(&mut v, "start.", s),
-            None => {
-                v.add("start", "is required");
-                None
-            }
-        };
-        v.finish().map_err(CustodyError::Invalid)?;
-        let start = start.expect("validated");
-        let key = Key::new(&caller.subject, "CreateUpload", &req.idempotency_key);
-        let fingerprint = idempotency::fingerprint(&(&start.item, &start.file_name, &start.reason));
-        let mut tx = self.db.begin().await.map_err(CustodyError::from)?;
-        let pending = match idempotency::claim(&mut tx, &key, &fingerprint)
-            .await
-            .map_err(CustodyError::from)?
-        {
-            Claim::Replay(bytes) => {
-                let response = pb::CreateUploadResponse::decode(bytes.as_slice())
-                    .map_err(|e| CustodyError::Storage(StorageError::Corrupt(e.to_string())))?;
-                return Ok(Response::new(response));
-            }
-            Claim::New(pending) => pending,
-        };
-        let (item, _) = visible_item(&mut tx, &caller, &start.item).await?;
-        may_add(&item, None)?;
-        let row = UploadRow {
-            id: Uuid::now_v7(),
-            item_id: item.id,
-            created_by: caller.subject.clone(),
-            file_name: start.file_name,
-            reason: start.reason,
-            committed_size: 0,
-            created_at: DbTime::now(),
-            finalized: false,
-        };
-        store::insert_upload(&mut tx, &row)
-            .await
-            .map_err(CustodyError::from)?;
-        let response = pb::CreateUploadResponse {
-            upload: Some(upload_to_wire(&row)),
-        };
-        idempotency::complete(&mut tx, pending, &response)
-            .await
-            .map_err(CustodyError::from)?;
-        tx.commit().await.map_err(CustodyError::from)?;
-        Ok(Response::new(response))
-    }
-
-    /// An upload the caller made, for an item they still see.
-    async fn own_upload(
-        &self,
-        caller: &Principal,
-        v: &mut Violations,
-        raw: &str,
-    ) -> Result<UploadRow, CustodyError> {
-        let id = if raw.is_empty() {
-            v.add("upload_id", "is required");
-            None
-        } else {
-            v.check(
-                "upload_id",
-                Uuid::try_parse(raw).map_err(|_| "is not an id (a UUID)"),
-            )
-        };
-        std::mem::take(v).finish().map_err(CustodyError::Invalid)?;
-        let mut conn = self.db.read().await?;
-        let upload = store::upload(&mut conn, id.expect("validated"))
-            .await?
-            .filter(|u| u.created_by == caller.subject)
-            .ok_or(CustodyError::UploadNotFound)?;
-        visible_item(&mut conn, caller, &super::ItemRef::Id(upload.item_id))
-            .await
-            .map_err(|e| match e {
-                CustodyError::ItemNotFound => CustodyError::UploadNotFound,
-                other => other,
-            })?;
-        Ok(upload)
-    }
-
-    pub(crate) async fn write_upload(
-        &self,
-        r: Request<pb::WriteUploadRequest>,
-    ) -> Result<Response<pb::WriteUploadResponse>, Status> {
-        let caller = require_authenticated(&r)?.clone();
-        let req = r.into_inner();
-        let mut v = Violations::new();
-        if req.offset < 0 {
-            v.add("offset", "must not be negative");
-        }
-        if req.data.is_empty() {
-            v.add("data", "is required (at least one byte)");
-        }
-        let upload = self.own_upload(&caller, &mut v, &req.upload_id).await?;
-        let length = i64::try_from(req.data.len()).unwrap_or(i64::MAX);
-        let mut tx = self.db.begin().await.map_err(CustodyError::from)?;
-        let mut held = store::hold_upload(&mut tx, upload.id)
-            .await
-            .map_err(CustodyError::from)?
-            .ok_or(CustodyError::UploadNotFound)?;
-        if held.finalized {
-            return Err(CustodyError::UploadOffset {
-                offset: req.offset,
-                committed: held.committed_size,
-            }
-            .into());
-        }
-        if req.offset != held.committed_size {
-            // A retry of a chunk already kept (same offset and length) succeeds.
-            let chunks = store::chunks_of(&mut tx, upload.id)
-                .await
-                .map_err(CustodyError::from)?;
-            if chunks
-                .iter()
-                .any(|(o, l, _)| *o == req.offset && *l == length)
-            {
-                return Ok(Response::new(pb::WriteUploadResponse {
-                    upload: Some(upload_to_wire(&held)),
-                }));
-            }
-            return Err(CustodyError::UploadOffset {
-                offset: req.offset,
-                committed: held.committed_size,
-            }
-            .into());
-        }
-        // Kept (synced) while the upload is held, then recorded: a chunk whose record
-        // did not commit is written again by the retry, under the same key.
-        let key = self
-            .store
-            .put_part(upload.id, req.offset, Bytes::from(req.data))
-            .await
-            .map_err(CustodyError::from)?;
-        store::add_chunk(&mut tx, upload.id, req.offset, length, &key)
-            .await
-            .map_err(CustodyError::from)?;
-        tx.commit().await.map_err(CustodyError::from)?;
-        held.committed_size += length;
-        Ok(Response::new(pb::WriteUploadResponse {
-            upload: Some(upload_to_wire(&held)),
-        }))
-    }
-
-    pub(crate) async fn get_upload(
-        &self,
-        r: Request<pb::GetUploadRequest>,
-    ) -> Result<Response<pb::GetUploadResponse>, Status> {
-        let caller = require_authenticated(&r)?.clone();
-        let req = r.into_inner();
-        let mut v = Violations::new();
-        let upload = self.own_upload(&caller, &mut v, &req.upload_id).await?;
-        Ok(Response::new(pb::GetUploadResponse {
-            upload: Some(upload_to_wire(&upload)),
-        }))
-    }
-
-    pub(crate) async fn finalize_upload(
-        &self,
-        r: Request<pb::FinalizeUploadRequest>,
-    ) -> Result<Response<pb::FinalizeUploadResponse>, Status> {
-        let caller = require_authenticated(&r)?.clone();
-        let req = r.into_inner();
-        let mut v = Violations::new();
-        let expected = sha256_field(&mut v, "expected_sha256", &req.expected_sha256, true);
-        let upload = self.own_upload(&caller, &mut v, &req.upload_id).await?;
-        let expected = expected.expect("validated");
-        let mut conn = self.db.read().await.map_err(CustodyError::from)?;
-        let (item, _) =
-            visible_item(&mut conn, &caller, &super::ItemRef::Id(upload.item_id)).await?;
-        let chunks = store::chunks_of(&mut conn, upload.id)
-            .await
-            .map_err(CustodyError::from)?;
-        drop(conn);
-        if upload.finalized {
-            // A retry after success: the item as it is.
-            let mut conn = self.db.read().await.map_err(CustodyError::from)?;
-            let (item, incident) =
-                visible_item(&mut conn, &caller, &super::ItemRef::Id(item.id)).await?;
-            return Ok(Response::new(pb::FinalizeUploadResponse {
-                item: Some(item_to_wire(&item, &incident)),
-            }));
-        }
-        may_add(&item, Some(&expected))?;
-        let mut staging = self.store.stage().await.map_err(CustodyError::from)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0i64;
-        for (offset, length, key) in &chunks {
-            if *offset != size {
-                staging.abort().await;
-                return Err(CustodyError::Storage(StorageError::Corrupt(format!(
-                    "upload {} has no chunk at offset {size}",
-                    upload.id
-                )))
-                .into());
-            }
-            let data = match self.store.read_part(key).await {
-                Ok(d) => d,
-                Err(e) => {
-                    staging.abort().await;
-                    return Err(CustodyError::from(e).into());
-                }
-            };
-            hasher.update(&data);
-            size += length;
-            if let Err(e) = staging.write(data).await {
-                staging.abort().await;
-                return Err(CustodyError::from(e).into());
-            }
-        }
-        let written = self
-            .seal_staging(staging, hasher, size, Some(expected))
-            .await?;
-        let item = self
-            .add_content(
-                &caller,
-                item.id,
-                &written,
-                &upload.file_name,
-                &upload.reason,
-                Some(upload.id),
-            )
-            .await?;
-        if let Err(e) = self.store.delete_parts(upload.id).await {
-            tracing::warn!(upload_id = %upload.id, error = %e, "the upload's chunks could not be removed; the expiry sweep removes them");
-        }
-        Ok(Response::new(pb::FinalizeUploadResponse {
-            item: Some(item),
-        }))
-    }
-
     pub(crate) async fn download_content(
         &self,
         r: Request<pb::DownloadContentRequest>,
@@ -534,11 +314,30 @@ impl CustodyApi {
         let reason = text(&mut v, "reason", &req.reason, 2_000, true);
         v.finish().map_err(CustodyError::Invalid)?;
         let mut conn = self.db.read().await.map_err(CustodyError::from)?;
-        let (item, _) = visible_item(&mut conn, &caller, &item.expect("validated")).await?;
-        drop(conn);
+        let (item, incident) = visible_item(&mut conn, &caller, &item.expect("validated")).await?;
         let (Some(sha256), Some(key)) = (item.content_sha256.clone(), item.content_key.clone())
         else {
             return Err(CustodyError::NoContent.into());
+        };
+        // The digest to check against is the one the chain recorded, not merely the row's.
+        let (_, problem) = super::check_item(&mut conn, &item, &incident).await?;
+        drop(conn);
+        if let Some(p) = problem {
+            tracing::error!(item_id = %item.id, reference = %item.reference, problem = %p.description, "download refused: the item's chain does not verify");
+            return Err(CustodyError::ChainBroken {
+                reference: item.reference.clone(),
+                description: p.description,
+            }
+            .into());
+        }
+        let mut reader = match self.store.read(&key).await {
+            Ok(r) => r,
+            Err(e) if e.missing => {
+                tracing::error!(item_id = %item.id, reference = %item.reference, sha256 = %sha256, "evidence content is missing from the store");
+                record_integrity_failure(&self.db, item.id, &sha256, "missing").await?;
+                return Err(CustodyError::ContentCorrupt { expected: sha256 }.into());
+            }
+            Err(e) => return Err(CustodyError::from(e).into()),
         };
         // Recorded before the first byte leaves.
         let actor = caller.subject.clone();
@@ -547,7 +346,6 @@ impl CustodyApi {
             NewEntry::new(Action::Downloaded, &actor, &reason, at).with("sha256", recorded_sha)
         })
         .await?;
-        let mut reader = self.store.read(&key).await.map_err(CustodyError::from)?;
         let info = pb::Content {
             sha256: sha256.clone(),
             size_bytes: item.content_size.unwrap_or_default(),
@@ -602,6 +400,42 @@ impl CustodyApi {
     }
 }
 
+impl CustodyApi {
+    /// Re-hashes an item's content: None when it still has its digest, else what is
+    /// wrong (recorded in the item's chain first).
+    pub(crate) async fn recheck_content(
+        &self,
+        row: &ItemRow,
+    ) -> Result<Option<String>, CustodyError> {
+        let (Some(expected), Some(key)) = (&row.content_sha256, &row.content_key) else {
+            return Ok(None);
+        };
+        let actual = match self.store.read(key).await {
+            Ok(mut reader) => {
+                let mut hasher = Sha256::new();
+                while let Some(bytes) = reader.next().await {
+                    hasher.update(&bytes.map_err(CustodyError::from)?);
+                }
+                hex(&hasher.finalize())
+            }
+            Err(e) if e.missing => "missing".to_owned(),
+            Err(e) => return Err(e.into()),
+        };
+        if actual == *expected {
+            return Ok(None);
+        }
+        tracing::error!(item_id = %row.id, reference = %row.reference, expected = %expected, actual = %actual, "evidence content does not match its recorded SHA-256");
+        record_integrity_failure(&self.db, row.id, expected, &actual).await?;
+        Ok(Some(if actual == "missing" {
+            format!("the content (SHA-256 {expected}) is missing from the store")
+        } else {
+            format!(
+                "the content's SHA-256 is now {actual}, not the {expected} recorded when it was added"
+            )
+        }))
+    }
+}
+
 /// Records in the item's chain that its content failed verification (by the service:
 /// whoever was reading did nothing wrong).
 pub(crate) async fn record_integrity_failure(
@@ -626,13 +460,4 @@ pub(crate) async fn record_integrity_failure(
     store::save_item(&mut tx, &item).await?;
     tx.commit().await?;
     Ok(())
-}
-
-fn upload_to_wire(u: &UploadRow) -> pb::Upload {
-    pb::Upload {
-        id: u.id.to_string(),
-        item_id: u.item_id.to_string(),
-        committed_size: u.committed_size,
-        finalized: u.finalized,
-    }
 }

@@ -141,6 +141,14 @@ impl CustodyApi {
                             e.to_string(),
                         ))
                     })?;
+                // A replay answers only someone who may still see the incident.
+                let incident = response
+                    .item
+                    .as_ref()
+                    .and_then(|i| Uuid::try_parse(&i.incident_id).ok());
+                if !super::sees(&mut tx, &caller, incident.unwrap_or_default()).await? {
+                    return Err(CustodyError::IncidentNotFound.into());
+                }
                 return Ok(Response::new(response));
             }
             Claim::New(pending) => pending,

@@ -5,7 +5,10 @@
 mod chain;
 mod content;
 mod items;
+mod uploads;
 mod verbs;
+
+pub(crate) use chain::checkpoint_to_wire;
 
 use std::sync::Arc;
 
@@ -19,7 +22,7 @@ use custos_proto::custody::v1 as pb;
 use uuid::Uuid;
 
 use crate::{
-    chain::{GENESIS, hex},
+    chain::{GENESIS, Problem, StoredEntry, compare_record, hex, replay, verify_item_chain},
     content::ContentStore,
     error::CustodyError,
     evidence::Action,
@@ -40,11 +43,23 @@ pub struct CustodyApi {
     db: custos_kit::storage::Db,
     store: ContentStore,
     signer: Arc<Signer>,
+    /// How long a streamed upload may go without a message.
+    upload_idle: std::time::Duration,
 }
 
 impl CustodyApi {
-    pub fn new(db: custos_kit::storage::Db, store: ContentStore, signer: Arc<Signer>) -> Self {
-        Self { db, store, signer }
+    pub fn new(
+        db: custos_kit::storage::Db,
+        store: ContentStore,
+        signer: Arc<Signer>,
+        upload_idle: std::time::Duration,
+    ) -> Self {
+        Self {
+            db,
+            store,
+            signer,
+            upload_idle,
+        }
     }
 }
 
@@ -151,6 +166,29 @@ pub(crate) async fn hold_visible(
         return Err(CustodyError::ItemNotFound);
     }
     Ok(item)
+}
+
+/// An item's chain verified and its record compared with what the chain says: its
+/// entries and the first problem.
+pub(crate) async fn check_item(
+    conn: impl AsConn,
+    item: &ItemRow,
+    incident: &IncidentRow,
+) -> Result<(Vec<StoredEntry>, Option<Problem>), CustodyError> {
+    let entries = store::entries_of(conn, item.id, 0, None).await?;
+    let problem =
+        verify_item_chain(item.id, &entries, item.entry_count, &item.head_hash).or_else(|| {
+            compare_record(
+                &replay(&entries),
+                &incident.reference,
+                item.content_sha256.as_deref(),
+                item.state,
+                item.hold.is_some(),
+                &item.custodian,
+                &item.storage_location,
+            )
+        });
+    Ok((entries, problem))
 }
 
 /// Records a read of an item in its chain (in a transaction of its own, committed

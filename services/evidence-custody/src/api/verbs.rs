@@ -134,8 +134,14 @@ impl CustodyApi {
         let mut tx = self.db.begin().await?;
         let pending = match idempotency::claim(&mut tx, &key, &fingerprint).await? {
             Claim::Replay(bytes) => {
-                return pb::EvidenceItem::decode(bytes.as_slice())
-                    .map_err(|e| CustodyError::Storage(StorageError::Corrupt(e.to_string())));
+                let item = pb::EvidenceItem::decode(bytes.as_slice())
+                    .map_err(|e| CustodyError::Storage(StorageError::Corrupt(e.to_string())))?;
+                // A replay answers only someone who may still see the item.
+                let incident = uuid::Uuid::try_parse(&item.incident_id).unwrap_or_default();
+                if !super::sees(&mut tx, caller, incident).await? {
+                    return Err(CustodyError::ItemNotFound);
+                }
+                return Ok(item);
             }
             Claim::New(pending) => pending,
         };

@@ -28,6 +28,15 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> ContentError {
     ContentError::new(format!("{what} {}: {e}", path.display()))
 }
 
+/// SHA-256 of a stored file.
+fn digest_of(path: &Path) -> Result<[u8; 32], ContentError> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).map_err(|e| io("cannot open", path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut hasher).map_err(|e| io("cannot read", path, e))?;
+    Ok(hasher.finalize().into())
+}
+
 fn sync_dir(dir: &Path) -> Result<(), ContentError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -108,9 +117,13 @@ impl LocalDir {
 
     pub(super) async fn read(&self, key: &str) -> Result<ByteStream, ContentError> {
         let path = self.object_path(key)?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| io("cannot open", &path, e))?;
+        let file = tokio::fs::File::open(&path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ContentError::missing(format!("{} is missing", path.display()))
+            } else {
+                io("cannot open", &path, e)
+            }
+        })?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK);
         let key = key.to_owned();
         Ok(Box::pin(futures_util::StreamExt::map(stream, move |r| {
@@ -132,7 +145,11 @@ impl LocalDir {
         let key = format!("{offset:020}");
         let path = dir.join(&key);
         tokio::task::spawn_blocking(move || {
+            let created = !dir.exists();
             std::fs::create_dir_all(&dir).map_err(|e| io("cannot create", &dir, e))?;
+            if created && let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
             let tmp = dir.join(format!("{key}.tmp"));
             let mut f = std::fs::File::create(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
             f.write_all(&data)
@@ -214,12 +231,22 @@ impl Staging {
         let dir = self.root.join("objects").join("sha256").join(&hex[..2]);
         let target = dir.join(&hex);
         let staged = self.path.clone();
+        let expected = *sha256;
         tokio::task::spawn_blocking(move || {
+            let created = !dir.exists();
             std::fs::create_dir_all(&dir).map_err(|e| io("cannot create", &dir, e))?;
+            if created && let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
             if target.exists() {
-                // The same bytes are kept already (and are never rewritten).
-                std::fs::remove_file(&staged).map_err(|e| io("cannot remove", &staged, e))?;
-                return Ok(());
+                if digest_of(&target)? == expected {
+                    // The same bytes are kept already (and are never rewritten).
+                    std::fs::remove_file(&staged).map_err(|e| io("cannot remove", &staged, e))?;
+                    return Ok(());
+                }
+                // What is there was damaged: the good bytes just received replace it.
+                tracing::error!(file = %target.display(), "stored content did not match its digest; replaced by a new upload of the same content");
+                std::fs::remove_file(&target).map_err(|e| io("cannot remove", &target, e))?;
             }
             let mut perms = std::fs::metadata(&staged)
                 .map_err(|e| io("cannot read", &staged, e))?

@@ -21,12 +21,27 @@ pub use s3::S3Bucket;
 
 /// A failure of the store (a disk, the bucket). Its text is for the log.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ContentError(pub String);
+#[error("{message}")]
+pub struct ContentError {
+    pub message: String,
+    /// The content asked for is not in the store (it was removed behind the service's
+    /// back): not a passing fault.
+    pub missing: bool,
+}
 
 impl ContentError {
     pub fn new(what: impl std::fmt::Display) -> Self {
-        Self(what.to_string())
+        Self {
+            message: what.to_string(),
+            missing: false,
+        }
+    }
+
+    pub fn missing(what: impl std::fmt::Display) -> Self {
+        Self {
+            message: what.to_string(),
+            missing: true,
+        }
     }
 }
 

@@ -85,11 +85,12 @@ impl S3Bucket {
     }
 
     pub(super) async fn read(&self, key: &str) -> Result<ByteStream, ContentError> {
-        let got = self
-            .store
-            .get(&self.path(key))
-            .await
-            .map_err(|e| s3(&format!("cannot read {key}"), e))?;
+        let got = self.store.get(&self.path(key)).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                ContentError::missing(format!("{key} is missing from the bucket"))
+            }
+            e => s3(&format!("cannot read {key}"), e),
+        })?;
         let key = key.to_owned();
         Ok(Box::pin(
             got.into_stream()

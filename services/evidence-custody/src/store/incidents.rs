@@ -20,15 +20,20 @@ pub struct IncidentRow {
 
 const COLUMNS: &str = "SELECT id, reference, officer, evidence_required, officer_revision, flags_revision FROM incidents";
 
-/// Records a declared incident (a redelivered declaration changes nothing).
+/// Records a declared incident (a redelivered declaration changes nothing). Events
+/// other than the declaration call it with `false` to make sure the row exists.
 pub async fn declare_incident(
     tx: &mut Tx,
     id: Uuid,
     reference: &str,
     evidence_required: bool,
 ) -> Result<(), StorageError> {
+    // An access or officer event applied before the declaration (parked, then applied)
+    // created the row with no flags: the declaration's flag applies unless a later
+    // flags event already did.
     const SQL: &str = "INSERT INTO incidents (id, reference, officer, evidence_required, \
-         officer_revision, flags_revision) VALUES ($1, $2, '', $3, 0, 0) ON CONFLICT (id) DO NOTHING";
+         officer_revision, flags_revision) VALUES ($1, $2, '', $3, 0, 0) ON CONFLICT (id) DO UPDATE \
+         SET evidence_required = excluded.evidence_required WHERE incidents.flags_revision = 0";
     with_conn!(tx, c => {
         sqlx::query(SQL).bind(id).bind(reference).bind(evidence_required).execute(&mut *c).await?;
     });

@@ -16,18 +16,19 @@ pub struct UploadRow {
     pub reason: String,
     pub committed_size: i64,
     pub created_at: DbTime,
+    pub updated_at: DbTime,
     pub finalized: bool,
 }
 
 const COLUMNS: &str = "SELECT id, item_id, created_by, file_name, reason, committed_size, \
-     created_at, finalized FROM uploads";
+     created_at, updated_at, finalized FROM uploads";
 
 pub async fn insert_upload(tx: &mut Tx, u: &UploadRow) -> Result<(), StorageError> {
     const SQL: &str = "INSERT INTO uploads (id, item_id, created_by, file_name, reason, \
-         committed_size, created_at, finalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+         committed_size, created_at, updated_at, finalized) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     with_conn!(tx, c => {
         sqlx::query(SQL).bind(u.id).bind(u.item_id).bind(&u.created_by).bind(&u.file_name)
-            .bind(&u.reason).bind(u.committed_size).bind(u.created_at).bind(u.finalized)
+            .bind(&u.reason).bind(u.committed_size).bind(u.created_at).bind(u.updated_at).bind(u.finalized)
             .execute(&mut *c).await?;
     });
     Ok(())
@@ -58,10 +59,10 @@ pub async fn add_chunk(
     key: &str,
 ) -> Result<(), StorageError> {
     const CHUNK: &str = "INSERT INTO upload_chunks (upload_id, \"offset\", length, content_key) VALUES ($1, $2, $3, $4)";
-    const SIZE: &str = "UPDATE uploads SET committed_size = $2 WHERE id = $1";
+    const SIZE: &str = "UPDATE uploads SET committed_size = $2, updated_at = $3 WHERE id = $1";
     with_conn!(tx, c => {
         sqlx::query(CHUNK).bind(upload_id).bind(offset).bind(length).bind(key).execute(&mut *c).await?;
-        sqlx::query(SIZE).bind(upload_id).bind(offset + length).execute(&mut *c).await?;
+        sqlx::query(SIZE).bind(upload_id).bind(offset + length).bind(DbTime::now()).execute(&mut *c).await?;
     });
     Ok(())
 }
@@ -79,7 +80,7 @@ pub async fn chunks_of(
 
 pub async fn set_finalized(tx: &mut Tx, upload_id: Uuid) -> Result<(), StorageError> {
     with_conn!(tx, c => {
-        sqlx::query("UPDATE uploads SET finalized = TRUE WHERE id = $1").bind(upload_id).execute(&mut *c).await?;
+        sqlx::query("UPDATE uploads SET finalized = TRUE, updated_at = $2 WHERE id = $1").bind(upload_id).bind(DbTime::now()).execute(&mut *c).await?;
     });
     Ok(())
 }
@@ -98,11 +99,11 @@ pub async fn expired_uploads(
     select.fetch_all(conn).await
 }
 
-/// Removes an unfinished upload's records (its chunks' objects are removed first).
+/// Removes an upload's records (its chunks' objects are removed first).
 pub async fn delete_upload(tx: &mut Tx, upload_id: Uuid) -> Result<(), StorageError> {
     with_conn!(tx, c => {
         sqlx::query("DELETE FROM upload_chunks WHERE upload_id = $1").bind(upload_id).execute(&mut *c).await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1 AND NOT finalized").bind(upload_id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(upload_id).execute(&mut *c).await?;
     });
     Ok(())
 }

@@ -114,17 +114,33 @@ async fn a_custody_report_verifies_offline_and_a_changed_one_does_not(backend: B
     )
     .unwrap_err();
     assert!(err.contains("signature"), "{err}");
-    // A report re-signed by someone else's key over a forged chain fails on the chain.
-    let mut forged: report::Report = serde_json::from_slice(&of_incident.document).unwrap();
+    // Even signed with the service's own key, a report whose entries were changed, or
+    // are not in the signed log, does not verify: each chain and each inclusion proof is
+    // checked.
+    let service_key =
+        signing::Signer::load(&svc.dir.path().join("signing-key.pem"), false).unwrap();
+    let original: report::Report = serde_json::from_slice(&of_incident.document).unwrap();
+    let mut forged = original.clone();
     forged.items[0].entries[0].body = forged.items[0].entries[0].body.replace("rhys", "mallory");
     let forged_doc = serde_json::to_vec(&forged).unwrap();
-    let err = report::verify(
-        &forged_doc,
-        &other.sign(&forged_doc),
-        other.public_pem().as_bytes(),
-    )
-    .unwrap_err();
+    let err = report::verify(&forged_doc, &service_key.sign(&forged_doc), &public).unwrap_err();
     assert!(err.contains("changed"), "{err}");
+    let mut unproved = original.clone();
+    let proof = &mut unproved.items[0].inclusion_proofs[0];
+    assert!(!proof.is_empty(), "the first entry is under the checkpoint");
+    let flipped = if proof.starts_with("00") { "11" } else { "00" };
+    proof.replace_range(0..2, flipped);
+    let unproved_doc = serde_json::to_vec(&unproved).unwrap();
+    let err = report::verify(&unproved_doc, &service_key.sign(&unproved_doc), &public).unwrap_err();
+    assert!(err.contains("not in the signed custody log"), "{err}");
+    let mut other_checkpoint = original;
+    other_checkpoint.checkpoint.as_mut().unwrap().key_id = other.key_id().to_owned();
+    let doc = serde_json::to_vec(&other_checkpoint).unwrap();
+    assert!(
+        report::verify(&doc, &service_key.sign(&doc), &public)
+            .unwrap_err()
+            .contains("key")
+    );
 
     let of_item = responder
         .get_custody_report(pb::GetCustodyReportRequest {

@@ -107,15 +107,23 @@ async fn a_digest_mismatch_or_an_interrupted_upload_keeps_nothing(backend: Backe
     })
     .await
     .unwrap();
+    // Once the server has staged bytes, the client goes away.
+    let staging = svc.dir.path().join("evidence/staging");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&staging).unwrap().count() == 0 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the upload was never staged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     call.abort();
     let _ = call.await;
     drop(tx);
     // The server notices the reset and drops the staged file.
-    let mut waited = 0;
-    while !svc.stored_files().is_empty() && waited < 500 {
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        waited += 1;
+    let started = std::time::Instant::now();
+    while !svc.stored_files().is_empty() && started.elapsed().as_secs() < 30 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert!(svc.stored_files().is_empty(), "{:?}", svc.stored_files());
 
@@ -328,7 +336,69 @@ async fn changed_content_ends_the_download_with_data_loss_and_is_recorded(backen
     );
 }
 
+async fn a_silent_upload_is_abandoned(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = crate::common::settings(dir.path(), crate::common::NOWHERE);
+    s.upload_idle_secs = 1;
+    let svc = TestCustody::start_with(backend, dir, s, |c| c.server.request_timeout_secs = 1).await;
+    svc.incident("INC-2026-000001").await;
+    let mut responder = svc.responder();
+    let item = register(&mut responder, "INC-2026-000001").await;
+    // Longer than the server's call limit (1 s), in messages less than 1 s apart: an
+    // upload is not cut by the call limit.
+    let content = bytes(64 * 1024);
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::UploadContentRequest>(1);
+    let mut client = responder.clone();
+    let call = tokio::spawn(async move {
+        client
+            .upload_content(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    tx.send(pb::UploadContentRequest {
+        part: Some(pb::upload_content_request::Part::Start(pb::UploadStart {
+            item_id: item.id.clone(),
+            expected_sha256: sha256(&content),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    for piece in content.chunks(16 * 1024) {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        tx.send(pb::UploadContentRequest {
+            part: Some(pb::upload_content_request::Part::Chunk(piece.to_vec())),
+        })
+        .await
+        .unwrap();
+    }
+    drop(tx);
+    let added = call.await.unwrap().unwrap().into_inner().item.unwrap();
+    assert_eq!(added.content.unwrap().sha256, sha256(&content));
+
+    // A client that starts and then says nothing is let go.
+    let other = register(&mut responder, "INC-2026-000001").await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::UploadContentRequest>(1);
+    tx.send(pb::UploadContentRequest {
+        part: Some(pb::upload_content_request::Part::Start(pb::UploadStart {
+            item_id: other.id.clone(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let status = responder
+        .upload_content(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status)),
+        (Code::DeadlineExceeded, "UPLOAD_IDLE".into())
+    );
+    drop(tx);
+}
+
 on_both_backends!(
+    a_silent_upload_is_abandoned,
     a_streamed_upload_is_hashed_kept_and_downloaded_verified,
     a_digest_mismatch_or_an_interrupted_upload_keeps_nothing,
     the_chunked_path_resumes_and_finalises,

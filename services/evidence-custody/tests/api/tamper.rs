@@ -19,6 +19,10 @@ async fn bypassing(db: &Db, backend: Backend, statements: &[&str]) {
             "DROP TRIGGER IF EXISTS custody_entries_no_update",
             "DROP TRIGGER IF EXISTS custody_entries_no_delete",
             "DROP TRIGGER IF EXISTS evidence_items_no_delete",
+            "DROP TRIGGER IF EXISTS evidence_items_keep",
+            "DROP TRIGGER IF EXISTS custody_log_grows",
+            "DROP TRIGGER IF EXISTS checkpoints_no_update",
+            "DROP TRIGGER IF EXISTS checkpoints_no_delete",
         ]),
     }
     all.extend_from_slice(statements);
@@ -51,17 +55,37 @@ async fn the_database_refuses_to_change_or_remove_custody_records(backend: Backe
     let mut responder = svc.responder();
     let item = register(&mut responder, "INC-2026-000001").await;
     svc.sign().await;
+    crate::common::upload(&mut responder, &item.id, b"content", "", 1024)
+        .await
+        .unwrap();
     let refused = [
         "UPDATE custody_entries SET body = 'edited'",
         "DELETE FROM custody_entries",
         "DELETE FROM evidence_items",
         "UPDATE checkpoints SET root_hash = 'x'",
         "DELETE FROM checkpoints",
+        "DELETE FROM custody_log",
     ];
     for statement in refused {
         let err = raw_result(&svc.db, statement).await.unwrap_err();
         assert!(err.contains("append-only"), "{statement}: {err}");
     }
+    // What an item is and its content, once recorded, stay; its chain and the log only
+    // grow.
+    for statement in [
+        "UPDATE evidence_items SET content_sha256 = 'ab'",
+        "UPDATE evidence_items SET content_key = 'sha256/ab/other'",
+        "UPDATE evidence_items SET incident_id = id",
+        "UPDATE evidence_items SET description = 'something else'",
+        "UPDATE evidence_items SET entry_count = 1",
+    ] {
+        let err = raw_result(&svc.db, statement).await.unwrap_err();
+        assert!(err.contains("keep what was recorded"), "{statement}: {err}");
+    }
+    let err = raw_result(&svc.db, "UPDATE custody_log SET size = 0")
+        .await
+        .unwrap_err();
+    assert!(err.contains("only grows"), "{err}");
     if backend == Backend::Postgres {
         for statement in [
             "TRUNCATE custody_entries",
@@ -74,7 +98,7 @@ async fn the_database_refuses_to_change_or_remove_custody_records(backend: Backe
     }
     let v = verify(&mut responder, &item.id).await;
     assert!(v.verified, "{v:?}");
-    assert_eq!(v.entries_checked, 1);
+    assert_eq!(v.entries_checked, 2);
     assert_eq!(v.checkpoint.unwrap().tree_size, 1);
 }
 
@@ -263,7 +287,98 @@ async fn a_removed_item_is_caught(backend: Backend) {
     assert!(p.description.contains("deleted"), "{p:?}");
 }
 
+async fn a_record_changed_behind_the_service_is_caught_by_its_chain(backend: Backend) {
+    let svc = TestCustody::start(backend).await;
+    svc.incident("INC-2026-000001").await;
+    let mut responder = svc.responder();
+    let mut officer = svc.officer();
+    let item = register(&mut responder, "INC-2026-000001").await;
+    crate::common::upload(&mut responder, &item.id, b"the content", "", 1024)
+        .await
+        .unwrap();
+    let held = officer
+        .place_legal_hold(pb::PlaceLegalHoldRequest {
+            item_id: item.id.clone(),
+            revision: 2,
+            reason: "matter 7".into(),
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .item
+        .unwrap();
+    // The hold taken off by hand, to let the item be disposed of.
+    bypassing(&svc.db, backend, &["UPDATE evidence_items SET hold = NULL"]).await;
+    let v = verify(&mut responder, &item.id).await;
+    let p = v.first_problem.unwrap();
+    assert_eq!(p.sequence, 3, "the hold's entry: {p:?}");
+    assert!(p.description.contains("hold"), "{p:?}");
+    // The content pointed at other bytes: the download refuses, naming the chain.
+    let other = crate::common::sha256(b"other bytes");
+    bypassing(&svc.db, backend, &[&format!("UPDATE evidence_items SET content_sha256 = '{other}', hold = '{{\"reason\":\"matter 7\",\"placed_by\":\"olivia\",\"placed_at\":\"2026-12-06T10:00:00Z\"}}'")]).await;
+    let (status, received) = crate::common::download(&mut responder, &item.id)
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::reason(&status), "CHAIN_BROKEN", "{status:?}");
+    assert!(received.is_empty());
+    let report = responder
+        .get_custody_report(pb::GetCustodyReportRequest {
+            scope: Some(pb::get_custody_report_request::Scope::ItemId(
+                item.id.clone(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::reason(&report), "CHAIN_BROKEN");
+    let _ = held;
+}
+
+async fn a_forged_checkpoint_or_missing_content_is_caught(backend: Backend) {
+    let svc = TestCustody::start(backend).await;
+    svc.incident("INC-2026-000001").await;
+    let mut responder = svc.responder();
+    let item = register(&mut responder, "INC-2026-000001").await;
+    let content = b"disk image".to_vec();
+    crate::common::upload(&mut responder, &item.id, &content, "", 1024)
+        .await
+        .unwrap();
+    svc.sign().await;
+    // A checkpoint rewritten under another key is not this service's.
+    bypassing(
+        &svc.db,
+        backend,
+        &["UPDATE checkpoints SET key_id = 'ffffffffffffffff'"],
+    )
+    .await;
+    let p = verify(&mut responder, &item.id)
+        .await
+        .first_problem
+        .unwrap();
+    assert!(p.description.contains("not this service's key"), "{p:?}");
+    bypassing(&svc.db, backend, &["DELETE FROM checkpoints"]).await;
+    // The content removed from the store: DATA_LOSS, recorded, not a retry.
+    let digest = crate::common::sha256(&content);
+    std::fs::remove_file(
+        svc.dir
+            .path()
+            .join("evidence/objects/sha256")
+            .join(&digest[..2])
+            .join(&digest),
+    )
+    .unwrap();
+    let (status, _) = crate::common::download(&mut responder, &item.id)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DataLoss, "{status:?}");
+    let v = verify(&mut responder, &item.id).await;
+    assert!(!v.verified && !v.content_verified);
+    assert!(v.first_problem.unwrap().description.contains("missing"));
+}
+
 on_both_backends!(
+    a_record_changed_behind_the_service_is_caught_by_its_chain,
+    a_forged_checkpoint_or_missing_content_is_caught,
     the_database_refuses_to_change_or_remove_custody_records,
     an_edited_entry_is_named,
     a_rehashed_chain_is_caught_by_the_checkpoint,

@@ -87,3 +87,69 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+
+    type Reply =
+        Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send>>;
+
+    /// A handler that answers after `delay`.
+    fn slow(
+        delay: Duration,
+    ) -> impl tower::Service<
+        http::Request<()>,
+        Response = http::Response<tonic::body::Body>,
+        Error = Infallible,
+        Future = Reply,
+    > + Clone {
+        tower::service_fn(move |_req: http::Request<()>| {
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, Infallible>(http::Response::new(tonic::body::Body::empty()))
+            }) as Reply
+        })
+    }
+
+    fn grpc_status(r: &http::Response<tonic::body::Body>) -> Option<String> {
+        r.headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_past_the_limit_end_but_long_running_ones_do_not() {
+        let layer = DeadlineLayer::new(Duration::from_secs(30), &["/pkg.S/Upload"], "test.custos");
+        let call = |path: &str| http::Request::builder().uri(path).body(()).unwrap();
+
+        let over = layer
+            .layer(slow(Duration::from_secs(31)))
+            .oneshot(call("/pkg.S/Get"))
+            .await
+            .unwrap();
+        assert_eq!(
+            grpc_status(&over).as_deref(),
+            Some("4"),
+            "DEADLINE_EXCEEDED"
+        );
+
+        let within = layer
+            .layer(slow(Duration::from_secs(29)))
+            .oneshot(call("/pkg.S/Get"))
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&within), None);
+
+        let upload = layer
+            .layer(slow(Duration::from_secs(3_600)))
+            .oneshot(call("/pkg.S/Upload"))
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&upload), None, "a long-running call is not cut");
+    }
+}
