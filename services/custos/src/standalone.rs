@@ -267,7 +267,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     let (intake_listener, intake_url) = bind(0)?;
     let (classification_listener, classification_url) = bind(1)?;
     let (escalation_listener, _) = bind(2)?;
-    let (custody_listener, _) = bind(3)?;
+    let (custody_listener, custody_url) = bind(3)?;
     let intake = custos_intake::IntakeSettings {
         anonymous_reporting: !args.no_anonymous_reporting,
         receipt_secret: Some(SecretString::from(data_dir_secret(
@@ -284,6 +284,7 @@ async fn run(args: &ServeArgs) -> Result<(), String> {
     let escalation = custos_escalation::EscalationSettings {
         intake_url: Some(intake_url.clone()),
         classification_url: Some(classification_url.clone()),
+        custody_url: Some(custody_url),
         directory_file: args.directory_file.clone(),
         mail_dir: Some(mail_dir.clone()),
         mail_from: Some("custos <custos@localhost>".into()),

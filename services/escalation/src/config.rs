@@ -69,6 +69,10 @@ pub struct EscalationSettings {
     /// Address of the classification service, whose feed opens, re-routes and stops
     /// escalations of incidents. Required.
     pub classification_url: Option<String>,
+    /// Address of the evidence-custody service, whose feed says when evidence is
+    /// registered (internal audit is told), e.g. `http://custos-evidence-custody:50051`.
+    /// Unset: registrations are not followed (classification's evidence flag still is).
+    pub custody_url: Option<String>,
     /// A directory to seed contacts, lists and policies from when the directory is
     /// empty (`config/directory.example.toml` shows the format).
     pub directory_file: Option<PathBuf>,
@@ -99,6 +103,7 @@ impl Default for EscalationSettings {
         Self {
             intake_url: None,
             classification_url: None,
+            custody_url: None,
             directory_file: None,
             provider_fix_days: 30,
             timer_batch: 200,
@@ -135,6 +140,9 @@ impl Validate for EscalationSettings {
                 }
                 Some(url) => check_service_url(key, url)?,
             }
+        }
+        if let Some(url) = &self.custody_url {
+            check_service_url("escalation.custody_url", url)?;
         }
         if !(1..=3_650).contains(&self.provider_fix_days) {
             return Err(ConfigError::invalid(

@@ -11,7 +11,8 @@ use custos_kit::{
     time_fmt::from_timestamp,
 };
 use custos_proto::{
-    classification::v1 as classification, common::v1::Event, intake::v1 as intake, prost_types::Any,
+    classification::v1 as classification, common::v1::Event, custody::v1 as custody,
+    intake::v1 as intake, prost_types::Any,
 };
 use prost::Name;
 use uuid::Uuid;
@@ -26,6 +27,7 @@ use crate::{
 /// The consumers' names: their cursors and leases in escalation's database.
 pub const INTAKE_CONSUMER: &str = "escalation.intake";
 pub const CLASSIFICATION_CONSUMER: &str = "escalation.classification";
+pub const CUSTODY_CONSUMER: &str = "escalation.custody";
 
 fn bad(what: impl std::fmt::Display) -> HandlerError {
     HandlerError::failed(format!("event not understood: {what}"))
@@ -361,5 +363,41 @@ impl EventHandler for ClassificationEvents {
         event: &'a Event,
     ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
         Box::pin(apply_classification(tx, event))
+    }
+}
+
+/// Applies evidence-custody's events: evidence registered for an incident opens its
+/// EVIDENCE_REQUIRED escalation (internal audit is told at once and guides the
+/// collection, 14.2.1), unless one is open already (they are then on it), or the incident
+/// was closed.
+#[derive(Debug, Clone, Copy)]
+pub struct CustodyEvents;
+
+async fn apply_custody(tx: &mut Tx, event: &Event) -> Result<(), HandlerError> {
+    if event.event_type != custody::EvidenceRegistered::full_name() {
+        return Ok(());
+    }
+    let p: custody::EvidenceRegistered = payload(&event.payload)?;
+    let incident = Uuid::try_parse(&p.incident_id).map_err(|_| bad("incident_id is not an id"))?;
+    let new = SubjectRow {
+        subject_id: incident,
+        kind: SubjectKind::Incident,
+        reference: p.incident_reference.clone(),
+        facts: JsonText(Facts::default()),
+        anonymous: false,
+        ended_reason: None,
+        ended_at: None,
+    };
+    let row = store::hold_subject(tx, &new).await?;
+    record(tx, &row, &[Trigger::EvidenceRequired]).await
+}
+
+impl EventHandler for CustodyEvents {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        event: &'a Event,
+    ) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>> {
+        Box::pin(apply_custody(tx, event))
     }
 }

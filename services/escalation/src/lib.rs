@@ -78,6 +78,17 @@ impl Service for Escalation {
             &classification_url,
             feeds::ClassificationEvents,
         )?;
+        match &settings.custody_url {
+            Some(url) => context.follow(
+                feeds::CUSTODY_CONSUMER,
+                "escalation.custody_url",
+                url,
+                feeds::CustodyEvents,
+            )?,
+            None => tracing::warn!(
+                "escalation.custody_url is not set: internal audit is not told when evidence is registered (only when classification flags an incident as needing evidence)"
+            ),
+        }
         context.add_service(DirectoryServiceServer::new(api::DirectoryApi::new(
             db.clone(),
         )));

@@ -56,7 +56,9 @@ pub async fn run(args: EvidenceArgs) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let incident = Uuid::now_v7();
-    let reference = format!("INC-BENCH-{}", &incident.simple().to_string()[..8]);
+    // (A version 7 id begins with the time: its random end names the incident.)
+    let id = incident.simple().to_string();
+    let reference = format!("INC-BENCH-{}", &id[id.len() - 8..]);
     let mut tx = db.begin().await.map_err(|e| e.to_string())?;
     store::declare_incident(&mut tx, incident, &reference, true)
         .await

@@ -189,4 +189,75 @@ async fn an_event_older_than_what_was_applied_changes_nothing(backend: Backend) 
     );
 }
 
-on_both_backends!(an_event_older_than_what_was_applied_changes_nothing);
+/// Evidence registered for an incident (custody's feed) tells internal audit through the
+/// incident's EVIDENCE_REQUIRED escalation, once while it is open; a closed incident's
+/// evidence opens nothing.
+async fn evidence_registered_tells_internal_audit_once(backend: Backend) {
+    use custos_escalation::feeds::CustodyEvents;
+    use custos_proto::custody::v1 as cu;
+    let svc = TestEscalation::start(backend).await;
+    let incident = Uuid::now_v7();
+    let registered = |item: Uuid| Event {
+        event_id: Uuid::now_v7().to_string(),
+        event_type: <cu::EvidenceRegistered as prost::Name>::full_name(),
+        aggregate_id: item.to_string(),
+        aggregate_reference: "EVD-2026-000001".into(),
+        payload: Some(
+            Any::from_msg(&cu::EvidenceRegistered {
+                incident_id: incident.to_string(),
+                incident_reference: "INC-2026-000500".into(),
+                kind: cu::EvidenceKind::File as i32,
+                registered_at: None,
+            })
+            .unwrap(),
+        ),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        let mut tx = svc.db.begin().await.unwrap();
+        CustodyEvents
+            .handle(&mut tx, &registered(Uuid::now_v7()))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(
+        triggers(&svc, incident).await,
+        [pb::EscalationTrigger::EvidenceRequired as i32]
+    );
+    // Other events of custody's feed are not for escalation.
+    let mut tx = svc.db.begin().await.unwrap();
+    let mut other = registered(Uuid::now_v7());
+    other.event_type = "custos.custody.v1.CustodyCheckpointSigned".into();
+    CustodyEvents.handle(&mut tx, &other).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Closed: evidence registered afterwards tells nobody.
+    let closed = Uuid::now_v7();
+    apply(
+        &svc,
+        event(
+            closed,
+            &cl::IncidentStateChanged {
+                from: cl::incident::State::Resolved as i32,
+                to: cl::incident::State::Closed as i32,
+                revision: 9,
+                changed_at: None,
+            },
+        ),
+    )
+    .await;
+    let mut late = registered(Uuid::now_v7());
+    let mut p: cu::EvidenceRegistered = late.payload.as_ref().unwrap().to_msg().unwrap();
+    p.incident_id = closed.to_string();
+    late.payload = Some(Any::from_msg(&p).unwrap());
+    let mut tx = svc.db.begin().await.unwrap();
+    CustodyEvents.handle(&mut tx, &late).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(triggers(&svc, closed).await.is_empty());
+}
+
+on_both_backends!(
+    an_event_older_than_what_was_applied_changes_nothing,
+    evidence_registered_tells_internal_audit_once,
+);
