@@ -322,8 +322,11 @@ pub(crate) fn entries_table(entries: &[pb::CustodyEntry]) -> String {
             action(e.action),
             e.actor.clone(),
             e.reason.clone(),
+            // In key order (a protobuf map arrives in any order).
             e.details
                 .iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
