@@ -45,6 +45,14 @@ impl EntryBody {
     }
 }
 
+/// Whether `signature` (hexadecimal) is `key`'s signature over an entry hash.
+pub fn entry_signed(key: &ed25519_dalek::VerifyingKey, hash: &[u8; 32], signature: &str) -> bool {
+    data_encoding::HEXLOWER
+        .decode(signature.as_bytes())
+        .ok()
+        .is_some_and(|sig| crate::signing::verify(key, hash, &sig).is_ok())
+}
+
 /// SHA-256 over the previous hash and the body.
 pub fn entry_hash(previous: &[u8; 32], body: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -75,6 +83,8 @@ pub struct StoredEntry {
     pub previous_hash: String,
     pub entry_hash: String,
     pub body: String,
+    /// The service's Ed25519 signature over the entry hash's 32 bytes (hexadecimal).
+    pub signature: String,
 }
 
 /// The first thing about an item's chain that does not verify.
@@ -94,6 +104,7 @@ pub fn verify_item_chain(
     entries: &[StoredEntry],
     recorded_count: i32,
     recorded_head: &str,
+    key: &ed25519_dalek::VerifyingKey,
 ) -> Option<Problem> {
     let mut previous = GENESIS;
     for (i, e) in entries.iter().enumerate() {
@@ -142,6 +153,11 @@ pub fn verify_item_chain(
         if parse_hash(&e.entry_hash) != Some(computed) {
             return Some(at(format!(
                 "entry {expected} was changed: its hash does not match its content"
+            )));
+        }
+        if !entry_signed(key, &computed, &e.signature) {
+            return Some(at(format!(
+                "entry {expected} does not carry the service's signature: the service did not write it"
             )));
         }
         previous = computed;
@@ -229,9 +245,11 @@ pub fn verify_inclusion(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replayed {
     pub incident: (String, i32),
-    pub content_sha256: Option<(String, i32)>,
+    /// The content's digest, file name and who added it.
+    pub content: Option<(String, String, String, i32)>,
     pub state: (crate::evidence::ItemState, i32),
-    pub on_hold: (bool, i32),
+    /// The hold's reason while on hold.
+    pub hold: (Option<String>, i32),
     pub custodian: (String, i32),
     pub storage_location: (String, i32),
 }
@@ -260,7 +278,14 @@ pub fn replay(entries: &[StoredEntry]) -> Replayed {
                 r.storage_location = (detail("storage_location"), at);
                 r.state = (ItemState::InCustody, at);
             }
-            Action::ContentAdded => r.content_sha256 = Some((detail("sha256"), at)),
+            Action::ContentAdded => {
+                r.content = Some((
+                    detail("sha256"),
+                    detail("file_name"),
+                    body.actor.clone(),
+                    at,
+                ));
+            }
             Action::Transferred => {
                 r.custodian = (detail("to"), at);
                 r.storage_location = (detail("location"), at);
@@ -269,8 +294,8 @@ pub fn replay(entries: &[StoredEntry]) -> Replayed {
             Action::Unsealed => r.state = (ItemState::InCustody, at),
             Action::Released => r.state = (ItemState::Released, at),
             Action::Disposed => r.state = (ItemState::Disposed, at),
-            Action::HoldPlaced => r.on_hold = (true, at),
-            Action::HoldLifted => r.on_hold = (false, at),
+            Action::HoldPlaced => r.hold = (Some(body.reason.clone()), at),
+            Action::HoldLifted => r.hold = (None, at),
             Action::Accessed
             | Action::Downloaded
             | Action::Examined
@@ -281,16 +306,28 @@ pub fn replay(entries: &[StoredEntry]) -> Replayed {
     r
 }
 
+/// What the item's row says, to compare with its chain.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub incident_reference: &'a str,
+    /// Digest, file name, who added it.
+    pub content: Option<(&'a str, &'a str, &'a str)>,
+    pub state: crate::evidence::ItemState,
+    pub hold_reason: Option<&'a str>,
+    pub custodian: &'a str,
+    pub storage_location: &'a str,
+}
+
 /// The first way the item's record differs from what its chain says.
-pub fn compare_record(
-    r: &Replayed,
-    incident_reference: &str,
-    content_sha256: Option<&str>,
-    state: crate::evidence::ItemState,
-    on_hold: bool,
-    custodian: &str,
-    storage_location: &str,
-) -> Option<Problem> {
+pub fn compare_record(r: &Replayed, record: &Record<'_>) -> Option<Problem> {
+    let Record {
+        incident_reference,
+        content,
+        state,
+        hold_reason,
+        custodian,
+        storage_location,
+    } = *record;
     let differs = |what: &str, record: &str, chain: &str, sequence: i32| {
         Some(Problem {
             sequence,
@@ -303,27 +340,38 @@ pub fn compare_record(
     if r.incident.0 != incident_reference {
         return differs("incident", incident_reference, &r.incident.0, r.incident.1);
     }
-    let chain_sha = r.content_sha256.as_ref().map(|c| c.0.as_str());
-    if chain_sha != content_sha256 {
+    let chain_content = r
+        .content
+        .as_ref()
+        .map(|c| (c.0.as_str(), c.1.as_str(), c.2.as_str()));
+    if chain_content != content {
+        let show = |c: Option<(&str, &str, &str)>| {
+            c.map_or("none".to_owned(), |(sha, name, by)| {
+                format!("{sha} ({name}, added by {by})")
+            })
+        };
         return differs(
-            "content digest",
-            content_sha256.unwrap_or("none"),
-            chain_sha.unwrap_or("none"),
-            r.content_sha256.as_ref().map_or(1, |c| c.1),
+            "content",
+            &show(content),
+            &show(chain_content),
+            r.content.as_ref().map_or(1, |c| c.3),
         );
     }
     if r.state.0 != state {
         return differs("state", state.name(), r.state.0.name(), r.state.1);
     }
-    if r.on_hold.0 != on_hold {
-        let yn = |b: bool| {
-            if b {
-                "on legal hold"
-            } else {
-                "not on legal hold"
-            }
+    if r.hold.0.as_deref() != hold_reason {
+        let show = |h: Option<&str>| {
+            h.map_or("not on legal hold".to_owned(), |reason| {
+                format!("on legal hold ({reason})")
+            })
         };
-        return differs("hold", yn(on_hold), yn(r.on_hold.0), r.on_hold.1);
+        return differs(
+            "hold",
+            &show(hold_reason),
+            &show(r.hold.0.as_deref()),
+            r.hold.1,
+        );
     }
     if r.custodian.0 != custodian {
         return differs("custodian", custodian, &r.custodian.0, r.custodian.1);
@@ -352,6 +400,10 @@ pub fn log_root(leaves: &[[u8; 32]]) -> [u8; 32] {
 mod tests {
     use super::*;
 
+    fn key() -> crate::signing::Signer {
+        crate::signing::Signer::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
+    }
+
     fn chain(item: Uuid, n: i32) -> (Vec<StoredEntry>, String) {
         let mut previous = GENESIS;
         let mut out = Vec::new();
@@ -376,6 +428,7 @@ mod tests {
                 previous_hash: hex(&previous),
                 entry_hash: hex(&h),
                 body: String::from_utf8(body).unwrap(),
+                signature: hex(&key().sign(&h)),
             });
             previous = h;
         }
@@ -386,7 +439,10 @@ mod tests {
     fn a_whole_chain_verifies() {
         let item = Uuid::now_v7();
         let (entries, head) = chain(item, 4);
-        assert_eq!(verify_item_chain(item, &entries, 4, &head), None);
+        assert_eq!(
+            verify_item_chain(item, &entries, 4, &head, &key().public_key()),
+            None
+        );
         // Details serialise sorted, whatever order they were given in.
         assert!(entries[0].body.contains(r#""details":{"a":"1","b":"2"}"#));
     }
@@ -398,7 +454,7 @@ mod tests {
 
         let mut edited = entries.clone();
         edited[2].body = edited[2].body.replace("alice", "mallory");
-        let p = verify_item_chain(item, &edited, 5, &head).unwrap();
+        let p = verify_item_chain(item, &edited, 5, &head, &key().public_key()).unwrap();
         assert_eq!((p.sequence, p.log_index), (3, 30), "{p:?}");
         assert!(p.description.contains("changed"), "{p:?}");
 
@@ -409,20 +465,31 @@ mod tests {
             rehashed[2].body.as_bytes(),
         );
         rehashed[2].entry_hash = hex(&h);
-        let p = verify_item_chain(item, &rehashed, 5, &head).unwrap();
+        // Without the service's key, the re-hashed entry carries no valid signature.
+        let p = verify_item_chain(item, &rehashed, 5, &head, &key().public_key()).unwrap();
+        assert_eq!(p.sequence, 3, "{p:?}");
+        assert!(p.description.contains("signature"), "{p:?}");
+        // With it, the next entry no longer follows.
+        rehashed[2].signature = hex(&key().sign(&h));
+        let p = verify_item_chain(item, &rehashed, 5, &head, &key().public_key()).unwrap();
         assert_eq!(p.sequence, 4, "{p:?}");
 
         let mut gap = entries.clone();
         gap.remove(1);
-        assert_eq!(verify_item_chain(item, &gap, 5, &head).unwrap().sequence, 2);
+        assert_eq!(
+            verify_item_chain(item, &gap, 5, &head, &key().public_key())
+                .unwrap()
+                .sequence,
+            2
+        );
 
         let newest_gone = &entries[..3];
-        let p = verify_item_chain(item, newest_gone, 5, &head).unwrap();
+        let p = verify_item_chain(item, newest_gone, 5, &head, &key().public_key()).unwrap();
         assert_eq!(p.sequence, 4, "{p:?}");
 
         let other = Uuid::now_v7();
         assert_eq!(
-            verify_item_chain(other, &entries, 5, &head)
+            verify_item_chain(other, &entries, 5, &head, &key().public_key())
                 .unwrap()
                 .sequence,
             1

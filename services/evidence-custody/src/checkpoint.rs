@@ -145,14 +145,23 @@ fn check_one(
     None
 }
 
-/// The log checked against every checkpoint, and for holes up to its recorded size.
-/// Returns the latest checkpoint, the first problem, and the tree of every leaf.
-pub async fn check_log(
-    mut conn: impl AsConn,
-    signer: &Signer,
-) -> Result<(Option<CheckpointRow>, Option<Problem>, LogTree), StorageError> {
-    let size = store::log_size(&mut conn).await?;
+/// The log as checked: its recorded size when read, the latest checkpoint, the first
+/// problem, and the tree of its leaves.
+#[derive(Debug)]
+pub struct LogCheck {
+    pub size: i64,
+    pub latest: Option<CheckpointRow>,
+    pub problem: Option<Problem>,
+    pub tree: LogTree,
+}
+
+/// The log checked against every checkpoint, and for holes up to its recorded size
+/// (read once: entries committed meanwhile are left for the next check).
+pub async fn check_log(mut conn: impl AsConn, signer: &Signer) -> Result<LogCheck, StorageError> {
+    // The checkpoints first: a size read after them covers every one of them (each was
+    // signed over a committed size).
     let checkpoints = store::checkpoints(&mut conn).await?;
+    let size = store::log_size(&mut conn).await?;
     let latest = checkpoints.last().cloned();
     let upto = size.max(latest.as_ref().map_or(0, |c| c.tree_size));
     let leaves = store::log_leaves(&mut conn, upto).await?;
@@ -168,7 +177,12 @@ pub async fn check_log(
             ),
         });
     }
-    Ok((latest, problem, tree))
+    Ok(LogCheck {
+        size,
+        latest,
+        problem,
+        tree,
+    })
 }
 
 /// Why no checkpoint was signed.
@@ -184,16 +198,40 @@ pub enum CheckpointError {
 /// still matches every earlier one. Returns the new checkpoint, if any.
 pub async fn sign(db: &Db, signer: &Signer) -> Result<Option<CheckpointRow>, CheckpointError> {
     let mut conn = db.read().await?;
-    let size = store::log_size(&mut conn).await?;
-    let latest = store::latest_checkpoint(&mut conn).await?;
-    if size == 0 || latest.as_ref().is_some_and(|c| c.tree_size == size) {
-        return Ok(None);
-    }
-    let (_, problem, tree) = check_log(&mut conn, signer).await?;
+    // One reading of the size: entries committed after it wait for the next checkpoint
+    // (on PostgreSQL every position below a committed size is committed).
+    let LogCheck {
+        size,
+        latest,
+        problem,
+        tree,
+    } = check_log(&mut conn, signer).await?;
     drop(conn);
     if let Some(p) = problem {
         return Err(CheckpointError::Tampered(p));
     }
+    if size == 0 || latest.as_ref().is_some_and(|c| c.tree_size >= size) {
+        return Ok(None);
+    }
+    // Every entry the new checkpoint adds carries the service's signature: one written
+    // by anyone else (the database role itself) is never signed into the log.
+    let from = latest.as_ref().map_or(0, |c| c.tree_size);
+    let key = signer.public_key();
+    let mut conn = db.read().await?;
+    for (index, hash, signature) in store::signed_leaves(&mut conn, from, size).await? {
+        let signed =
+            parse_hash(&hash).is_some_and(|h| crate::chain::entry_signed(&key, &h, &signature));
+        if !signed {
+            return Err(CheckpointError::Tampered(Problem {
+                sequence: 0,
+                log_index: index,
+                description: format!(
+                    "the entry at log position {index} does not carry the service's signature: the service did not write it"
+                ),
+            }));
+        }
+    }
+    drop(conn);
     // The log as committed when its size was read: its leaves, with no hole (later
     // entries wait for the next checkpoint).
     let covered = tree;
@@ -292,27 +330,43 @@ pub async fn expire_uploads(
     drop(conn);
     let mut removed = 0;
     for u in &expired {
-        let mut tx = db.begin().await.map_err(|e| e.to_string())?;
-        // Written to since it was listed: not expired after all.
-        match store::hold_upload(&mut tx, u.id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(held) if held.updated_at < before => {}
-            _ => continue,
-        }
-        content
-            .delete_parts(u.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        store::delete_upload(&mut tx, u.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        removed += 1;
-        if !u.finalized {
-            tracing::info!(upload_id = %u.id, item_id = %u.item_id, "an unfinished upload expired and was removed");
+        // One that cannot be removed now is tried again next time; the others go on.
+        match expire_one(db, content, u.id, before).await {
+            Ok(true) => {
+                removed += 1;
+                if !u.finalized {
+                    tracing::info!(upload_id = %u.id, item_id = %u.item_id, "an unfinished upload expired and was removed");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(upload_id = %u.id, error = %e, "an expired upload could not be removed; tried again next time")
+            }
         }
     }
     Ok(removed)
+}
+
+/// Removes one upload if it is still untouched since `before`, holding it meanwhile.
+async fn expire_one(
+    db: &Db,
+    content: &ContentStore,
+    id: uuid::Uuid,
+    before: DbTime,
+) -> Result<bool, String> {
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    match store::hold_upload(&mut tx, id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(held) if held.updated_at < before => {}
+        // Written to since it was listed: not expired after all.
+        _ => return Ok(false),
+    }
+    content.delete_parts(id).await.map_err(|e| e.to_string())?;
+    store::delete_upload(&mut tx, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(true)
 }

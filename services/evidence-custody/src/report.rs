@@ -67,7 +67,8 @@ pub struct Verified {
 }
 
 /// Verifies a report offline: its signature with `public_key` (SPKI PEM or the raw 32
-/// bytes), every item's chain, and the checkpoint's own signature.
+/// bytes), every item's chain (each entry signed by the same key), every inclusion proof,
+/// and the checkpoint's own signature.
 pub fn verify(document: &[u8], signature: &[u8], public_key: &[u8]) -> Result<Verified, String> {
     let key = signing::public_key(public_key)?;
     signing::verify(&key, document, signature)
@@ -113,6 +114,7 @@ pub fn verify(document: &[u8], signature: &[u8], public_key: &[u8]) -> Result<Ve
             &item.entries,
             item.entry_count,
             &item.head_hash,
+            &key,
         ) {
             return Err(format!("{}: {}", item.reference, p.description));
         }

@@ -81,6 +81,9 @@ CREATE TABLE custody_entries (
     at TIMESTAMPTZ NOT NULL,
     previous_hash TEXT NOT NULL,
     entry_hash TEXT NOT NULL,
+    -- The service's Ed25519 signature over the entry hash (hexadecimal): an entry
+    -- written by anyone else (the database role itself) does not verify.
+    signature TEXT NOT NULL,
     -- The canonical JSON body that was hashed, byte for byte.
     body TEXT NOT NULL,
     UNIQUE (item_id, sequence)
@@ -123,11 +126,11 @@ CREATE TRIGGER custody_log_no_delete BEFORE DELETE ON custody_log
 CREATE TRIGGER custody_log_no_truncate BEFORE TRUNCATE ON custody_log
     FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only();
 
--- The log only grows.
+-- The log only grows, one entry at a time (a jump would leave positions no entry has).
 CREATE FUNCTION custody_log_grows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.size < OLD.size THEN
-        RAISE EXCEPTION 'the custody log only grows: size % to % is refused', OLD.size, NEW.size
+    IF NEW.size <> OLD.size + 1 THEN
+        RAISE EXCEPTION 'the custody log only grows, one entry at a time: size % to % is refused', OLD.size, NEW.size
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
@@ -138,7 +141,8 @@ CREATE TRIGGER custody_log_grows BEFORE UPDATE ON custody_log
 
 -- An item keeps what was recorded of it: what it is, where it came from, and its
 -- content once added; its chain only grows. (Its state, custodian and hold change
--- through the service's verbs; VerifyChain checks them against the chain.)
+-- through the service's verbs; VerifyChain checks them against the chain.) Its count
+-- and head move one entry at a time, to an entry that exists.
 CREATE FUNCTION evidence_items_keep() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.id <> OLD.id OR NEW.number <> OLD.number OR NEW.reference <> OLD.reference
@@ -152,7 +156,12 @@ BEGIN
             NEW.content_sha256 IS DISTINCT FROM OLD.content_sha256
             OR NEW.content_key IS DISTINCT FROM OLD.content_key
             OR NEW.content_size IS DISTINCT FROM OLD.content_size))
-        OR NEW.entry_count < OLD.entry_count OR NEW.revision < OLD.revision THEN
+        OR NEW.revision NOT IN (OLD.revision, OLD.revision + 1)
+        OR NEW.entry_count NOT IN (OLD.entry_count, OLD.entry_count + 1)
+        OR (NEW.entry_count = OLD.entry_count AND NEW.head_hash <> OLD.head_hash)
+        OR (NEW.entry_count = OLD.entry_count + 1 AND NOT EXISTS (
+            SELECT 1 FROM custody_entries e WHERE e.item_id = NEW.id
+                AND e.sequence = NEW.entry_count AND e.entry_hash = NEW.head_hash)) THEN
         RAISE EXCEPTION 'evidence items keep what was recorded of them: the change to % is refused', OLD.reference
             USING ERRCODE = 'insufficient_privilege';
     END IF;

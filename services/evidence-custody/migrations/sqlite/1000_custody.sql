@@ -68,6 +68,7 @@ CREATE TABLE custody_entries (
     at TEXT NOT NULL,
     previous_hash TEXT NOT NULL,
     entry_hash TEXT NOT NULL,
+    signature TEXT NOT NULL,
     body TEXT NOT NULL,
     UNIQUE (item_id, sequence)
 );
@@ -95,8 +96,8 @@ CREATE TRIGGER evidence_items_no_delete BEFORE DELETE ON evidence_items
 BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on evidence_items is refused'); END;
 CREATE TRIGGER custody_log_no_delete BEFORE DELETE ON custody_log
 BEGIN SELECT RAISE(ABORT, 'custody records are append-only: DELETE on custody_log is refused'); END;
-CREATE TRIGGER custody_log_grows BEFORE UPDATE ON custody_log WHEN NEW.size < OLD.size
-BEGIN SELECT RAISE(ABORT, 'the custody log only grows'); END;
+CREATE TRIGGER custody_log_grows BEFORE UPDATE ON custody_log WHEN NEW.size <> OLD.size + 1
+BEGIN SELECT RAISE(ABORT, 'the custody log only grows, one entry at a time'); END;
 CREATE TRIGGER evidence_items_keep BEFORE UPDATE ON evidence_items
 WHEN NEW.id IS NOT OLD.id OR NEW.number IS NOT OLD.number OR NEW.reference IS NOT OLD.reference
     OR NEW.incident_id IS NOT OLD.incident_id OR NEW.kind IS NOT OLD.kind
@@ -109,7 +110,12 @@ WHEN NEW.id IS NOT OLD.id OR NEW.number IS NOT OLD.number OR NEW.reference IS NO
         NEW.content_sha256 IS NOT OLD.content_sha256
         OR NEW.content_key IS NOT OLD.content_key
         OR NEW.content_size IS NOT OLD.content_size))
-    OR NEW.entry_count < OLD.entry_count OR NEW.revision < OLD.revision
+    OR NEW.revision NOT IN (OLD.revision, OLD.revision + 1)
+    OR NEW.entry_count NOT IN (OLD.entry_count, OLD.entry_count + 1)
+    OR (NEW.entry_count = OLD.entry_count AND NEW.head_hash IS NOT OLD.head_hash)
+    OR (NEW.entry_count = OLD.entry_count + 1 AND NOT EXISTS (
+        SELECT 1 FROM custody_entries e WHERE e.item_id = NEW.id
+            AND e.sequence = NEW.entry_count AND e.entry_hash = NEW.head_hash))
 BEGIN SELECT RAISE(ABORT, 'evidence items keep what was recorded of them: the change is refused'); END;
 
 CREATE TABLE uploads (

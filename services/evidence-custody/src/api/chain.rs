@@ -100,6 +100,7 @@ impl CustodyApi {
         // Every page's read is recorded (a page token is no way round it).
         record_read(
             &self.db,
+            &self.signer,
             &caller,
             row.id,
             accessed(&caller, "ListCustodyEntries", ""),
@@ -129,8 +130,13 @@ impl CustodyApi {
         v.finish().map_err(CustodyError::Invalid)?;
         let mut conn = self.db.read().await.map_err(CustodyError::from)?;
         let (row, incident) = visible_item(&mut conn, &caller, &item.expect("validated")).await?;
-        let (entries, item_problem) = super::check_item(&mut conn, &row, &incident).await?;
-        let (latest, log_problem, _) = checkpoint::check_log(&mut conn, &self.signer)
+        let (entries, item_problem) =
+            super::check_item(&mut conn, &row, &incident, &self.signer).await?;
+        let checkpoint::LogCheck {
+            latest,
+            problem: log_problem,
+            ..
+        } = checkpoint::check_log(&mut conn, &self.signer)
             .await
             .map_err(CustodyError::from)?;
         drop(conn);
@@ -155,6 +161,7 @@ impl CustodyApi {
         }
         record_read(
             &self.db,
+            &self.signer,
             &caller,
             row.id,
             accessed(&caller, "VerifyChain", ""),
@@ -218,6 +225,7 @@ impl CustodyApi {
         for id in &ids {
             record_read(
                 &self.db,
+                &self.signer,
                 &caller,
                 *id,
                 accessed(&caller, "GetCustodyReport", ""),
@@ -226,7 +234,11 @@ impl CustodyApi {
         }
         let mut conn = self.db.read().await.map_err(CustodyError::from)?;
         // Nothing is signed over a log or a chain that does not verify.
-        let (latest, log_problem, _) = checkpoint::check_log(&mut conn, &self.signer)
+        let checkpoint::LogCheck {
+            latest,
+            problem: log_problem,
+            ..
+        } = checkpoint::check_log(&mut conn, &self.signer)
             .await
             .map_err(CustodyError::from)?;
         if let Some(p) = log_problem {
@@ -258,7 +270,8 @@ impl CustodyApi {
                 .await
                 .map_err(CustodyError::from)?
                 .ok_or(CustodyError::ItemNotFound)?;
-            let (entries, problem) = super::check_item(&mut conn, &row, &incident).await?;
+            let (entries, problem) =
+                super::check_item(&mut conn, &row, &incident, &self.signer).await?;
             if let Some(p) = problem {
                 return Err(CustodyError::ChainBroken {
                     reference: row.reference.clone(),

@@ -181,7 +181,7 @@ impl CustodyApi {
                 .with("sha256", hex(&w.sha256))
                 .with("size_bytes", w.size.to_string())
                 .with("file_name", file_name);
-            store::append(&mut tx, &mut item, entry).await?;
+            store::append(&mut tx, &mut item, entry, &self.signer).await?;
             store::save_item(&mut tx, &item).await?;
             tracing::info!(item_id = %item.id, reference = %item.reference, sha256 = %hex(&w.sha256), size = w.size, by = %caller.subject, "content added");
         }
@@ -320,7 +320,7 @@ impl CustodyApi {
             return Err(CustodyError::NoContent.into());
         };
         // The digest to check against is the one the chain recorded, not merely the row's.
-        let (_, problem) = super::check_item(&mut conn, &item, &incident).await?;
+        let (_, problem) = super::check_item(&mut conn, &item, &incident, &self.signer).await?;
         drop(conn);
         if let Some(p) = problem {
             tracing::error!(item_id = %item.id, reference = %item.reference, problem = %p.description, "download refused: the item's chain does not verify");
@@ -334,7 +334,8 @@ impl CustodyApi {
             Ok(r) => r,
             Err(e) if e.missing => {
                 tracing::error!(item_id = %item.id, reference = %item.reference, sha256 = %sha256, "evidence content is missing from the store");
-                record_integrity_failure(&self.db, item.id, &sha256, "missing").await?;
+                record_integrity_failure(&self.db, &self.signer, item.id, &sha256, "missing")
+                    .await?;
                 return Err(CustodyError::ContentCorrupt { expected: sha256 }.into());
             }
             Err(e) => return Err(CustodyError::from(e).into()),
@@ -342,7 +343,7 @@ impl CustodyApi {
         // Recorded before the first byte leaves.
         let actor = caller.subject.clone();
         let recorded_sha = sha256.clone();
-        let item = record_read(&self.db, &caller, item.id, move |at| {
+        let item = record_read(&self.db, &self.signer, &caller, item.id, move |at| {
             NewEntry::new(Action::Downloaded, &actor, &reason, at).with("sha256", recorded_sha)
         })
         .await?;
@@ -357,6 +358,7 @@ impl CustodyApi {
         };
         let (tx, rx) = mpsc::channel::<Result<pb::DownloadContentResponse, Status>>(4);
         let db = self.db.clone();
+        let signer = self.signer.clone();
         tokio::spawn(async move {
             let part = |p| Ok(pb::DownloadContentResponse { part: Some(p) });
             if tx
@@ -387,7 +389,8 @@ impl CustodyApi {
             let actual = hex(&hasher.finalize());
             if actual != sha256 {
                 tracing::error!(item_id = %item.id, reference = %item.reference, expected = %sha256, actual = %actual, "evidence content does not match its recorded SHA-256");
-                let failure = record_integrity_failure(&db, item.id, &sha256, &actual).await;
+                let failure =
+                    record_integrity_failure(&db, &signer, item.id, &sha256, &actual).await;
                 let err = match failure {
                     Ok(()) => CustodyError::ContentCorrupt { expected: sha256 },
                     Err(e) => e,
@@ -425,7 +428,7 @@ impl CustodyApi {
             return Ok(None);
         }
         tracing::error!(item_id = %row.id, reference = %row.reference, expected = %expected, actual = %actual, "evidence content does not match its recorded SHA-256");
-        record_integrity_failure(&self.db, row.id, expected, &actual).await?;
+        record_integrity_failure(&self.db, &self.signer, row.id, expected, &actual).await?;
         Ok(Some(if actual == "missing" {
             format!("the content (SHA-256 {expected}) is missing from the store")
         } else {
@@ -440,6 +443,7 @@ impl CustodyApi {
 /// whoever was reading did nothing wrong).
 pub(crate) async fn record_integrity_failure(
     db: &custos_kit::storage::Db,
+    signer: &crate::signing::Signer,
     item_id: Uuid,
     expected: &str,
     actual: &str,
@@ -456,7 +460,7 @@ pub(crate) async fn record_integrity_failure(
     )
     .with("expected_sha256", expected)
     .with("actual_sha256", actual);
-    store::append(&mut tx, &mut item, entry).await?;
+    store::append(&mut tx, &mut item, entry, signer).await?;
     store::save_item(&mut tx, &item).await?;
     tx.commit().await?;
     Ok(())

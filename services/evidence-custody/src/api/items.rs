@@ -241,7 +241,7 @@ impl CustodyApi {
                 "derived_from_sha256",
                 row.parent_sha256.clone().unwrap_or_default(),
             );
-        store::append(&mut tx, &mut row, entry)
+        store::append(&mut tx, &mut row, entry, &self.signer)
             .await
             .map_err(CustodyError::from)?;
         store::save_item(&mut tx, &row)
@@ -250,7 +250,7 @@ impl CustodyApi {
         if let Some(parent) = parent.as_mut() {
             let entry = NewEntry::new(Action::Derived, &caller.subject, "", now)
                 .with("derived_item", row.reference.clone());
-            store::append(&mut tx, parent, entry)
+            store::append(&mut tx, parent, entry, &self.signer)
                 .await
                 .map_err(CustodyError::from)?;
             store::save_item(&mut tx, parent)
@@ -296,6 +296,7 @@ impl CustodyApi {
         drop(conn);
         let row = record_read(
             &self.db,
+            &self.signer,
             &caller,
             row.id,
             accessed(&caller, "GetEvidence", &reason),
@@ -408,7 +409,7 @@ impl CustodyApi {
             }
             let entry = NewEntry::new(Action::Accessed, &caller.subject, "", now)
                 .with("read", "ListEvidence");
-            store::append(&mut tx, &mut item, entry).await?;
+            store::append(&mut tx, &mut item, entry, &self.signer).await?;
             store::save_item(&mut tx, &item).await?;
             let incident = store::incident(&mut tx, item.incident_id).await?;
             after.push((item, incident));

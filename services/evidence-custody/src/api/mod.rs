@@ -22,7 +22,9 @@ use custos_proto::custody::v1 as pb;
 use uuid::Uuid;
 
 use crate::{
-    chain::{GENESIS, Problem, StoredEntry, compare_record, hex, replay, verify_item_chain},
+    chain::{
+        GENESIS, Problem, Record, StoredEntry, compare_record, hex, replay, verify_item_chain,
+    },
     content::ContentStore,
     error::CustodyError,
     evidence::Action,
@@ -174,18 +176,30 @@ pub(crate) async fn check_item(
     conn: impl AsConn,
     item: &ItemRow,
     incident: &IncidentRow,
+    signer: &Signer,
 ) -> Result<(Vec<StoredEntry>, Option<Problem>), CustodyError> {
-    let entries = store::entries_of(conn, item.id, 0, None).await?;
-    let problem =
-        verify_item_chain(item.id, &entries, item.entry_count, &item.head_hash).or_else(|| {
+    // Only the entries the row counts: others may have been appended since it was read
+    // (every read appends one), and the next check covers them.
+    let entries = store::entries_of(conn, item.id, 0, Some(i64::from(item.entry_count))).await?;
+    let key = signer.public_key();
+    let problem = verify_item_chain(item.id, &entries, item.entry_count, &item.head_hash, &key)
+        .or_else(|| {
             compare_record(
                 &replay(&entries),
-                &incident.reference,
-                item.content_sha256.as_deref(),
-                item.state,
-                item.hold.is_some(),
-                &item.custodian,
-                &item.storage_location,
+                &Record {
+                    incident_reference: &incident.reference,
+                    content: item.content_sha256.as_deref().map(|sha| {
+                        (
+                            sha,
+                            item.content_file_name.as_deref().unwrap_or_default(),
+                            item.content_added_by.as_deref().unwrap_or_default(),
+                        )
+                    }),
+                    state: item.state,
+                    hold_reason: item.hold.as_ref().map(|h| h.0.reason.as_str()),
+                    custodian: &item.custodian,
+                    storage_location: &item.storage_location,
+                },
             )
         });
     Ok((entries, problem))
@@ -195,13 +209,14 @@ pub(crate) async fn check_item(
 /// before anything is returned) and returns the item as it is after the record.
 pub(crate) async fn record_read(
     db: &custos_kit::storage::Db,
+    signer: &Signer,
     caller: &Principal,
     id: Uuid,
     entry: impl FnOnce(DbTime) -> NewEntry,
 ) -> Result<ItemRow, CustodyError> {
     let mut tx = db.begin().await?;
     let mut item = hold_visible(&mut tx, caller, id).await?;
-    store::append(&mut tx, &mut item, entry(DbTime::now())).await?;
+    store::append(&mut tx, &mut item, entry(DbTime::now()), signer).await?;
     store::save_item(&mut tx, &item).await?;
     tx.commit().await?;
     Ok(item)
@@ -293,7 +308,11 @@ pub(crate) fn rfc3339(at: DbTime) -> String {
 
 /// The calls `server.request_timeout_secs` does not limit: uploads take as long as
 /// their bytes take.
-pub const LONG_RUNNING: &[&str] = &["/custos.custody.v1.CustodyService/UploadContent"];
+pub const LONG_RUNNING: &[&str] = &[
+    "/custos.custody.v1.CustodyService/UploadContent",
+    // It re-hashes the whole content, which takes as long as the content is large.
+    "/custos.custody.v1.CustodyService/VerifyChain",
+];
 
 type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
 

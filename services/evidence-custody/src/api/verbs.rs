@@ -156,7 +156,7 @@ impl CustodyApi {
         let now = DbTime::now();
         let entry = apply(&mut item, &incident, now)?;
         item.revision += 1;
-        store::append(&mut tx, &mut item, entry).await?;
+        store::append(&mut tx, &mut item, entry, &self.signer).await?;
         store::save_item(&mut tx, &item).await?;
         let wire = item_to_wire(&item, &incident);
         idempotency::complete(&mut tx, pending, &wire).await?;

@@ -13,6 +13,7 @@ use super::ItemRow;
 use crate::{
     chain::{ENTRY_FORMAT, EntryBody, StoredEntry, entry_hash, hex, parse_hash},
     evidence::Action,
+    signing::Signer,
 };
 
 /// An entry to append.
@@ -66,10 +67,11 @@ pub async fn append(
     tx: &mut Tx,
     item: &mut ItemRow,
     e: NewEntry,
+    signer: &Signer,
 ) -> Result<StoredEntry, StorageError> {
     const NEXT: &str = "UPDATE custody_log SET size = size + 1 WHERE id = 1 RETURNING size";
     const INSERT: &str = "INSERT INTO custody_entries (log_index, item_id, sequence, action, at, \
-         previous_hash, entry_hash, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+         previous_hash, entry_hash, signature, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     let previous = parse_hash(&item.head_hash).ok_or_else(|| {
         StorageError::Corrupt(format!("item {}'s head hash is not a hash", item.id))
     })?;
@@ -98,11 +100,14 @@ pub async fn append(
         previous_hash: hex(&previous),
         entry_hash: hex(&hash),
         body: String::from_utf8(body).expect("JSON is UTF-8"),
+        signature: hex(&signer.sign(&hash)),
     };
     with_conn!(tx, c => {
         sqlx::query(INSERT)
             .bind(log_index).bind(item.id).bind(sequence).bind(e.action).bind(e.at)
-            .bind(&stored.previous_hash).bind(&stored.entry_hash).bind(&stored.body)
+            .bind(&stored.previous_hash).bind(&stored.entry_hash)
+            .bind(&stored.signature)
+            .bind(&stored.body)
             .execute(&mut *c).await?;
     });
     item.entry_count = sequence;
@@ -118,7 +123,7 @@ pub async fn entries_of(
     limit: Option<i64>,
 ) -> Result<Vec<StoredEntry>, StorageError> {
     let mut select = Select::new(
-        "SELECT log_index, sequence, previous_hash, entry_hash, body FROM custody_entries",
+        "SELECT log_index, sequence, previous_hash, entry_hash, body, signature FROM custody_entries",
     );
     select.and("item_id = ?", [item_id.into()]);
     select.and("sequence > ?", [after_sequence.into()]);
@@ -126,16 +131,17 @@ pub async fn entries_of(
     if let Some(limit) = limit {
         select.limit(limit);
     }
-    let rows: Vec<(i64, i32, String, String, String)> = select.fetch_all(conn).await?;
+    let rows: Vec<(i64, i32, String, String, String, String)> = select.fetch_all(conn).await?;
     Ok(rows
         .into_iter()
         .map(
-            |(log_index, sequence, previous_hash, entry_hash, body)| StoredEntry {
+            |(log_index, sequence, previous_hash, entry_hash, body, signature)| StoredEntry {
                 log_index,
                 sequence,
                 previous_hash,
                 entry_hash,
                 body,
+                signature,
             },
         )
         .collect())
@@ -158,5 +164,18 @@ pub async fn log_leaves(
         "SELECT log_index, entry_hash FROM custody_entries WHERE log_index < $1 ORDER BY log_index";
     Ok(with_conn!(&mut conn, c => {
         sqlx::query_as(SQL).bind(size).fetch_all(&mut *c).await?
+    }))
+}
+
+/// `(log_index, entry_hash, signature)` of the entries at positions `from..to`, in order.
+pub async fn signed_leaves(
+    mut conn: impl AsConn,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, String, String)>, StorageError> {
+    const SQL: &str = "SELECT log_index, entry_hash, signature FROM custody_entries \
+         WHERE log_index >= $1 AND log_index < $2 ORDER BY log_index";
+    Ok(with_conn!(&mut conn, c => {
+        sqlx::query_as(SQL).bind(from).bind(to).fetch_all(&mut *c).await?
     }))
 }

@@ -9,7 +9,7 @@ mod items;
 mod uploads;
 
 pub use checkpoints::{CheckpointRow, checkpoints, insert_checkpoint, latest_checkpoint};
-pub use entries::{NewEntry, append, entries_of, log_leaves, log_size};
+pub use entries::{NewEntry, append, entries_of, log_leaves, log_size, signed_leaves};
 pub use incidents::{
     IncidentRow, can_see, declare_incident, incident, incident_by_reference, set_access, set_flags,
     set_officer, visible_incidents,

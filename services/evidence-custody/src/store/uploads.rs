@@ -85,16 +85,16 @@ pub async fn set_finalized(tx: &mut Tx, upload_id: Uuid) -> Result<(), StorageEr
     Ok(())
 }
 
-/// Unfinished uploads created before `before` (to remove), at most `limit`.
+/// Uploads untouched since before `before` (to remove: unfinished ones are abandoned,
+/// finalised ones need their chunks no more), oldest first, at most `limit`.
 pub async fn expired_uploads(
     conn: impl AsConn,
     before: DbTime,
     limit: i64,
 ) -> Result<Vec<UploadRow>, StorageError> {
     let mut select = Select::new(COLUMNS);
-    select.and("NOT finalized", []);
-    select.and("created_at < ?", [before.into()]);
-    select.then("ORDER BY created_at");
+    select.and("updated_at < ?", [before.into()]);
+    select.then("ORDER BY updated_at");
     select.limit(limit);
     select.fetch_all(conn).await
 }

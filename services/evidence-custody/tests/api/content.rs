@@ -282,6 +282,56 @@ async fn the_chunked_path_resumes_and_finalises(backend: Backend) {
         svc.stored_files(),
         [format!("objects/sha256/{}/{digest}", &digest[..2])]
     );
+
+    // An upload left alone expires, chunks and all.
+    let other = register(&mut responder, "INC-2026-000001").await;
+    let abandoned = responder
+        .create_upload(pb::CreateUploadRequest {
+            start: Some(pb::UploadStart {
+                item_id: other.id.clone(),
+                ..Default::default()
+            }),
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .upload
+        .unwrap();
+    responder
+        .write_upload(pb::WriteUploadRequest {
+            upload_id: abandoned.id.clone(),
+            offset: 0,
+            data: vec![7; 100],
+        })
+        .await
+        .unwrap();
+    assert_eq!(svc.stored_files().len(), 2);
+    let content_store = custos_evidence_custody::content::ContentStore::Local(
+        custos_evidence_custody::content::LocalDir::open(&svc.dir.path().join("evidence")).unwrap(),
+    );
+    let removed = custos_evidence_custody::checkpoint::expire_uploads(
+        &svc.db,
+        &content_store,
+        time::Duration::seconds(-1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        removed, 2,
+        "the abandoned upload, and the finalised one's record"
+    );
+    assert_eq!(
+        svc.stored_files(),
+        [format!("objects/sha256/{}/{digest}", &digest[..2])]
+    );
+    let gone = responder
+        .get_upload(pb::GetUploadRequest {
+            upload_id: abandoned.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&gone), "UPLOAD_NOT_FOUND");
 }
 
 async fn changed_content_ends_the_download_with_data_loss_and_is_recorded(backend: Backend) {

@@ -161,6 +161,27 @@ async fn access_lists_follow_classification_and_late_events_change_nothing(backe
     rhys.place_legal_hold(hold(1)).await.unwrap();
     // Events this consumer does not handle are ignored.
     apply(&svc, &event(incident, &cl::IncidentLevelChanged::default())).await;
+
+    // A declaration applied after an access event (parked, then replayed) still gives
+    // the incident its evidence flag.
+    let late = Uuid::now_v7();
+    let mut granted = event(late, &grant("rhys", 1));
+    granted.aggregate_reference = "INC-2026-000501".into();
+    apply(&svc, &granted).await;
+    let mut declared = event(
+        late,
+        &cl::IncidentDeclared {
+            flags: Some(cl::IncidentFlags {
+                evidence_required: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    declared.aggregate_reference = "INC-2026-000501".into();
+    apply(&svc, &declared).await;
+    let item = register(&mut rhys, "INC-2026-000501").await;
+    assert!(item.incident_evidence_required);
 }
 
 on_both_backends!(access_lists_follow_classification_and_late_events_change_nothing);

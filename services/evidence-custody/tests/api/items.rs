@@ -62,6 +62,32 @@ async fn an_item_is_registered_with_its_first_entry_and_an_event(backend: Backen
     assert_eq!(entries[1].actor, "rhys");
     assert_eq!(entries[0].details["custodian"], "Rhys Evans");
     assert_eq!(entries[1].previous_hash, entries[0].entry_hash);
+    // Every page of the chain is a recorded read, the first and the next.
+    let page = |token: String| pb::ListCustodyEntriesRequest {
+        item_id: item.id.clone(),
+        page_size: 1,
+        page_token: token,
+    };
+    let first = responder
+        .list_custody_entries(page(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    responder
+        .list_custody_entries(page(first.next_page_token))
+        .await
+        .unwrap();
+    let after = responder
+        .get_evidence(pb::GetEvidenceRequest {
+            item_id: item.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .item
+        .unwrap();
+    assert_eq!(after.custody_entry_count, 6, "3 before, 2 pages, this read");
 
     // Internal audit hears of it through the feed: one EvidenceRegistered, naming the
     // incident and no people.

@@ -123,9 +123,16 @@ async fn an_edited_entry_is_named(backend: Backend) {
     assert!(p.description.contains("changed"), "{p:?}");
 }
 
-/// Rewrites an item's chain from `from` on, as a careful forger would: entry `from`'s
-/// body edited, every hash after it recomputed, the item's head moved.
-async fn forge(db: &Db, backend: Backend, item_id: uuid::Uuid, from: i32) {
+/// Rewrites an item's chain from `from` on, as a careful forger who also stole the
+/// service's key would: entry `from`'s body edited, every hash after it recomputed and
+/// signed, the item's head moved.
+async fn forge(
+    db: &Db,
+    backend: Backend,
+    item_id: uuid::Uuid,
+    from: i32,
+    key: &custos_evidence_custody::signing::Signer,
+) {
     let mut conn = db.read().await.unwrap();
     let entries = custos_evidence_custody::store::entries_of(&mut conn, item_id, 0, None)
         .await
@@ -142,10 +149,11 @@ async fn forge(db: &Db, backend: Backend, item_id: uuid::Uuid, from: i32) {
         let bytes = body.to_bytes();
         let hash = entry_hash(&previous, &bytes);
         statements.push(format!(
-            "UPDATE custody_entries SET body = '{}', previous_hash = '{}', entry_hash = '{}' WHERE log_index = {}",
+            "UPDATE custody_entries SET body = '{}', previous_hash = '{}', entry_hash = '{}', signature = '{}' WHERE log_index = {}",
             String::from_utf8(bytes).unwrap().replace('\'', "''"),
             hex(&previous),
             hex(&hash),
+            hex(&key.sign(&hash)),
             e.log_index
         ));
         previous = hash;
@@ -168,11 +176,17 @@ async fn a_rehashed_chain_is_caught_by_the_checkpoint(backend: Backend) {
     read(&mut responder, &item.id).await;
     read(&mut responder, &item.id).await;
     svc.sign().await;
+    let key = custos_evidence_custody::signing::Signer::load(
+        &svc.dir.path().join("signing-key.pem"),
+        false,
+    )
+    .unwrap();
     forge(
         &svc.db,
         backend,
         uuid::Uuid::parse_str(&item.id).unwrap(),
         3,
+        &key,
     )
     .await;
     let v = verify(&mut responder, &item.id).await;
@@ -376,7 +390,78 @@ async fn a_forged_checkpoint_or_missing_content_is_caught(backend: Backend) {
     assert!(v.first_problem.unwrap().description.contains("missing"));
 }
 
+/// An entry written by the database role itself, past every trigger (an INSERT, the
+/// log's size and the item's count each moved by one, as the service moves them), hashes
+/// and links correctly but carries no signature of the service's: VerifyChain names it
+/// and no checkpoint is signed over it.
+async fn an_entry_the_service_did_not_write_is_named(backend: Backend) {
+    let svc = TestCustody::start(backend).await;
+    svc.incident("INC-2026-000001").await;
+    let mut responder = svc.responder();
+    let item = register(&mut responder, "INC-2026-000001").await;
+    svc.sign().await;
+    let id = uuid::Uuid::parse_str(&item.id).unwrap();
+    let mut conn = svc.db.read().await.unwrap();
+    let entries = custos_evidence_custody::store::entries_of(&mut conn, id, 0, None)
+        .await
+        .unwrap();
+    let size = custos_evidence_custody::store::log_size(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let last = entries.last().unwrap();
+    let mut body: EntryBody = serde_json::from_str(&last.body).unwrap();
+    body.sequence = last.sequence + 1;
+    body.log_index = size;
+    body.action = "CUSTODY_ACTION_HOLD_LIFTED".into();
+    body.actor = "olivia".into();
+    let bytes = body.to_bytes();
+    let previous = parse_hash(&last.entry_hash).unwrap();
+    let hash = entry_hash(&previous, &bytes);
+    let forger = custos_evidence_custody::signing::Signer::generate().unwrap();
+    let id_value = match backend {
+        Backend::Postgres => format!("'{id}'"),
+        Backend::Sqlite => format!("X'{}'", id.simple()),
+    };
+    // No trigger is bypassed: the database lets its own role append.
+    let insert = format!(
+        "INSERT INTO custody_entries (log_index, item_id, sequence, action, at, previous_hash, \
+         entry_hash, signature, body) VALUES ({size}, {id_value}, {}, 12, \
+         '2026-12-06T10:00:00.000000Z', '{}', '{}', '{}', '{}')",
+        body.sequence,
+        hex(&previous),
+        hex(&hash),
+        hex(&forger.sign(&hash)),
+        String::from_utf8(bytes).unwrap().replace('\'', "''")
+    );
+    let head = format!(
+        "UPDATE evidence_items SET entry_count = entry_count + 1, head_hash = '{}'",
+        hex(&hash)
+    );
+    raw(
+        &svc.db,
+        &[&insert, "UPDATE custody_log SET size = size + 1", &head],
+    )
+    .await;
+    let p = verify(&mut responder, &item.id)
+        .await
+        .first_problem
+        .unwrap();
+    assert_eq!(p.sequence, 2, "{p:?}");
+    assert!(p.description.contains("signature"), "{p:?}");
+    let signer = custos_evidence_custody::signing::Signer::load(
+        &svc.dir.path().join("signing-key.pem"),
+        false,
+    )
+    .unwrap();
+    let refused = custos_evidence_custody::checkpoint::sign(&svc.db, &signer)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("signature"), "{refused}");
+}
+
 on_both_backends!(
+    an_entry_the_service_did_not_write_is_named,
     a_record_changed_behind_the_service_is_caught_by_its_chain,
     a_forged_checkpoint_or_missing_content_is_caught,
     the_database_refuses_to_change_or_remove_custody_records,

@@ -217,6 +217,81 @@ async fn an_item_moves_through_custody_and_every_step_is_in_its_chain(backend: B
         entries[2].details["findings"],
         "browser history shows the phishing page"
     );
+    // The whole lifecycle verifies, the record agreeing with its chain.
+    let v = officer
+        .verify_chain(pb::VerifyChainRequest {
+            item_id: item.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.verified, "{v:?}");
+}
+
+async fn a_derived_copy_records_its_parent_and_an_item_is_released(backend: Backend) {
+    let svc = TestCustody::start(backend).await;
+    svc.incident("INC-2026-000001").await;
+    svc.incident("INC-2026-000002").await;
+    let mut responder = svc.responder();
+    let parent = register(&mut responder, "INC-2026-000001").await;
+    let mut copy = crate::common::registration("INC-2026-000001");
+    copy.derived_from_item_id = parent.reference.clone();
+    // A parent without content has nothing to copy.
+    let empty = responder.register_evidence(copy.clone()).await.unwrap_err();
+    assert_eq!(reason(&empty), "NO_CONTENT");
+    let content = crate::common::bytes(3000);
+    crate::common::upload(&mut responder, &parent.id, &content, "", 1000)
+        .await
+        .unwrap();
+    copy.idempotency_key = key();
+    let derived = responder
+        .register_evidence(copy.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .item
+        .unwrap();
+    let from = derived.derived_from.clone().unwrap();
+    assert_eq!(from.parent_item_id, parent.id);
+    assert_eq!(from.parent_reference, parent.reference);
+    assert_eq!(from.parent_sha256, crate::common::sha256(&content));
+    // Another incident's item is no parent.
+    let mut elsewhere = copy.clone();
+    elsewhere.incident_id = "INC-2026-000002".into();
+    elsewhere.idempotency_key = key();
+    let refused = responder.register_evidence(elsewhere).await.unwrap_err();
+    assert_eq!(fields(&refused), ["derived_from_item_id"]);
+    use pb::CustodyAction as A;
+    assert_eq!(
+        actions(&mut responder, &parent.id).await,
+        [A::Registered, A::ContentAdded, A::Derived, A::Accessed]
+    );
+    // Released by the officer: final, and still verifying.
+    let mut officer = svc.officer();
+    let released = officer
+        .release_evidence(pb::ReleaseEvidenceRequest {
+            item_id: derived.id.clone(),
+            revision: derived.revision,
+            released_to: "Thames Valley Police, PC 1234".into(),
+            reason: "handed over".into(),
+            idempotency_key: key(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .item
+        .unwrap();
+    assert_eq!(released.state(), pb::evidence_item::State::Released);
+    for id in [&parent.id, &derived.id] {
+        let v = officer
+            .verify_chain(pb::VerifyChainRequest {
+                item_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(v.verified, "{id}: {v:?}");
+    }
 }
 
 async fn bad_verbs_name_their_fields(backend: Backend) {
@@ -259,6 +334,7 @@ async fn bad_verbs_name_their_fields(backend: Backend) {
 }
 
 on_both_backends!(
+    a_derived_copy_records_its_parent_and_an_item_is_released,
     an_item_moves_through_custody_and_every_step_is_in_its_chain,
     bad_verbs_name_their_fields,
 );
