@@ -45,12 +45,29 @@ impl EntryBody {
     }
 }
 
-/// Whether `signature` (hexadecimal) is `key`'s signature over an entry hash.
-pub fn entry_signed(key: &ed25519_dalek::VerifyingKey, hash: &[u8; 32], signature: &str) -> bool {
+/// What the service signs for an entry: its log position (8 bytes, big-endian) and its
+/// hash, so that a signature copied to another position does not verify there.
+pub fn signed_message(log_index: i64, hash: &[u8; 32]) -> [u8; 40] {
+    let mut m = [0u8; 40];
+    m[..8].copy_from_slice(&log_index.to_be_bytes());
+    m[8..].copy_from_slice(hash);
+    m
+}
+
+/// Whether `signature` (hexadecimal) is `key`'s signature over the entry at `log_index`
+/// with `hash`.
+pub fn entry_signed(
+    key: &ed25519_dalek::VerifyingKey,
+    log_index: i64,
+    hash: &[u8; 32],
+    signature: &str,
+) -> bool {
     data_encoding::HEXLOWER
         .decode(signature.as_bytes())
         .ok()
-        .is_some_and(|sig| crate::signing::verify(key, hash, &sig).is_ok())
+        .is_some_and(|sig| {
+            crate::signing::verify(key, &signed_message(log_index, hash), &sig).is_ok()
+        })
 }
 
 /// SHA-256 over the previous hash and the body.
@@ -155,7 +172,7 @@ pub fn verify_item_chain(
                 "entry {expected} was changed: its hash does not match its content"
             )));
         }
-        if !entry_signed(key, &computed, &e.signature) {
+        if !entry_signed(key, e.log_index, &computed, &e.signature) {
             return Some(at(format!(
                 "entry {expected} does not carry the service's signature: the service did not write it"
             )));
@@ -428,7 +445,7 @@ mod tests {
                 previous_hash: hex(&previous),
                 entry_hash: hex(&h),
                 body: String::from_utf8(body).unwrap(),
-                signature: hex(&key().sign(&h)),
+                signature: hex(&key().sign(&signed_message(i64::from(s) * 10, &h))),
             });
             previous = h;
         }
@@ -470,7 +487,7 @@ mod tests {
         assert_eq!(p.sequence, 3, "{p:?}");
         assert!(p.description.contains("signature"), "{p:?}");
         // With it, the next entry no longer follows.
-        rehashed[2].signature = hex(&key().sign(&h));
+        rehashed[2].signature = hex(&key().sign(&signed_message(rehashed[2].log_index, &h)));
         let p = verify_item_chain(item, &rehashed, 5, &head, &key().public_key()).unwrap();
         assert_eq!(p.sequence, 4, "{p:?}");
 

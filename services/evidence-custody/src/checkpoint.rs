@@ -167,6 +167,27 @@ pub async fn check_log(mut conn: impl AsConn, signer: &Signer) -> Result<LogChec
     let leaves = store::log_leaves(&mut conn, upto).await?;
     let (tree, mut problem) = walk(&leaves, &checkpoints, signer);
     let have = i64::try_from(tree.len()).unwrap_or(i64::MAX);
+    // Every entry no checkpoint covers yet carries the service's signature over its
+    // position and hash: one written by anyone else (the database role itself, or a
+    // signature copied from another position) is named, and never signed into the log.
+    if problem.is_none() {
+        let from = latest.as_ref().map_or(0, |c| c.tree_size);
+        let key = signer.public_key();
+        for (index, hash, signature) in store::signed_leaves(&mut conn, from, size).await? {
+            let signed = parse_hash(&hash)
+                .is_some_and(|h| crate::chain::entry_signed(&key, index, &h, &signature));
+            if !signed {
+                problem = Some(Problem {
+                    sequence: 0,
+                    log_index: index,
+                    description: format!(
+                        "the entry at log position {index} does not carry the service's signature: the service did not write it there"
+                    ),
+                });
+                break;
+            }
+        }
+    }
     if problem.is_none() && have < size {
         problem = Some(Problem {
             sequence: 0,
@@ -213,25 +234,6 @@ pub async fn sign(db: &Db, signer: &Signer) -> Result<Option<CheckpointRow>, Che
     if size == 0 || latest.as_ref().is_some_and(|c| c.tree_size >= size) {
         return Ok(None);
     }
-    // Every entry the new checkpoint adds carries the service's signature: one written
-    // by anyone else (the database role itself) is never signed into the log.
-    let from = latest.as_ref().map_or(0, |c| c.tree_size);
-    let key = signer.public_key();
-    let mut conn = db.read().await?;
-    for (index, hash, signature) in store::signed_leaves(&mut conn, from, size).await? {
-        let signed =
-            parse_hash(&hash).is_some_and(|h| crate::chain::entry_signed(&key, &h, &signature));
-        if !signed {
-            return Err(CheckpointError::Tampered(Problem {
-                sequence: 0,
-                log_index: index,
-                description: format!(
-                    "the entry at log position {index} does not carry the service's signature: the service did not write it"
-                ),
-            }));
-        }
-    }
-    drop(conn);
     // The log as committed when its size was read: its leaves, with no hole (later
     // entries wait for the next checkpoint).
     let covered = tree;

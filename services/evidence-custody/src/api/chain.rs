@@ -166,7 +166,15 @@ impl CustodyApi {
             row.id,
             accessed(&caller, "VerifyChain", ""),
         )
-        .await?;
+        .await
+        .map_err(|e| match (e, &problem) {
+            // The read cannot be recorded on a broken chain: say what verification found.
+            (CustodyError::ChainBroken { reference, .. }, Some(p)) => CustodyError::ChainBroken {
+                reference,
+                description: p.description.clone(),
+            },
+            (e, _) => e,
+        })?;
         Ok(Response::new(pb::VerifyChainResponse {
             verified: problem.is_none(),
             entries_checked: i32::try_from(entries.len()).unwrap_or(i32::MAX),

@@ -178,9 +178,32 @@ pub(crate) async fn check_item(
     incident: &IncidentRow,
     signer: &Signer,
 ) -> Result<(Vec<StoredEntry>, Option<Problem>), CustodyError> {
-    // Only the entries the row counts: others may have been appended since it was read
-    // (every read appends one), and the next check covers them.
-    let entries = store::entries_of(conn, item.id, 0, Some(i64::from(item.entry_count))).await?;
+    // The log's size first, then the row again: every entry below that size committed
+    // before the row was read, so the row counts it; entries past the row's count are
+    // newer reads only if they lie at or beyond that size.
+    let mut conn = conn;
+    let size = store::log_size(&mut conn).await?;
+    let item = &store::item(&mut conn, item.id)
+        .await?
+        .ok_or(CustodyError::ItemNotFound)?;
+    let mut entries = store::entries_of(&mut conn, item.id, 0, None).await?;
+    let counted = usize::try_from(item.entry_count).unwrap_or(usize::MAX);
+    let uncounted = entries
+        .iter()
+        .skip(counted)
+        .find(|e| e.log_index < size)
+        .map(|e| Problem {
+            sequence: e.sequence,
+            log_index: e.log_index,
+            description: format!(
+                "entry {} is not counted by the item's record, which stops at entry {}: the record was changed to hide it",
+                e.sequence, item.entry_count
+            ),
+        });
+    entries.truncate(counted);
+    if let Some(p) = uncounted {
+        return Ok((entries, Some(p)));
+    }
     let key = signer.public_key();
     let problem = verify_item_chain(item.id, &entries, item.entry_count, &item.head_hash, &key)
         .or_else(|| {
@@ -216,7 +239,16 @@ pub(crate) async fn record_read(
 ) -> Result<ItemRow, CustodyError> {
     let mut tx = db.begin().await?;
     let mut item = hold_visible(&mut tx, caller, id).await?;
-    store::append(&mut tx, &mut item, entry(DbTime::now()), signer).await?;
+    store::append(&mut tx, &mut item, entry(DbTime::now()), signer)
+        .await
+        .map_err(|e| match e {
+            // The next entry's place is taken: the record no longer counts its chain.
+            custos_kit::storage::StorageError::Conflict { .. } => CustodyError::ChainBroken {
+                reference: item.reference.clone(),
+                description: "the item's record does not count every entry of its chain".into(),
+            },
+            e => e.into(),
+        })?;
     store::save_item(&mut tx, &item).await?;
     tx.commit().await?;
     Ok(item)

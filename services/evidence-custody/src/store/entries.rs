@@ -100,7 +100,7 @@ pub async fn append(
         previous_hash: hex(&previous),
         entry_hash: hex(&hash),
         body: String::from_utf8(body).expect("JSON is UTF-8"),
-        signature: hex(&signer.sign(&hash)),
+        signature: hex(&signer.sign(&crate::chain::signed_message(log_index, &hash))),
     };
     with_conn!(tx, c => {
         sqlx::query(INSERT)

@@ -82,6 +82,20 @@ async fn the_database_refuses_to_change_or_remove_custody_records(backend: Backe
         let err = raw_result(&svc.db, statement).await.unwrap_err();
         assert!(err.contains("keep what was recorded"), "{statement}: {err}");
     }
+    // Nor by jumps: one entry at a time, to an entry that exists.
+    for statement in [
+        "UPDATE evidence_items SET entry_count = entry_count + 2",
+        "UPDATE evidence_items SET entry_count = entry_count + 1",
+        "UPDATE evidence_items SET revision = revision + 2",
+        "UPDATE evidence_items SET head_hash = 'ab'",
+    ] {
+        let err = raw_result(&svc.db, statement).await.unwrap_err();
+        assert!(err.contains("keep what was recorded"), "{statement}: {err}");
+    }
+    let err = raw_result(&svc.db, "UPDATE custody_log SET size = size + 2")
+        .await
+        .unwrap_err();
+    assert!(err.contains("only grows"), "{err}");
     let err = raw_result(&svc.db, "UPDATE custody_log SET size = 0")
         .await
         .unwrap_err();
@@ -153,7 +167,7 @@ async fn forge(
             String::from_utf8(bytes).unwrap().replace('\'', "''"),
             hex(&previous),
             hex(&hash),
-            hex(&key.sign(&hash)),
+            hex(&key.sign(&custos_evidence_custody::chain::signed_message(e.log_index, &hash))),
             e.log_index
         ));
         previous = hash;
@@ -460,7 +474,109 @@ async fn an_entry_the_service_did_not_write_is_named(backend: Backend) {
     assert!(refused.to_string().contains("signature"), "{refused}");
 }
 
+/// Entries hidden by setting the item's count back (the rows kept, matching every
+/// checkpoint) are named: they committed before the record was read, yet it does not
+/// count them.
+async fn entries_hidden_behind_the_items_count_are_named(backend: Backend) {
+    let svc = TestCustody::start(backend).await;
+    svc.incident("INC-2026-000001").await;
+    let mut responder = svc.responder();
+    let item = register(&mut responder, "INC-2026-000001").await;
+    read(&mut responder, &item.id).await;
+    read(&mut responder, &item.id).await;
+    let id = uuid::Uuid::parse_str(&item.id).unwrap();
+    let mut conn = svc.db.read().await.unwrap();
+    let entries = custos_evidence_custody::store::entries_of(&mut conn, id, 0, None)
+        .await
+        .unwrap();
+    drop(conn);
+    let head = entries[0].entry_hash.clone();
+    bypassing(
+        &svc.db,
+        backend,
+        &[&format!(
+            "UPDATE evidence_items SET entry_count = 1, head_hash = '{head}'"
+        )],
+    )
+    .await;
+    // The read cannot be recorded where the record says the next entry goes: the
+    // verification fails, saying what it found.
+    let status = responder
+        .verify_chain(pb::VerifyChainRequest {
+            item_id: item.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::reason(&status), "CHAIN_BROKEN", "{status:?}");
+    assert!(status.message().contains("not counted"), "{status:?}");
+    let get = responder
+        .get_evidence(pb::GetEvidenceRequest {
+            item_id: item.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::reason(&get), "CHAIN_BROKEN", "{get:?}");
+}
+
+/// A signature copied, with its entry's hash, to a new position of the log (the
+/// database role can append) does not verify there: no checkpoint is signed over it,
+/// and every verification names the position.
+async fn a_copied_entry_is_named(backend: Backend) {
+    let svc = TestCustody::start(backend).await;
+    svc.incident("INC-2026-000001").await;
+    let mut responder = svc.responder();
+    let item = register(&mut responder, "INC-2026-000001").await;
+    svc.sign().await;
+    let id = uuid::Uuid::parse_str(&item.id).unwrap();
+    let mut conn = svc.db.read().await.unwrap();
+    let entries = custos_evidence_custody::store::entries_of(&mut conn, id, 0, None)
+        .await
+        .unwrap();
+    let size = custos_evidence_custody::store::log_size(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let e = &entries[0];
+    let other = match backend {
+        Backend::Postgres => format!("'{}'", uuid::Uuid::now_v7()),
+        Backend::Sqlite => format!("X'{}'", uuid::Uuid::now_v7().simple()),
+    };
+    let insert = format!(
+        "INSERT INTO custody_entries (log_index, item_id, sequence, action, at, previous_hash, \
+         entry_hash, signature, body) VALUES ({size}, {other}, 1, 1, \
+         '2026-12-06T10:00:00.000000Z', '{}', '{}', '{}', '{}')",
+        e.previous_hash,
+        e.entry_hash,
+        e.signature,
+        e.body.replace('\'', "''")
+    );
+    raw(
+        &svc.db,
+        &[&insert, "UPDATE custody_log SET size = size + 1"],
+    )
+    .await;
+    let p = verify(&mut responder, &item.id)
+        .await
+        .first_problem
+        .unwrap();
+    assert_eq!(p.log_index, size, "{p:?}");
+    assert!(p.description.contains("signature"), "{p:?}");
+    let signer = custos_evidence_custody::signing::Signer::load(
+        &svc.dir.path().join("signing-key.pem"),
+        false,
+    )
+    .unwrap();
+    assert!(
+        custos_evidence_custody::checkpoint::sign(&svc.db, &signer)
+            .await
+            .is_err()
+    );
+}
+
 on_both_backends!(
+    entries_hidden_behind_the_items_count_are_named,
+    a_copied_entry_is_named,
     an_entry_the_service_did_not_write_is_named,
     a_record_changed_behind_the_service_is_caught_by_its_chain,
     a_forged_checkpoint_or_missing_content_is_caught,
