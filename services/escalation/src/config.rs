@@ -234,15 +234,7 @@ mod tests {
             "/../../deploy/kubernetes/escalation.yaml"
         ))
         .unwrap();
-        let start = manifest.find("escalation.toml: |").unwrap();
-        let end = manifest[start..].find("\n---").unwrap() + start;
-        let toml_text: String = manifest[start..end]
-            .lines()
-            .skip(1)
-            .map(|l| l.strip_prefix("    ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let table: toml::Table = toml::from_str(&toml_text).unwrap();
+        let table = custos_testing::config_map_toml(&manifest, "escalation.toml");
         let mut settings: EscalationSettings = table["escalation"]
             .clone()
             .try_into()

@@ -188,15 +188,7 @@ mod tests {
             "/../../deploy/kubernetes/evidence-custody.yaml"
         ))
         .unwrap();
-        let start = manifest.find("custody.toml: |").unwrap();
-        let end = manifest[start..].find("\n---").unwrap() + start;
-        let toml_text: String = manifest[start..end]
-            .lines()
-            .skip(1)
-            .map(|l| l.strip_prefix("    ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let table: toml::Table = toml::from_str(&toml_text).unwrap();
+        let table = custos_testing::config_map_toml(&manifest, "custody.toml");
         let mut settings: CustodySettings = table["custody"]
             .clone()
             .try_into()

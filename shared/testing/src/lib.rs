@@ -122,3 +122,21 @@ pub fn with_token(
         ClientInterceptor::bearer(token).expect("token is ASCII"),
     )
 }
+
+/// The TOML file that a Kubernetes manifest's ConfigMap carries under `key` (e.g.
+/// `custody.toml: |`), parsed: for tests that the shipped configuration is valid.
+pub fn config_map_toml(manifest: &str, key: &str) -> toml::Table {
+    let start = manifest
+        .find(&format!("{key}: |"))
+        .unwrap_or_else(|| panic!("no `{key}` in the manifest"));
+    let end = manifest[start..]
+        .find("\n---")
+        .map_or(manifest.len(), |e| e + start);
+    let text: String = manifest[start..end]
+        .lines()
+        .skip(1)
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    toml::from_str(&text).unwrap_or_else(|e| panic!("`{key}` is not TOML: {e}"))
+}

@@ -244,33 +244,43 @@ impl CustodyApi {
         Ok(Response::new(pb::SealEvidenceResponse { item: Some(item) }))
     }
 
+    /// A verb whose request is the item, the revision read, a reason and a key.
+    async fn verb_with_reason(
+        &self,
+        caller: &Principal,
+        method: &'static str,
+        (item_id, revision, reason, key): (&str, i32, &str, &str),
+        apply: impl FnOnce(&mut ItemRow, &IncidentRow, DbTime, &str) -> Result<NewEntry, CustodyError>,
+    ) -> Result<pb::EvidenceItem, Status> {
+        let mut v = Violations::new();
+        let c = common(&mut v, item_id, revision, key);
+        let reason = text(&mut v, "reason", reason, PARAGRAPH, true);
+        v.finish().map_err(CustodyError::Invalid)?;
+        Ok(self
+            .verb(caller, method, c, &reason.clone(), |item, incident, at| {
+                apply(item, incident, at, &reason)
+            })
+            .await?)
+    }
+
     pub(crate) async fn unseal_evidence(
         &self,
         r: Request<pb::UnsealEvidenceRequest>,
     ) -> Result<Response<pb::UnsealEvidenceResponse>, Status> {
         let caller = require_authenticated(&r)?.clone();
         let req = r.into_inner();
-        let mut v = Violations::new();
-        let c = common(&mut v, &req.item_id, req.revision, &req.idempotency_key);
-        let reason = text(&mut v, "reason", &req.reason, PARAGRAPH, true);
-        v.finish().map_err(CustodyError::Invalid)?;
+        let parts = (
+            req.item_id.as_str(),
+            req.revision,
+            req.reason.as_str(),
+            req.idempotency_key.as_str(),
+        );
         let item = self
-            .verb(
-                &caller,
-                "UnsealEvidence",
-                c,
-                &reason.clone(),
-                |item, _, at| {
-                    require(item, "UnsealEvidence")?;
-                    item.state = ItemState::InCustody;
-                    Ok(NewEntry::new(
-                        Action::Unsealed,
-                        &caller.subject,
-                        &reason,
-                        at,
-                    ))
-                },
-            )
+            .verb_with_reason(&caller, "UnsealEvidence", parts, |item, _, at, reason| {
+                require(item, "UnsealEvidence")?;
+                item.state = ItemState::InCustody;
+                Ok(NewEntry::new(Action::Unsealed, &caller.subject, reason, at))
+            })
             .await?;
         Ok(Response::new(pb::UnsealEvidenceResponse {
             item: Some(item),
@@ -283,28 +293,29 @@ impl CustodyApi {
     ) -> Result<Response<pb::PlaceLegalHoldResponse>, Status> {
         let caller = require_authenticated(&r)?.clone();
         let req = r.into_inner();
-        let mut v = Violations::new();
-        let c = common(&mut v, &req.item_id, req.revision, &req.idempotency_key);
-        let reason = text(&mut v, "reason", &req.reason, PARAGRAPH, true);
-        v.finish().map_err(CustodyError::Invalid)?;
+        let parts = (
+            req.item_id.as_str(),
+            req.revision,
+            req.reason.as_str(),
+            req.idempotency_key.as_str(),
+        );
         let item = self
-            .verb(
+            .verb_with_reason(
                 &caller,
                 "PlaceLegalHold",
-                c,
-                &reason.clone(),
-                |item, incident, at| {
+                parts,
+                |item, incident, at, reason| {
                     require_disposition(&caller, incident)?;
                     require(item, "PlaceLegalHold")?;
                     item.hold = Some(JsonText(Hold {
-                        reason: reason.clone(),
+                        reason: reason.to_owned(),
                         placed_by: caller.subject.clone(),
                         placed_at: rfc3339(at),
                     }));
                     Ok(NewEntry::new(
                         Action::HoldPlaced,
                         &caller.subject,
-                        &reason,
+                        reason,
                         at,
                     ))
                 },
@@ -321,22 +332,23 @@ impl CustodyApi {
     ) -> Result<Response<pb::LiftLegalHoldResponse>, Status> {
         let caller = require_authenticated(&r)?.clone();
         let req = r.into_inner();
-        let mut v = Violations::new();
-        let c = common(&mut v, &req.item_id, req.revision, &req.idempotency_key);
-        let reason = text(&mut v, "reason", &req.reason, PARAGRAPH, true);
-        v.finish().map_err(CustodyError::Invalid)?;
+        let parts = (
+            req.item_id.as_str(),
+            req.revision,
+            req.reason.as_str(),
+            req.idempotency_key.as_str(),
+        );
         let item = self
-            .verb(
+            .verb_with_reason(
                 &caller,
                 "LiftLegalHold",
-                c,
-                &reason.clone(),
-                |item, incident, at| {
+                parts,
+                |item, incident, at, reason| {
                     require_disposition(&caller, incident)?;
                     require(item, "LiftLegalHold")?;
                     let held_for = item.hold.take().map(|h| h.0.reason).unwrap_or_default();
                     Ok(
-                        NewEntry::new(Action::HoldLifted, &caller.subject, &reason, at)
+                        NewEntry::new(Action::HoldLifted, &caller.subject, reason, at)
                             .with("held_for", held_for),
                     )
                 },
