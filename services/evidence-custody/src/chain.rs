@@ -269,6 +269,15 @@ pub struct Replayed {
     pub hold: (Option<String>, i32),
     pub custodian: (String, i32),
     pub storage_location: (String, i32),
+    /// When the content was added.
+    pub content_at: Option<time::OffsetDateTime>,
+    /// Who placed the hold, and when, while on hold.
+    pub hold_by: Option<(String, time::OffsetDateTime)>,
+}
+
+/// An RFC 3339 time as entries and records write them.
+pub fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Replays an item's chain (whose entries verified) into what it says of the item.
@@ -302,6 +311,7 @@ pub fn replay(entries: &[StoredEntry]) -> Replayed {
                     body.actor.clone(),
                     at,
                 ));
+                r.content_at = parse_time(&body.at);
             }
             Action::Transferred => {
                 r.custodian = (detail("to"), at);
@@ -311,8 +321,14 @@ pub fn replay(entries: &[StoredEntry]) -> Replayed {
             Action::Unsealed => r.state = (ItemState::InCustody, at),
             Action::Released => r.state = (ItemState::Released, at),
             Action::Disposed => r.state = (ItemState::Disposed, at),
-            Action::HoldPlaced => r.hold = (Some(body.reason.clone()), at),
-            Action::HoldLifted => r.hold = (None, at),
+            Action::HoldPlaced => {
+                r.hold = (Some(body.reason.clone()), at);
+                r.hold_by = parse_time(&body.at).map(|t| (body.actor.clone(), t));
+            }
+            Action::HoldLifted => {
+                r.hold = (None, at);
+                r.hold_by = None;
+            }
             Action::Accessed
             | Action::Downloaded
             | Action::Examined
@@ -333,6 +349,9 @@ pub struct Record<'a> {
     pub hold_reason: Option<&'a str>,
     pub custodian: &'a str,
     pub storage_location: &'a str,
+    pub content_added_at: Option<time::OffsetDateTime>,
+    /// Who placed the hold, and when.
+    pub hold_by: Option<(&'a str, time::OffsetDateTime)>,
 }
 
 /// The first way the item's record differs from what its chain says.
@@ -344,6 +363,8 @@ pub fn compare_record(r: &Replayed, record: &Record<'_>) -> Option<Problem> {
         hold_reason,
         custodian,
         storage_location,
+        content_added_at,
+        hold_by,
     } = *record;
     let differs = |what: &str, record: &str, chain: &str, sequence: i32| {
         Some(Problem {
@@ -387,6 +408,27 @@ pub fn compare_record(r: &Replayed, record: &Record<'_>) -> Option<Problem> {
             "hold",
             &show(hold_reason),
             &show(r.hold.0.as_deref()),
+            r.hold.1,
+        );
+    }
+    if r.content_at != content_added_at {
+        let show = |t: Option<time::OffsetDateTime>| t.map_or("none".to_owned(), |t| t.to_string());
+        return differs(
+            "content's time",
+            &show(content_added_at),
+            &show(r.content_at),
+            r.content.as_ref().map_or(1, |c| c.3),
+        );
+    }
+    let chain_hold_by = r.hold_by.as_ref().map(|(who, at)| (who.as_str(), *at));
+    if chain_hold_by != hold_by {
+        let show = |h: Option<(&str, time::OffsetDateTime)>| {
+            h.map_or("none".to_owned(), |(who, at)| format!("{who} at {at}"))
+        };
+        return differs(
+            "hold's placer",
+            &show(hold_by),
+            &show(chain_hold_by),
             r.hold.1,
         );
     }

@@ -222,6 +222,11 @@ pub(crate) async fn check_item(
                     hold_reason: item.hold.as_ref().map(|h| h.0.reason.as_str()),
                     custodian: &item.custodian,
                     storage_location: &item.storage_location,
+                    content_added_at: item.content_added_at.map(DbTime::get),
+                    hold_by: item.hold.as_ref().and_then(|h| {
+                        crate::chain::parse_time(&h.0.placed_at)
+                            .map(|t| (h.0.placed_by.as_str(), t))
+                    }),
                 },
             )
         });

@@ -574,7 +574,54 @@ async fn a_copied_entry_is_named(backend: Backend) {
     );
 }
 
+/// The record's times and the hold's placer are the chain's too: a content time or a
+/// hold's placer changed by hand is named.
+async fn times_and_placers_changed_by_hand_are_named(backend: Backend) {
+    let svc = TestCustody::start(backend).await;
+    svc.incident("INC-2026-000001").await;
+    let mut responder = svc.responder();
+    let item = register(&mut responder, "INC-2026-000001").await;
+    crate::common::upload(&mut responder, &item.id, b"bytes", "", 1024)
+        .await
+        .unwrap();
+    bypassing(
+        &svc.db,
+        backend,
+        &["UPDATE evidence_items SET content_added_at = '2020-01-01T00:00:00.000000Z'"],
+    )
+    .await;
+    let p = verify(&mut responder, &item.id)
+        .await
+        .first_problem
+        .unwrap();
+    assert_eq!(p.sequence, 2, "{p:?}");
+    assert!(p.description.contains("content's time"), "{p:?}");
+
+    let held = register(&mut responder, "INC-2026-000001").await;
+    svc.officer()
+        .place_legal_hold(pb::PlaceLegalHoldRequest {
+            item_id: held.id.clone(),
+            revision: 1,
+            reason: "matter 9".into(),
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap();
+    let statement = format!(
+        "UPDATE evidence_items SET hold = REPLACE(hold, 'olivia', 'mallory') WHERE reference = '{}'",
+        held.reference
+    );
+    bypassing(&svc.db, backend, &[&statement]).await;
+    let p = verify(&mut responder, &held.id)
+        .await
+        .first_problem
+        .unwrap();
+    assert_eq!(p.sequence, 2, "{p:?}");
+    assert!(p.description.contains("hold's placer"), "{p:?}");
+}
+
 on_both_backends!(
+    times_and_placers_changed_by_hand_are_named,
     entries_hidden_behind_the_items_count_are_named,
     a_copied_entry_is_named,
     an_entry_the_service_did_not_write_is_named,
