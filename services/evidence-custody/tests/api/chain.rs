@@ -10,10 +10,7 @@ use custos_testing::{Backend, on_both_backends};
 use crate::common::{TestCustody, bytes, register, upload};
 
 async fn an_untouched_chain_verifies_against_the_checkpoint(backend: Backend) {
-    let svc = TestCustody::start(backend).await;
-    svc.incident("INC-2026-000001").await;
-    let mut responder = svc.responder();
-    let item = register(&mut responder, "INC-2026-000001").await;
+    let (svc, mut responder, item) = TestCustody::with_item(backend).await;
     upload(&mut responder, &item.id, &bytes(5000), "", 1000)
         .await
         .unwrap();
@@ -117,8 +114,7 @@ async fn a_custody_report_verifies_offline_and_a_changed_one_does_not(backend: B
     // Even signed with the service's own key, a report whose entries were changed, or
     // are not in the signed log, does not verify: each chain and each inclusion proof is
     // checked.
-    let service_key =
-        signing::Signer::load(&svc.dir.path().join("signing-key.pem"), false).unwrap();
+    let service_key = svc.signer();
     let original: report::Report = serde_json::from_slice(&of_incident.document).unwrap();
     let mut forged = original.clone();
     forged.items[0].entries[0].body = forged.items[0].entries[0].body.replace("rhys", "mallory");
@@ -161,11 +157,8 @@ async fn a_custody_report_verifies_offline_and_a_changed_one_does_not(backend: B
 /// callers at once) never mistake the entries committing meanwhile for a hole, and every
 /// one of them verifies afterwards.
 async fn checkpoints_signed_while_the_log_grows_verify(backend: Backend) {
-    let svc = TestCustody::start(backend).await;
-    svc.incident("INC-2026-000001").await;
-    let mut responder = svc.responder();
-    let item = register(&mut responder, "INC-2026-000001").await;
-    let signer = signing::Signer::load(&svc.dir.path().join("signing-key.pem"), false).unwrap();
+    let (svc, mut responder, item) = TestCustody::with_item(backend).await;
+    let signer = svc.signer();
     let readers: Vec<_> = (0..4)
         .map(|_| {
             let mut c = responder.clone();

@@ -113,13 +113,28 @@ impl TestCustody {
         id
     }
 
-    /// Signs a checkpoint over the log as it is now.
-    pub async fn sign(&self) -> store::CheckpointRow {
-        let signer = custos_evidence_custody::signing::Signer::load(
+    /// A service with the usual incident (INC-2026-000001), its responder, and one item
+    /// the responder registered.
+    pub async fn with_item(backend: Backend) -> (Self, Client, pb::EvidenceItem) {
+        let svc = Self::start(backend).await;
+        svc.incident("INC-2026-000001").await;
+        let mut responder = svc.responder();
+        let item = register(&mut responder, "INC-2026-000001").await;
+        (svc, responder, item)
+    }
+
+    /// The service's signing key, as its file holds it.
+    pub fn signer(&self) -> custos_evidence_custody::signing::Signer {
+        custos_evidence_custody::signing::Signer::load(
             &self.dir.path().join("signing-key.pem"),
             false,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Signs a checkpoint over the log as it is now.
+    pub async fn sign(&self) -> store::CheckpointRow {
+        let signer = self.signer();
         custos_evidence_custody::checkpoint::sign(&self.db, &signer)
             .await
             .expect("a checkpoint is signed")

@@ -397,10 +397,7 @@ async fn a_retried_registration_returns_the_first(backend: Backend) {
 }
 
 async fn a_read_that_cannot_be_recorded_returns_nothing(backend: Backend) {
-    let svc = TestCustody::start(backend).await;
-    svc.incident("INC-2026-000001").await;
-    let mut responder = svc.responder();
-    let item = register(&mut responder, "INC-2026-000001").await;
+    let (svc, mut responder, item) = TestCustody::with_item(backend).await;
     let content = crate::common::bytes(10_000);
     crate::common::upload(&mut responder, &item.id, &content, "", 4096)
         .await

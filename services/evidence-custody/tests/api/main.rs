@@ -2,6 +2,7 @@
 
 mod common;
 
+mod behind;
 mod chain;
 mod content;
 mod feeds;

@@ -41,28 +41,32 @@ impl S3Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
+        let mut child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("moto_server runs (pip install 'moto[server]'): the S3 contract tests need it");
         let endpoint = format!("http://127.0.0.1:{port}");
-        // Ready when it answers.
-        let started = std::time::Instant::now();
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
+        // Ready when it says it is running (its log is drained after, so it never
+        // blocks writing it).
+        let stderr = child.stderr.take().expect("piped");
+        let (ready, listening) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(ready);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if line.contains("Running on")
+                    && let Some(tx) = ready.take()
+                {
+                    let _ = tx.send(());
+                }
             }
-            assert!(
-                started.elapsed().as_secs() < 60,
-                "moto_server did not start"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(60), listening)
+            .await
+            .expect("moto_server started within a minute")
+            .expect("moto_server said it was running");
         Self { child, endpoint }
     }
 
