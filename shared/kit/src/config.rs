@@ -257,6 +257,12 @@ pub struct DatabaseConfig {
     /// PostgreSQL schema of this service (defaults to the service name).
     pub schema: Option<String>,
     pub max_connections: u32,
+    /// Connections for reads outside a transaction (lists and lookups), apart from the
+    /// pool above on PostgreSQL; SQLite's readers. Reads beyond this many wait their
+    /// turn: more at once than the database has cores only share its cores and
+    /// lengthen every read's tail. Size it so that replicas × this ≈ twice the database
+    /// server's cores.
+    pub max_read_connections: u32,
     /// Seconds between database health probes.
     pub health_check_secs: u64,
 }
@@ -267,6 +273,7 @@ impl Default for DatabaseConfig {
             url: SecretString::from(""),
             schema: None,
             max_connections: 16,
+            max_read_connections: 4,
             health_check_secs: 2,
         }
     }
@@ -304,6 +311,12 @@ impl Validate for DatabaseConfig {
         if self.max_connections == 0 {
             return Err(ConfigError::invalid(
                 "database.max_connections",
+                "must be positive",
+            ));
+        }
+        if self.max_read_connections == 0 {
+            return Err(ConfigError::invalid(
+                "database.max_read_connections",
                 "must be positive",
             ));
         }

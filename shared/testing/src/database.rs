@@ -66,6 +66,7 @@ impl TestDatabase {
             url: SecretString::from(url),
             schema: Some(self.schema.clone()),
             max_connections: 8,
+            max_read_connections: 4,
             health_check_secs: 1,
         }
     }

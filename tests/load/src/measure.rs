@@ -146,6 +146,11 @@ impl Table {
         Ok(())
     }
 
+    /// Prints a reference row that is not one of the combinations (not in the worst).
+    pub fn reference(&mut self, name: &str, m: &Measured) -> Result<(), String> {
+        report(name, m, self.seconds, self.json).map(|_| ())
+    }
+
     /// Prints the worst p99 (not in JSON).
     pub fn finish(self) {
         if !self.json {

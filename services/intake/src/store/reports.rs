@@ -160,7 +160,8 @@ pub async fn original(mut conn: impl AsConn, id: Uuid) -> Result<Option<Original
 
 /// The statement for a page of reports matching `filter`, newest first, strictly after
 /// `after`, at most `limit`. It holds only the filters given, so each combination is
-/// planned on its own (see the kit's `Select`) and served by the indexes of migrations 1001 and 1002.
+/// planned on its own (see the kit's `Select`) and served by the indexes of migrations
+/// 1001, 1002 and 1004.
 fn list_statement(
     base: &'static str,
     filter: &ListFilter,

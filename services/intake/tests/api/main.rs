@@ -13,6 +13,7 @@ mod history;
 mod parked;
 mod protocol;
 mod providers;
+mod reads;
 mod reports;
 mod server;
 mod status_contract;

@@ -277,7 +277,7 @@ async fn replicas_starting_together_migrate_once() {
         .postgres
         .iter()
         .count()
-        + 2;
+        + 3;
     assert_eq!(
         applied as usize, expected,
         "the kit's and intake's migrations, once each"
@@ -293,20 +293,31 @@ async fn replicas_starting_together_migrate_once() {
     submit_event(&intake, "alex").await;
 }
 
-/// The health probe has a connection of its own: with every pooled connection busy, the
-/// database still reports healthy (a busy pool is load, not an outage).
+/// The health probe has a connection of its own: with every pooled connection busy (the
+/// main pool's and the reads'), the database still reports healthy (a busy pool is load,
+/// not an outage).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_does_not_depend_on_a_free_pooled_connection() {
-    let intake =
-        TestIntake::start_with(Backend::Postgres, |c| c.database.max_connections = 2).await;
-    // Take every connection the pool has (the outbox listener holds one of them).
-    let mut held = Vec::new();
+    let intake = TestIntake::start_with(Backend::Postgres, |c| {
+        c.database.max_connections = 2;
+        c.database.max_read_connections = 2;
+    })
+    .await;
+    // Take every connection of both pools (the outbox listener holds one of the main).
+    let mut reads = Vec::new();
     while let Ok(Ok(conn)) =
         tokio::time::timeout(Duration::from_millis(500), intake.db.read()).await
     {
-        held.push(conn);
+        reads.push(conn);
     }
-    assert!(!held.is_empty() && held.len() <= 2);
+    assert_eq!(reads.len(), 2);
+    let mut txs = Vec::new();
+    while let Ok(Ok(tx)) = tokio::time::timeout(Duration::from_millis(500), intake.db.begin()).await
+    {
+        txs.push(tx);
+    }
+    assert!(!txs.is_empty() && txs.len() <= 2);
+    let held = (reads, txs);
     // Through the pool the probe would wait for its acquire timeout and fail.
     tokio::time::timeout(Duration::from_secs(10), intake.db.ping())
         .await

@@ -115,3 +115,21 @@ fn a_shared_secret_beside_a_jwks_file_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn read_connections_default_to_four_and_must_be_positive() {
+    let database = DatabaseConfig {
+        url: SecretString::from("sqlite://file.db"),
+        ..DatabaseConfig::default()
+    };
+    assert_eq!(database.max_read_connections, 4);
+    database.validate().unwrap();
+    let none = DatabaseConfig {
+        max_read_connections: 0,
+        ..database
+    };
+    assert_eq!(
+        none.validate().unwrap_err().to_string(),
+        "configuration key `database.max_read_connections`: must be positive"
+    );
+}

@@ -22,7 +22,7 @@ const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('custos.consume
 impl Lease {
     pub(super) async fn acquire(db: &Db, name: &str) -> Result<Option<Lease>, StorageError> {
         match db.pools() {
-            Pools::Postgres(pool) => {
+            Pools::Postgres { pool, .. } => {
                 let key = format!("{}.{name}", db.schema());
                 let mut conn = pool.acquire().await?.detach();
                 let got: bool = sqlx::query_scalar(TRY)

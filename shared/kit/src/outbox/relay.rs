@@ -11,7 +11,7 @@ const NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10
 /// outside the write transactions so that commits are not serialised on it) and wakes
 /// local readers when other replicas commit (LISTEN). Runs until `shutdown`.
 pub async fn relay_notifications(db: Db, shutdown: tokio_util::sync::CancellationToken) {
-    let Pools::Postgres(pool) = db.pools() else {
+    let Pools::Postgres { pool, .. } = db.pools() else {
         return;
     };
     let pool = pool.clone();

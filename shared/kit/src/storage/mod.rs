@@ -42,6 +42,12 @@ pub enum Backend {
 /// How often SQLite's planner statistics are refreshed (and once at start).
 const SQLITE_ANALYZE_EVERY: Duration = Duration::from_secs(600);
 
+/// Statements a PostgreSQL read connection keeps prepared (the least recently used goes
+/// first). Enough for the filter combinations a service's callers use at once (intake's
+/// ListReports alone has 512 shapes, counting page tokens and views, but few are in use
+/// together) and the point reads; a statement with a long list of ids is never kept.
+const READ_STATEMENT_CACHE: usize = 512;
+
 /// Refreshes SQLite's planner statistics. Without them its planner takes any index whose
 /// leading column a statement names, however unselective, and sorts what it finds
 /// (measured: ListTriageQueue by kind on 100,000 entries, p99 128–198 ms at 32 callers).
@@ -106,7 +112,10 @@ struct DbInner {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Pools {
-    Postgres(PgPool),
+    /// Transactions, the outbox, leases and the audit writer on one pool; reads outside
+    /// a transaction ([`Read`]) on a smaller one of their own (see
+    /// `DatabaseConfig::max_read_connections`).
+    Postgres { pool: PgPool, reads: PgPool },
     /// SQLite has one writer at a time: one connection writes, several read (WAL).
     Sqlite {
         writer: SqlitePool,
@@ -157,8 +166,9 @@ impl Db {
                 }
             });
             let reader = SqlitePoolOptions::new()
-                .max_connections(config.max_connections)
-                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(config.max_read_connections)
+                // As PostgreSQL's reads: a burst queues rather than fails.
+                .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.clone())
                 .await
                 .map_err(StorageError::Connect)?;
@@ -182,8 +192,24 @@ impl Db {
                 .await
                 .map_err(StorageError::Connect)?;
             let setup = migrate::run_postgres(&pool, &schema, migrations).await?;
+            let reads = PgPoolOptions::new()
+                .max_connections(config.max_read_connections)
+                // A read that waits here waits behind others that are running: longer
+                // than the main pool's, so that a burst queues rather than fails.
+                .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .connect_lazy_with(
+                    options
+                        .clone()
+                        // Kept prepared (parsed once), but planned for each call's
+                        // values: a list's filters are often skewed (a category that
+                        // never has a kind), and a generic plan would read a whole index
+                        // to find nothing.
+                        .options([("plan_cache_mode", "force_custom_plan")])
+                        .statement_cache_capacity(READ_STATEMENT_CACHE),
+                );
             (
-                Pools::Postgres(pool),
+                Pools::Postgres { pool, reads },
                 probe::Probe::postgres(options),
                 setup,
             )
@@ -206,7 +232,7 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         match self.inner.pools {
-            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Postgres { .. } => Backend::Postgres,
             Pools::Sqlite { .. } => Backend::Sqlite,
         }
     }
@@ -219,7 +245,7 @@ impl Db {
     /// The pool size (PostgreSQL) or the number of readers (SQLite).
     pub fn max_connections(&self) -> u32 {
         match &self.inner.pools {
-            Pools::Postgres(p) => p.options().get_max_connections(),
+            Pools::Postgres { pool, .. } => pool.options().get_max_connections(),
             Pools::Sqlite { reader, .. } => reader.options().get_max_connections(),
         }
     }
@@ -305,7 +331,10 @@ impl Db {
     pub async fn close(&self) {
         self.inner.probe.close().await;
         match &self.inner.pools {
-            Pools::Postgres(p) => p.close().await,
+            Pools::Postgres { pool, reads } => {
+                reads.close().await;
+                pool.close().await;
+            }
             Pools::Sqlite { writer, reader } => {
                 reader.close().await;
                 writer.close().await;

@@ -56,7 +56,16 @@ pub struct Select {
     sql: String,
     values: Vec<Value>,
     conditions: usize,
+    /// A list condition with more values than [`KEPT_LIST_VALUES`]: its text is one of as
+    /// many as there are lengths, so it is not worth keeping prepared.
+    one_off: bool,
 }
+
+/// The longest list of values (`and_in`, `and_any`) in a statement kept prepared: up to
+/// this, a list is a filter's choice of an enum's values, of which there are few
+/// lengths; beyond it, typically ids, each length would be a statement of its own and
+/// push the lists out of a connection's cache.
+const KEPT_LIST_VALUES: usize = 8;
 
 impl Select {
     pub fn new(base: &'static str) -> Self {
@@ -64,6 +73,7 @@ impl Select {
             sql: base.to_owned(),
             values: Vec::new(),
             conditions: 0,
+            one_off: false,
         }
     }
 
@@ -75,6 +85,7 @@ impl Select {
             sql: base.to_owned(),
             values: values.into_iter().collect(),
             conditions: 0,
+            one_off: false,
         }
     }
 
@@ -97,21 +108,25 @@ impl Select {
         mut build: impl FnMut(usize, &mut Select),
     ) -> Select {
         let mut values = Vec::new();
+        let mut one_off = false;
         let mut parts = Vec::with_capacity(count);
         for i in 0..count {
             let mut branch = Select {
                 sql: base.to_owned(),
                 values,
                 conditions: 0,
+                one_off,
             };
             build(i, &mut branch);
             parts.push(format!("SELECT * FROM ({}) AS b{i}", branch.sql));
             values = branch.values;
+            one_off = branch.one_off;
         }
         Select {
             sql: format!("SELECT * FROM ({}) AS u", parts.join(" UNION ALL ")),
             values,
             conditions: 0,
+            one_off,
         }
     }
 
@@ -152,6 +167,7 @@ impl Select {
                 condition.replacen('?', &placeholder, 1)
             })
             .collect();
+        self.one_off |= parts.len() > KEPT_LIST_VALUES;
         if !parts.is_empty() {
             self.push_condition(&format!("({})", parts.join(" OR ")));
         }
@@ -168,6 +184,7 @@ impl Select {
     /// `column IN (values…)` when any are given (`repeated` filters OR together).
     pub fn and_in(&mut self, column: &'static str, values: impl IntoIterator<Item = Value>) {
         let placeholders: Vec<String> = values.into_iter().map(|v| self.bind(v)).collect();
+        self.one_off |= placeholders.len() > KEPT_LIST_VALUES;
         match placeholders.len() {
             0 => {}
             1 => self.push_condition(&format!("{column} = {}", placeholders[0])),
@@ -207,18 +224,22 @@ impl Select {
         &self.values
     }
 
-    /// Runs the statement and decodes each row as `R`. The statement is not kept
-    /// prepared: on PostgreSQL a one-off statement is planned with the values given (a
-    /// rare category and a common one want different plans), where a kept one would
-    /// switch to one generic plan for all values after five runs.
+    /// Runs the statement and decodes each row as `R`, planned for the values given (a
+    /// rare category and a common one want different plans). It is kept prepared only
+    /// on a connection that plans every call for its values anyway
+    /// ([`AsConn::plans_each_call`]: a read connection), where it then costs one round
+    /// trip instead of two; elsewhere a kept statement would switch to one generic plan
+    /// for all values after five runs. A statement with a long list of values is never
+    /// kept (see [`KEPT_LIST_VALUES`]).
     pub async fn fetch_all<R>(&self, mut conn: impl AsConn) -> Result<Vec<R>, StorageError>
     where
         R: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         let sql = sqlx::AssertSqlSafe(self.sql.clone());
+        let prepared = conn.plans_each_call() && !self.one_off;
         Ok(crate::with_conn!(&mut conn, c => {
             let arguments = c.arguments(&self.values).map_err(sqlx::Error::Encode)?;
-            sqlx::query_as_with(sql, arguments).persistent(false).fetch_all(&mut *c).await?
+            sqlx::query_as_with(sql, arguments).persistent(prepared).fetch_all(&mut *c).await?
         }))
     }
 }
@@ -293,6 +314,24 @@ mod tests {
              AND (submitted_at, id) < ($4, $5) ORDER BY submitted_at DESC, id DESC LIMIT $6"
         );
         assert_eq!(s.values().len(), 6);
+    }
+
+    #[test]
+    fn only_a_statement_with_short_lists_is_kept_prepared() {
+        let ids = |n: usize| (0..n).map(|i| Value::I64(i as i64)).collect::<Vec<_>>();
+        let mut s = Select::new("SELECT id FROM t");
+        s.and_in("kind", ids(KEPT_LIST_VALUES));
+        s.and_any("tag LIKE ?", ids(2));
+        assert!(!s.one_off, "an enum's values");
+        s.and_in("id", ids(KEPT_LIST_VALUES + 1));
+        assert!(s.one_off, "a list of ids");
+        let mut any = Select::new("SELECT id FROM t");
+        any.and_any("tag LIKE ?", ids(KEPT_LIST_VALUES + 1));
+        assert!(any.one_off);
+        let union = Select::union_all("SELECT id FROM t", 2, |i, b| {
+            b.and_in("id", ids(if i == 0 { KEPT_LIST_VALUES + 1 } else { 1 }));
+        });
+        assert!(union.one_off, "one long branch makes the whole one-off");
     }
 
     #[test]

@@ -23,6 +23,16 @@ pub enum Conn<'c> {
 /// Something queries can run on: a [`Tx`], or a [`Read`] connection.
 pub trait AsConn: Send {
     fn conn(&mut self) -> Conn<'_>;
+
+    /// Whether this connection plans every statement for the values of its call even
+    /// when the statement is kept prepared (PostgreSQL's read connections), so that a
+    /// built statement ([`super::Select`]) may be kept prepared on it: parsed once, one
+    /// round trip per call. Elsewhere a built statement goes unprepared, planned for
+    /// its values: a kept one could be given a generic plan that suits some values and
+    /// reads a whole index for others.
+    fn plans_each_call(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `$body` with `$c` bound to the `&mut` connection of either backend behind `$x`
@@ -62,7 +72,7 @@ impl std::fmt::Debug for Tx {
 impl Tx {
     pub(super) async fn begin(db: &Db) -> Result<Self, StorageError> {
         let inner = match db.pools() {
-            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Pools::Postgres { pool, .. } => TxInner::Postgres(pool.begin().await?),
             Pools::Sqlite { writer, .. } => {
                 TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
             }
@@ -140,7 +150,7 @@ impl std::fmt::Debug for Autocommit {
 impl Autocommit {
     pub(super) async fn acquire(db: &Db) -> Result<Option<Self>, StorageError> {
         match db.pools() {
-            Pools::Postgres(pool) => Ok(Some(Self {
+            Pools::Postgres { pool, .. } => Ok(Some(Self {
                 conn: pool.acquire().await?,
                 db: db.clone(),
                 wake: true,
@@ -184,7 +194,7 @@ impl std::fmt::Debug for Read {
 impl Read {
     pub(super) async fn acquire(db: &Db) -> Result<Self, StorageError> {
         Ok(match db.pools() {
-            Pools::Postgres(pool) => Read::Postgres(pool.acquire().await?),
+            Pools::Postgres { reads, .. } => Read::Postgres(reads.acquire().await?),
             Pools::Sqlite { reader, .. } => Read::Sqlite(reader.acquire().await?),
         })
     }
@@ -197,11 +207,21 @@ impl AsConn for Read {
             Read::Sqlite(c) => Conn::Sqlite(c),
         }
     }
+
+    fn plans_each_call(&self) -> bool {
+        // PostgreSQL's read pool is set to (plan_cache_mode); SQLite (built with STAT4)
+        // prepares a kept statement again when its bound values could change the plan.
+        true
+    }
 }
 
 impl<T: AsConn + ?Sized> AsConn for &mut T {
     fn conn(&mut self) -> Conn<'_> {
         (**self).conn()
+    }
+
+    fn plans_each_call(&self) -> bool {
+        (**self).plans_each_call()
     }
 }
 
