@@ -8,6 +8,10 @@
 #     2. SQLite (durable, synchronous=FULL, WAL): custos-load at 32 concurrent calls.
 #     3. Idle resident memory of the intake service.
 #
+#   The service under test reads on BENCH_READS (default 4) connections: twice this
+#   machine's cores, as the README sizes `database.max_read_connections`; BENCH_POOL
+#   (default 16) is its main pool.
+#
 #   tests/load/bench.sh list [reports] [seconds]   ListReports on PostgreSQL:
 #     seeds `reports` (default 1,000,000) reports through the API from 20,000 reporters,
 #     spreads them over three years with statuses as classification would leave them
@@ -148,6 +152,7 @@ start_intake() { # database-url log
   CUSTOS_INTAKE__RECEIPT_SECRET=bench-receipt-secret-0123456789abcdef \
   CUSTOS_SERVER__SHUTDOWN_GRACE_SECS=0 \
   CUSTOS_DATABASE__MAX_CONNECTIONS=${BENCH_POOL:-16} CUSTOS_SERVER__MAX_CONCURRENT_REQUESTS=4096 \
+  CUSTOS_DATABASE__MAX_READ_CONNECTIONS=${BENCH_READS:-4} \
   RUST_LOG=warn target/release/custos-intake --listen 127.0.0.1:$PORT --database-url "$1" >"$2" 2>&1 &
   INTAKE_PID=$!
   for _ in $(seq 1 100); do
@@ -198,6 +203,7 @@ start_classification() { # log
   CUSTOS_AUTH__HS256_SECRET=$SECRET CUSTOS_AUTH__ISSUER=custos-standalone \
   CUSTOS_CLASSIFICATION__INTAKE_URL=http://127.0.0.1:1 CUSTOS_SERVER__SHUTDOWN_GRACE_SECS=0 \
   CUSTOS_DATABASE__MAX_CONNECTIONS=${BENCH_POOL:-16} CUSTOS_SERVER__MAX_CONCURRENT_REQUESTS=4096 \
+  CUSTOS_DATABASE__MAX_READ_CONNECTIONS=${BENCH_READS:-4} \
   RUST_LOG=error target/release/custos-classification --listen 127.0.0.1:$PORT --database-url "$PG_URL" \
     >"$1" 2>&1 &
   INTAKE_PID=$!

@@ -273,7 +273,7 @@ impl Default for DatabaseConfig {
             url: SecretString::from(""),
             schema: None,
             max_connections: 16,
-            max_read_connections: 4,
+            max_read_connections: 8,
             health_check_secs: 2,
         }
     }

@@ -117,12 +117,12 @@ fn a_shared_secret_beside_a_jwks_file_is_refused() {
 }
 
 #[test]
-fn read_connections_default_to_four_and_must_be_positive() {
+fn read_connections_default_to_eight_and_must_be_positive() {
     let database = DatabaseConfig {
         url: SecretString::from("sqlite://file.db"),
         ..DatabaseConfig::default()
     };
-    assert_eq!(database.max_read_connections, 4);
+    assert_eq!(database.max_read_connections, 8);
     database.validate().unwrap();
     let none = DatabaseConfig {
         max_read_connections: 0,
