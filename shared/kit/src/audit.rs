@@ -5,9 +5,7 @@
 //! recorded fails instead of going unrecorded. Entries of calls that arrive together are
 //! committed together (one writer, one transaction for whatever is waiting): under load,
 //! one commit serves many calls instead of one each. A change is recorded with
-//! [`record`] in the transaction of the change itself. On PostgreSQL a call's entry is
-//! one row naming all its targets (a list read is one row, not one per item listed);
-//! [`entries`] finds a target's entries on either backend.
+//! [`record`] in the transaction of the change itself.
 
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -15,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::Principal,
-    storage::{AsConn, Conn, DbTime, Dialect, Pools, StorageError, Tx},
+    storage::{AsConn, Conn, DbTime, Pools, StorageError, Tx},
     with_conn,
 };
 
@@ -119,54 +117,49 @@ async fn write_loop(pools: Pools, mut rx: mpsc::Receiver<Entries>) {
 
 /// Writes every entry of `batch` in one transaction.
 async fn write(pools: &Pools, batch: &[Entries]) -> Result<(), StorageError> {
-    let calls: Vec<Call<'_>> = batch
+    let rows: Vec<Row<'_>> = batch
         .iter()
-        .map(|e| Call {
-            at: e.at,
-            actor: &e.actor,
-            roles: &e.roles,
-            action: &e.action,
-            target_type: &e.target_type,
-            target_ids: &e.target_ids,
+        .flat_map(|e| {
+            e.target_ids.iter().map(move |target| Row {
+                at: e.at,
+                actor: &e.actor,
+                roles: &e.roles,
+                action: &e.action,
+                target_type: &e.target_type,
+                target_id: target,
+            })
         })
         .collect();
     match pools {
         Pools::Postgres { pool, .. } => {
             let mut conn = pool.acquire().await?;
             let mut tx = conn.begin().await?;
-            insert(Conn::Postgres(&mut tx), &calls).await?;
+            insert(Conn::Postgres(&mut tx), &rows).await?;
             tx.commit().await?;
         }
         Pools::Sqlite { writer, .. } => {
             let mut conn = writer.acquire().await?;
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            insert(Conn::Sqlite(&mut tx), &calls).await?;
+            insert(Conn::Sqlite(&mut tx), &rows).await?;
             tx.commit().await?;
         }
     }
     Ok(())
 }
 
-/// One call's entry: what one actor did to one or more targets at one time.
-struct Call<'a> {
+/// One audit row.
+struct Row<'a> {
     at: DbTime,
     actor: &'a str,
     roles: &'a str,
     action: &'a str,
     target_type: &'a str,
-    target_ids: &'a [String],
+    target_id: &'a str,
 }
 
-/// On PostgreSQL a call is one row, its targets an array (migration 0003; `target_id`
-/// is left empty): a list of fifty reports read is one row, not fifty rows and a
-/// hundred index entries. The
-/// targets arrive as JSON arrays, one per call (a parameter cannot be an array of
-/// arrays of different lengths).
 const INSERT_MANY_POSTGRES: &str = "INSERT INTO audit_log (id, at, actor, roles, action, \
-     target_type, target_ids) SELECT id, at, actor, roles, action, target_type, \
-     ARRAY(SELECT jsonb_array_elements_text(targets::jsonb)) FROM UNNEST($1::uuid[], \
-     $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-     AS u (id, at, actor, roles, action, target_type, targets)";
+     target_type, target_id) SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], \
+     $4::text[], $5::text[], $6::text[], $7::text[])";
 
 /// The actor's roles as stored: space-separated.
 fn roles_of(actor: &Principal) -> String {
@@ -174,41 +167,35 @@ fn roles_of(actor: &Principal) -> String {
     roles.join(" ")
 }
 
-async fn insert(conn: Conn<'_>, calls: &[Call<'_>]) -> Result<(), StorageError> {
+async fn insert(conn: Conn<'_>, rows: &[Row<'_>]) -> Result<(), StorageError> {
     match conn {
         Conn::Postgres(c) => {
-            fn column<'a, T>(calls: &'a [Call<'a>], f: impl Fn(&'a Call<'a>) -> T) -> Vec<T> {
-                calls.iter().map(f).collect()
+            fn column<'a, T>(rows: &'a [Row<'a>], f: impl Fn(&'a Row<'a>) -> T) -> Vec<T> {
+                rows.iter().map(f).collect()
             }
             sqlx::query(INSERT_MANY_POSTGRES)
-                .bind(column(calls, |_| Uuid::now_v7()))
-                .bind(column(calls, |r| r.at))
-                .bind(column(calls, |r| r.actor))
-                .bind(column(calls, |r| r.roles))
-                .bind(column(calls, |r| r.action))
-                .bind(column(calls, |r| r.target_type))
-                .bind(column(calls, |r| {
-                    serde_json::to_string(r.target_ids).expect("strings serialise")
-                }))
+                .bind(column(rows, |_| Uuid::now_v7()))
+                .bind(column(rows, |r| r.at))
+                .bind(column(rows, |r| r.actor))
+                .bind(column(rows, |r| r.roles))
+                .bind(column(rows, |r| r.action))
+                .bind(column(rows, |r| r.target_type))
+                .bind(column(rows, |r| r.target_id))
                 .execute(&mut *c)
                 .await?;
         }
-        // SQLite writes a local file in the same process: a row per target costs little
-        // there, and keeps a target's entries on an index.
         Conn::Sqlite(c) => {
-            for r in calls {
-                for target in r.target_ids {
-                    sqlx::query(INSERT_SQLITE)
-                        .bind(Uuid::now_v7())
-                        .bind(r.at)
-                        .bind(r.actor)
-                        .bind(r.roles)
-                        .bind(r.action)
-                        .bind(r.target_type)
-                        .bind(target)
-                        .execute(&mut *c)
-                        .await?;
-                }
+            for r in rows {
+                sqlx::query(INSERT_SQLITE)
+                    .bind(Uuid::now_v7())
+                    .bind(r.at)
+                    .bind(r.actor)
+                    .bind(r.roles)
+                    .bind(r.action)
+                    .bind(r.target_type)
+                    .bind(r.target_id)
+                    .execute(&mut *c)
+                    .await?;
             }
         }
     }
@@ -227,19 +214,23 @@ pub async fn record(
     target_type: &str,
     target_ids: &[String],
 ) -> Result<(), StorageError> {
-    if target_ids.is_empty() {
+    let roles = roles_of(actor);
+    let at = DbTime::now();
+    let rows: Vec<Row<'_>> = target_ids
+        .iter()
+        .map(|target| Row {
+            at,
+            actor: &actor.subject,
+            roles: &roles,
+            action,
+            target_type,
+            target_id: target,
+        })
+        .collect();
+    if rows.is_empty() {
         return Ok(());
     }
-    let roles = roles_of(actor);
-    let call = Call {
-        at: DbTime::now(),
-        actor: &actor.subject,
-        roles: &roles,
-        action,
-        target_type,
-        target_ids,
-    };
-    insert(tx.conn(), &[call]).await
+    insert(tx.conn(), &rows).await
 }
 
 /// `(actor, action)` of the entries about one target, oldest first.
@@ -247,12 +238,8 @@ pub async fn entries(
     mut conn: impl AsConn,
     target_id: &str,
 ) -> Result<Vec<(String, String)>, StorageError> {
-    // Rows written before migration 0003 (or by a replica of the release before it)
-    // name their one target in `target_id`.
-    const POSTGRES: &str = "SELECT actor, action FROM audit_log \
-         WHERE target_ids @> ARRAY[$1::text] OR target_id = $1 ORDER BY at, id";
-    const SQLITE: &str = "SELECT actor, action FROM audit_log WHERE target_id = $1 ORDER BY at, id";
+    const SQL: &str = "SELECT actor, action FROM audit_log WHERE target_id = $1 ORDER BY at, id";
     Ok(with_conn!(&mut conn, c => {
-        sqlx::query_as(c.pick(POSTGRES, SQLITE)).bind(target_id).fetch_all(&mut *c).await?
+        sqlx::query_as(SQL).bind(target_id).fetch_all(&mut *c).await?
     }))
 }

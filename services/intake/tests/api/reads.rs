@@ -1,24 +1,12 @@
-//! The kit's reads and read audit, on intake's store: reads outside a transaction have
-//! connections of their own, planned for each call's values; a call's audit entry names
-//! all its targets at once.
+//! The kit's reads, on intake's store: reads outside a transaction have connections of
+//! their own, planned for each call's values.
 
 use custos_intake::store::{self, ListFilter};
-use custos_kit::{
-    audit,
-    auth::{Principal, Role},
-    storage::{AsConn, Conn, Read, Tx},
-};
-use custos_testing::{Backend, on_both_backends};
+use custos_kit::storage::{AsConn, Conn, Read, Tx};
+use custos_testing::Backend;
 use std::time::Duration;
 
 use crate::store_contract::{begin, new_report, read, start, submission};
-
-fn desk() -> Principal {
-    Principal {
-        subject: "desk".into(),
-        roles: [Role::Helpdesk].into(),
-    }
-}
 
 /// A setting of a PostgreSQL connection.
 async fn setting(conn: &mut impl AsConn, name: &'static str) -> String {
@@ -104,83 +92,3 @@ async fn postgres_reads_are_prepared_planned_per_call_and_pooled_apart() {
     held.pop();
     intake.db.read().await.unwrap();
 }
-
-/// A call's targets are audited together: each target's entries name the call, in the
-/// order made, whether recorded by the audit writer or in a change's transaction. On
-/// PostgreSQL one call is one row, however many targets it read.
-async fn a_call_is_one_audit_entry_for_all_its_targets(backend: Backend) {
-    let (_intake, store) = start(backend).await;
-    let db = store.db();
-    // Ids pass through JSON on PostgreSQL: one with a quote, a comma and more.
-    let listed: Vec<String> = ["report-0", "report-\"1',{é}", "report-2"]
-        .map(String::from)
-        .to_vec();
-    db.audit(&desk(), "report.list", "report", &listed)
-        .await
-        .unwrap();
-    db.audit(&desk(), "report.read", "report", &listed[1..2])
-        .await
-        .unwrap();
-    let mut tx = begin(&store).await;
-    audit::record(&mut tx, &desk(), "report.amend", "report", &listed[1..3])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    db.audit(&desk(), "report.list", "report", &[])
-        .await
-        .unwrap();
-
-    let mut c = read(&store).await;
-    let entry = |action: &str| ("desk".to_owned(), action.to_owned());
-    assert_eq!(
-        audit::entries(&mut c, "report-0").await.unwrap(),
-        [entry("report.list")]
-    );
-    assert_eq!(
-        audit::entries(&mut c, &listed[1]).await.unwrap(),
-        [
-            entry("report.list"),
-            entry("report.read"),
-            entry("report.amend")
-        ]
-    );
-    assert_eq!(
-        audit::entries(&mut c, "report-2").await.unwrap(),
-        [entry("report.list"), entry("report.amend")]
-    );
-    assert!(audit::entries(&mut c, "report-").await.unwrap().is_empty());
-
-    let rows: i64 = custos_kit::with_conn!(&mut c, c => {
-        sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&mut *c).await.unwrap()
-    });
-    let expected = match backend {
-        Backend::Postgres => 3,
-        Backend::Sqlite => 6,
-    };
-    assert_eq!(
-        rows, expected,
-        "rows: one per call (PostgreSQL), per target (SQLite)"
-    );
-
-    if backend == Backend::Postgres {
-        // A row as the release before migration 0003 writes it (a replica not yet
-        // updated, or a row kept from before) is found too.
-        let Conn::Postgres(pg) = c.conn() else {
-            unreachable!()
-        };
-        sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, roles, action, target_type, target_id) \
-             VALUES ($1, now(), 'desk', 'helpdesk', 'report.read', 'report', 'report-0')",
-        )
-        .bind(uuid::Uuid::now_v7())
-        .execute(&mut *pg)
-        .await
-        .unwrap();
-        assert_eq!(
-            audit::entries(&mut c, "report-0").await.unwrap(),
-            [entry("report.list"), entry("report.read")]
-        );
-    }
-}
-
-on_both_backends!(a_call_is_one_audit_entry_for_all_its_targets);

@@ -277,7 +277,7 @@ async fn replicas_starting_together_migrate_once() {
         .postgres
         .iter()
         .count()
-        + 3;
+        + 2;
     assert_eq!(
         applied as usize, expected,
         "the kit's and intake's migrations, once each"
