@@ -260,8 +260,8 @@ pub struct DatabaseConfig {
     /// Connections for reads outside a transaction (lists and lookups), apart from the
     /// pool above on PostgreSQL; SQLite's readers. Reads beyond this many wait their
     /// turn: more at once than the database has cores only share its cores and
-    /// lengthen every read's tail. Size it so that replicas × this ≈ twice the database
-    /// server's cores.
+    /// lengthen every read's tail: keep the sum over every service's replicas near
+    /// twice the database server's cores (a maximum: replicas that read little use few).
     pub max_read_connections: u32,
     /// Seconds between database health probes.
     pub health_check_secs: u64,

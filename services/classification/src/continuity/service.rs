@@ -178,7 +178,8 @@ struct SnapshotPage {
 }
 
 /// Replay batches read at once across every stream: a thousand subscribers
-/// reconnecting after a deploy must leave the pool to the API.
+/// reconnecting after a deploy must leave the read connections to the API (at most
+/// half of them).
 const REPLAYS_AT_ONCE: usize = 4;
 
 #[derive(Debug, Clone)]
@@ -192,12 +193,13 @@ pub struct ContinuityApi {
 
 impl ContinuityApi {
     pub fn new(db: Db, hub: Hub, heartbeat: Duration, stopping: CancellationToken) -> Self {
+        let replays = REPLAYS_AT_ONCE.min(db.max_read_connections() as usize / 2);
         Self {
             db,
             hub,
             heartbeat,
             stopping,
-            replays: Arc::new(Semaphore::new(REPLAYS_AT_ONCE)),
+            replays: Arc::new(Semaphore::new(replays.max(1))),
         }
     }
 }

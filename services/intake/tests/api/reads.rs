@@ -2,7 +2,7 @@
 //! their own, planned for each call's values.
 
 use custos_intake::store::{self, ListFilter};
-use custos_kit::storage::{AsConn, Conn, Read, Tx};
+use custos_kit::storage::{AsConn, Conn, Read, Select, Tx, Value};
 use custos_testing::Backend;
 use std::time::Duration;
 
@@ -77,7 +77,29 @@ async fn postgres_reads_are_prepared_planned_per_call_and_pooled_apart() {
         .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(list_statement_plans(&mut tx).await, None);
-    drop((tx, reader));
+    drop(tx);
+
+    // A list of an enum's few values is kept; a list of ids, as long as it happens to
+    // be, is not (each length would be another statement in the cache).
+    for n in [2, 9] {
+        let mut select = Select::new("SELECT id FROM reports");
+        select.and_in("kind", (1..=n).map(Value::I16));
+        let rows: Vec<(uuid::Uuid,)> = select.fetch_all(&mut reader).await.unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+    let Conn::Postgres(c) = reader.conn() else {
+        unreachable!()
+    };
+    let kept: Vec<String> = sqlx::query_scalar(
+        "SELECT statement FROM pg_prepared_statements \
+         WHERE starts_with(statement, 'SELECT id FROM reports WHERE kind IN')",
+    )
+    .persistent(false)
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(kept, ["SELECT id FROM reports WHERE kind IN ($1, $2)"]);
+    drop(reader);
 
     // Every read connection taken (four in the tests' configuration): the main pool
     // still serves.

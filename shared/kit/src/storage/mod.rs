@@ -167,8 +167,7 @@ impl Db {
             });
             let reader = SqlitePoolOptions::new()
                 .max_connections(config.max_read_connections)
-                // As PostgreSQL's reads: a burst queues rather than fails.
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options.clone())
                 .await
                 .map_err(StorageError::Connect)?;
@@ -192,13 +191,14 @@ impl Db {
                 .await
                 .map_err(StorageError::Connect)?;
             let setup = migrate::run_postgres(&pool, &schema, migrations).await?;
+            // Connected now (one connection), so that settings the read connections
+            // cannot have stop the start rather than fail every read later while health
+            // (which probes on a connection of its own) stays green.
             let reads = PgPoolOptions::new()
                 .max_connections(config.max_read_connections)
-                // A read that waits here waits behind others that are running: longer
-                // than the main pool's, so that a burst queues rather than fails.
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(3))
                 .test_before_acquire(false)
-                .connect_lazy_with(
+                .connect_with(
                     options
                         .clone()
                         // Kept prepared (parsed once), but planned for each call's
@@ -207,7 +207,9 @@ impl Db {
                         // to find nothing.
                         .options([("plan_cache_mode", "force_custom_plan")])
                         .statement_cache_capacity(READ_STATEMENT_CACHE),
-                );
+                )
+                .await
+                .map_err(StorageError::Connect)?;
             (
                 Pools::Postgres { pool, reads },
                 probe::Probe::postgres(options),
@@ -242,10 +244,18 @@ impl Db {
         &self.inner.schema
     }
 
-    /// The pool size (PostgreSQL) or the number of readers (SQLite).
+    /// The main pool's size (PostgreSQL); SQLite has one writer.
     pub fn max_connections(&self) -> u32 {
         match &self.inner.pools {
             Pools::Postgres { pool, .. } => pool.options().get_max_connections(),
+            Pools::Sqlite { writer, .. } => writer.options().get_max_connections(),
+        }
+    }
+
+    /// The connections for reads outside a transaction ([`Db::read`]).
+    pub fn max_read_connections(&self) -> u32 {
+        match &self.inner.pools {
+            Pools::Postgres { reads, .. } => reads.options().get_max_connections(),
             Pools::Sqlite { reader, .. } => reader.options().get_max_connections(),
         }
     }
