@@ -133,28 +133,26 @@ pub async fn custody(command: CustodyCommand) -> Result<(), String> {
             print_item(conn.json, &item);
         }
         CustodyCommand::List { incident, conn } => {
-            let mut client = conn.client()?;
-            let mut items = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_evidence(pb::ListEvidenceRequest {
-                        filter: Some(pb::EvidenceFilter {
-                            incident_id: incident.clone().unwrap_or_default(),
-                            ..Default::default()
-                        }),
-                        page_size: 500,
-                        page_token: token,
-                    })
-                    .await
-                    .map_err(fail)?
-                    .into_inner();
-                items.extend(page.items);
-                if page.next_page_token.is_empty() {
-                    break;
+            let client = conn.client()?;
+            let items = output::every_page(|page_token| {
+                let mut client = client.clone();
+                let incident_id = incident.clone().unwrap_or_default();
+                async move {
+                    let page = client
+                        .list_evidence(pb::ListEvidenceRequest {
+                            filter: Some(pb::EvidenceFilter {
+                                incident_id,
+                                ..Default::default()
+                            }),
+                            page_size: 500,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.items, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             if conn.json {
                 println!("{}", json!(items.iter().map(item_json).collect::<Vec<_>>()));
             } else {
@@ -351,25 +349,23 @@ pub async fn custody(command: CustodyCommand) -> Result<(), String> {
             verb!(conn, dispose_evidence, r);
         }
         CustodyCommand::Entries { item, conn } => {
-            let mut client = conn.client()?;
-            let mut entries = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_custody_entries(pb::ListCustodyEntriesRequest {
-                        item_id: item.clone(),
-                        page_size: 500,
-                        page_token: token,
-                    })
-                    .await
-                    .map_err(fail)?
-                    .into_inner();
-                entries.extend(page.entries);
-                if page.next_page_token.is_empty() {
-                    break;
+            let client = conn.client()?;
+            let entries = output::every_page(|page_token| {
+                let mut client = client.clone();
+                let item_id = item.clone();
+                async move {
+                    let page = client
+                        .list_custody_entries(pb::ListCustodyEntriesRequest {
+                            item_id,
+                            page_size: 500,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.entries, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             if conn.json {
                 let out: Vec<_> = entries
                     .iter()

@@ -72,25 +72,22 @@ pub async fn directory(command: DirectoryCommand) -> Result<(), String> {
     let fail = |s: tonic::Status| output::status_error(&s);
     match command {
         DirectoryCommand::Contacts { all, conn } => {
-            let mut client = conn.directory()?;
-            let mut token = String::new();
-            let mut contacts = Vec::new();
-            loop {
-                let page = client
-                    .list_contacts(pb::ListContactsRequest {
-                        include_inactive: all,
-                        page_size: 500,
-                        page_token: token,
-                    })
-                    .await
-                    .map_err(fail)?
-                    .into_inner();
-                contacts.extend(page.contacts);
-                if page.next_page_token.is_empty() {
-                    break;
+            let client = conn.directory()?;
+            let contacts = output::every_page(|page_token| {
+                let mut client = client.clone();
+                async move {
+                    let page = client
+                        .list_contacts(pb::ListContactsRequest {
+                            include_inactive: all,
+                            page_size: 500,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.contacts, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             if conn.json() {
                 println!("{}", json!(contacts.iter().map(|c| json!({
                     "id": c.id, "display_name": c.display_name, "job_title": c.job_title, "email": c.email,

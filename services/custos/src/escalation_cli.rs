@@ -288,25 +288,23 @@ pub async fn escalation(command: EscalationCommand) -> Result<(), String> {
             }
         }
         EscalationCommand::Timeline { id, conn } => {
-            let mut client = conn.escalations()?;
-            let mut token = String::new();
-            let mut entries = Vec::new();
-            loop {
-                let page = client
-                    .list_escalation_timeline(pb::ListEscalationTimelineRequest {
-                        escalation_id: id.clone(),
-                        page_size: 500,
-                        page_token: token,
-                    })
-                    .await
-                    .map_err(fail)?
-                    .into_inner();
-                entries.extend(page.entries);
-                if page.next_page_token.is_empty() {
-                    break;
+            let client = conn.escalations()?;
+            let entries = output::every_page(|page_token| {
+                let mut client = client.clone();
+                let escalation_id = id.clone();
+                async move {
+                    let page = client
+                        .list_escalation_timeline(pb::ListEscalationTimelineRequest {
+                            escalation_id,
+                            page_size: 500,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.entries, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             let kind = |k: i32| {
                 pb::timeline_entry::Kind::try_from(k)
                     .map(|k| name(k.as_str_name(), "KIND_"))

@@ -220,9 +220,53 @@ pub fn incident(json_out: bool, i: &cpb::Incident) {
     }
 }
 
+/// Every page of a list call, in order: `fetch(page_token)` answers one page's items and
+/// the next page's token (empty after the last).
+pub async fn every_page<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = fetch(token).await.map_err(|s| status_error(&s))?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn every_page_follows_the_tokens_to_the_last() {
+        let mut asked = Vec::new();
+        let all = every_page(|token| {
+            asked.push(token.clone());
+            async move {
+                Ok(match token.as_str() {
+                    "" => (vec![1, 2], "b".to_owned()),
+                    "b" => (vec![3], "c".to_owned()),
+                    _ => (vec![4], String::new()),
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(all, [1, 2, 3, 4]);
+        assert_eq!(asked, ["", "b", "c"]);
+        let failed = every_page(|_| async {
+            Err::<(Vec<u8>, String), _>(tonic::Status::not_found("no such escalation"))
+        })
+        .await
+        .unwrap_err();
+        assert!(failed.contains("no such escalation"), "{failed}");
+    }
 
     #[test]
     fn grpc_errors_read_as_sentences_with_every_bad_field() {
