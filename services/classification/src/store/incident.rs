@@ -421,7 +421,28 @@ pub async fn list_incidents(
     after: Option<IncidentPage>,
     limit: i64,
 ) -> Result<Vec<IncidentRow>, StorageError> {
-    let mut select = Select::new(SELECT_INCIDENTS);
+    // With two filters or more (the time window aside: every index orders by time),
+    // the one an index range starts from leaves the others to check row by row, and a
+    // combination that one incident in a hundred passes would read a hundred rows for
+    // each it returns. Then the page's keys come first, from an index that holds every
+    // filtered column (PostgreSQL, 1008: an index-only scan), and only the page's rows
+    // are read, by id. With one filter or none the range is exact, and reading the rows
+    // straight from it costs less than the second step.
+    let filters = [
+        viewer.is_some(),
+        !filter.states.is_empty(),
+        !filter.levels.is_empty(),
+        !filter.categories.is_empty(),
+        filter.service_affecting.is_some(),
+        filter.personal_data.is_some(),
+        filter.officer.is_some(),
+    ];
+    let keys_first = filters.iter().filter(|given| **given).count() >= 2;
+    let mut select = Select::new(if keys_first {
+        "SELECT i.id FROM incidents i"
+    } else {
+        SELECT_INCIDENTS
+    });
     if let Some(subject) = viewer {
         select.and(
             "i.id IN (SELECT a.incident_id FROM incident_access a WHERE a.subject = ?)",
@@ -466,6 +487,12 @@ pub async fn list_incidents(
     }
     select.then("ORDER BY i.declared_at DESC, i.id DESC");
     select.limit(limit);
+    if keys_first {
+        select = select.within(
+            concat!("SELECT ", incident_columns!(), " FROM incidents i JOIN "),
+            " AS k ON k.id = i.id ORDER BY i.declared_at DESC, i.id DESC",
+        );
+    }
     select.fetch_all(conn).await
 }
 

@@ -130,6 +130,20 @@ impl Select {
         }
     }
 
+    /// `prefix (this statement) suffix`: this statement, as built so far, becomes a
+    /// subquery of another; its values stay bound, in order. For a list that finds its
+    /// page's keys first and then reads their rows: the keys come from an index that
+    /// holds every filtered column (an index-only scan, no row read to be discarded),
+    /// the rows by primary key, only as many as the page holds.
+    pub fn within(self, prefix: &'static str, suffix: &'static str) -> Select {
+        Select {
+            sql: format!("{prefix}({}){suffix}", self.sql),
+            values: self.values,
+            conditions: 0,
+            one_off: self.one_off,
+        }
+    }
+
     /// Adds a condition: each `?` in it is replaced by the next of `values`.
     pub fn and(&mut self, condition: &'static str, values: impl IntoIterator<Item = Value>) {
         let mut values = values.into_iter();
@@ -358,6 +372,35 @@ mod tests {
         assert_eq!(
             s.sql(),
             "SELECT id FROM t WHERE kind = $1 AND (tags LIKE $2 OR tags LIKE $3)"
+        );
+    }
+
+    #[test]
+    fn keys_first_then_rows() {
+        let ids = |n: usize| (0..n).map(|i| Value::I64(i as i64)).collect::<Vec<_>>();
+        let mut keys = Select::new("SELECT id FROM t");
+        keys.and_eq("owner", Some(7_i64));
+        keys.and_eq("kind", Some(2_i16));
+        keys.and_in("tag", ids(KEPT_LIST_VALUES + 1));
+        keys.then("ORDER BY at DESC");
+        keys.limit(3);
+        let rows = keys.within(
+            "SELECT t.* FROM t JOIN ",
+            " AS k ON k.id = t.id ORDER BY t.at DESC",
+        );
+        assert!(rows.sql().starts_with(
+            "SELECT t.* FROM t JOIN (SELECT id FROM t WHERE owner = $1 AND kind = $2 AND tag IN ("
+        ));
+        assert!(
+            rows.sql()
+                .ends_with("ORDER BY at DESC LIMIT $12) AS k ON k.id = t.id ORDER BY t.at DESC"),
+            "{}",
+            rows.sql()
+        );
+        assert_eq!(rows.values().len(), 12);
+        assert!(
+            rows.one_off,
+            "the subquery's long list is the whole statement's"
         );
     }
 
