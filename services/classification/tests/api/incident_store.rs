@@ -193,7 +193,7 @@ async fn incidents_are_listed_newest_first_by_any_filter(backend: Backend) {
     assert_eq!(list(&db, personal, Some("otto")).await, [three]);
 
     // Pages of two: each incident once, newest first.
-    assert_eq!(pages(&db, &all, 2).await, [four, three, two, one]);
+    assert_eq!(pages(&db, &all, None, 2).await, [four, three, two, one]);
 
     // Through several states, with two incidents declared at the same moment: each once,
     // newest first, ties by id.
@@ -208,30 +208,38 @@ async fn incidents_are_listed_newest_first_by_any_filter(backend: Backend) {
         ..all.clone()
     };
     assert_eq!(
-        pages(&db, &two_states, 1).await,
+        pages(&db, &two_states, None, 1).await,
         [first, second, four, three, one]
     );
-    // Two filters: the page's keys are found first, then its rows; the same pages.
+    // Two filters: on PostgreSQL the page's keys are found first, then its rows; the
+    // same pages.
     let two_filters = IncidentFilter {
         categories: vec!["malware_infection".into()],
         ..two_states
     };
     assert_eq!(
-        pages(&db, &two_filters, 1).await,
+        pages(&db, &two_filters, None, 1).await,
         [first, second, three, one]
     );
     assert_eq!(
-        pages(&db, &two_filters, 3).await,
+        pages(&db, &two_filters, None, 3).await,
         [first, second, three, one]
+    );
+    // A person's view and a filter are two filters too: still only what they may see.
+    assert_eq!(pages(&db, &two_filters, Some("otto"), 1).await, [three]);
+    assert_eq!(
+        pages(&db, &two_filters, Some("olga"), 1).await,
+        Vec::<Uuid>::new()
     );
 }
 
-/// Every incident `filter` passes, page by page (`size` a page), as an advisor sees them.
-async fn pages(db: &Db, filter: &IncidentFilter, size: i64) -> Vec<Uuid> {
+/// Every incident `filter` passes, page by page (`size` a page), as `viewer` (none: an
+/// advisor) sees them.
+async fn pages(db: &Db, filter: &IncidentFilter, viewer: Option<&str>, size: i64) -> Vec<Uuid> {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store::list_incidents(db.read().await.unwrap(), filter, None, after, size)
+        let page = store::list_incidents(db.read().await.unwrap(), filter, viewer, after, size)
             .await
             .unwrap();
         assert!(

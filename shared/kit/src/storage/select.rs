@@ -134,8 +134,13 @@ impl Select {
     /// subquery of another; its values stay bound, in order. For a list that finds its
     /// page's keys first and then reads their rows: the keys come from an index that
     /// holds every filtered column (an index-only scan, no row read to be discarded),
-    /// the rows by primary key, only as many as the page holds.
+    /// the rows by primary key, only as many as the page holds. `prefix` and `suffix`
+    /// bind nothing (no `$n`), and the result is whole: add no condition to it.
     pub fn within(self, prefix: &'static str, suffix: &'static str) -> Select {
+        debug_assert!(
+            !prefix.contains('$') && !suffix.contains('$'),
+            "within() binds no values of its own"
+        );
         Select {
             sql: format!("{prefix}({}){suffix}", self.sql),
             values: self.values,
