@@ -207,10 +207,15 @@ start_classification() { # log
   RUST_LOG=error target/release/custos-classification --listen 127.0.0.1:$PORT --database-url "$PG_URL" \
     >"$1" 2>&1 &
   INTAKE_PID=$!
-  for _ in $(seq 1 100); do
-    psql -qtA "$PG_URL" -c "SELECT 1 FROM classification.incidents LIMIT 1" >/dev/null 2>&1 && break
+  # Serving means its migrations are all in: seeding while the last of them builds its
+  # indexes would make them wait for the seed's lock and stop the start.
+  local advisor
+  advisor=$(token sam security_advisor)
+  for _ in $(seq 1 600); do
+    if target/release/custos matrix show --server http://127.0.0.1:$PORT --token "$advisor" >/dev/null 2>&1; then return; fi
     sleep 0.1
   done
+  echo "classification did not start:"; cat "$1"; exit 1
 }
 
 # A UUIDv7 for a time, as the services give ids (time-ordered: rows near in time are
