@@ -114,3 +114,80 @@ async fn postgres_reads_are_prepared_planned_per_call_and_pooled_apart() {
     held.pop();
     intake.db.read().await.unwrap();
 }
+
+/// How often the statements starting `prefix`, kept prepared on this connection, have
+/// been planned for their values (custom) and generically.
+async fn plans(conn: &mut impl AsConn, prefix: &str) -> Vec<(i64, i64)> {
+    let Conn::Postgres(c) = conn.conn() else {
+        unreachable!("PostgreSQL only")
+    };
+    sqlx::query_as(
+        "SELECT custom_plans, generic_plans FROM pg_prepared_statements \
+         WHERE starts_with(statement, $1)",
+    )
+    .bind(prefix)
+    .persistent(false)
+    .fetch_all(&mut *c)
+    .await
+    .unwrap()
+}
+
+/// A lookup connection (PostgreSQL: from the main pool, so it is there with every read
+/// connection taken) leaves planning to PostgreSQL: a statement whose plan does not
+/// depend on its values (`plan_once`) is kept and, after PostgreSQL's five plans for
+/// values, planned no more; a list (not marked) is not kept there. On a read connection
+/// the marked statement is kept too, still planned per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lookups_are_planned_once() {
+    let (intake, store) = start(Backend::Postgres).await;
+    let report = new_report(custos_intake::report::Kind::Event, true);
+    let s = submission(&report, None, time::OffsetDateTime::now_utc());
+    let id = s.id;
+    store.submit(s).await.unwrap();
+    let by_id = || {
+        let mut select = Select::new("SELECT id FROM reports");
+        select.and("id = ?", [id.into()]);
+        select.plan_once();
+        select
+    };
+    let list = || {
+        let mut select = Select::new("SELECT id FROM reports");
+        select.and("kind = ?", [Value::I16(1)]);
+        select
+    };
+
+    let mut held: Vec<Read> = Vec::new();
+    for _ in 0..4 {
+        held.push(intake.db.read().await.unwrap());
+    }
+    let mut lookup = tokio::time::timeout(Duration::from_millis(300), intake.db.lookup())
+        .await
+        .expect("a lookup does not wait for the read connections")
+        .unwrap();
+    assert_eq!(setting(&mut lookup, "plan_cache_mode").await, "auto");
+    for _ in 0..7 {
+        let rows: Vec<(uuid::Uuid,)> = by_id().fetch_all(&mut lookup).await.unwrap();
+        assert_eq!(rows, [(id,)]);
+        let rows: Vec<(uuid::Uuid,)> = list().fetch_all(&mut lookup).await.unwrap();
+        assert_eq!(rows, [(id,)]);
+    }
+    assert_eq!(
+        plans(&mut lookup, "SELECT id FROM reports WHERE id =").await,
+        [(5, 2)]
+    );
+    assert_eq!(
+        plans(&mut lookup, "SELECT id FROM reports WHERE kind =").await,
+        []
+    );
+    drop(lookup);
+
+    let mut reader = held.pop().unwrap();
+    for _ in 0..7 {
+        let rows: Vec<(uuid::Uuid,)> = by_id().fetch_all(&mut reader).await.unwrap();
+        assert_eq!(rows, [(id,)]);
+    }
+    assert_eq!(
+        plans(&mut reader, "SELECT id FROM reports WHERE id =").await,
+        [(7, 0)]
+    );
+}

@@ -283,6 +283,15 @@ impl Db {
         Read::acquire(self).await
     }
 
+    /// A connection for point reads outside a transaction: statements whose plan does
+    /// not depend on their values ([`Select::plan_once`], static SQL). On PostgreSQL it
+    /// comes from the main pool, where such a statement is planned once and the plan
+    /// reused (the read pool plans every call for its values, which costs more than a
+    /// read by key); hold it for the lookup only. SQLite: one of the WAL readers.
+    pub async fn lookup(&self) -> Result<Read, StorageError> {
+        Read::acquire_lookup(self).await
+    }
+
     /// Probes the database for health on a connection of its own: a pool busy with
     /// calls under load is not ill health, and must not take every replica out of the
     /// load balancer at once.

@@ -59,6 +59,8 @@ pub struct Select {
     /// A list condition with more values than [`KEPT_LIST_VALUES`]: its text is one of as
     /// many as there are lengths, so it is not worth keeping prepared.
     one_off: bool,
+    /// Its plan is the same whatever its values ([`Select::plan_once`]).
+    plan_once: bool,
 }
 
 /// The longest list of values (`and_in`, `and_any`) in a statement kept prepared: up to
@@ -74,6 +76,7 @@ impl Select {
             values: Vec::new(),
             conditions: 0,
             one_off: false,
+            plan_once: false,
         }
     }
 
@@ -86,6 +89,7 @@ impl Select {
             values: values.into_iter().collect(),
             conditions: 0,
             one_off: false,
+            plan_once: false,
         }
     }
 
@@ -116,6 +120,7 @@ impl Select {
                 values,
                 conditions: 0,
                 one_off,
+                plan_once: false,
             };
             build(i, &mut branch);
             parts.push(format!("SELECT * FROM ({}) AS b{i}", branch.sql));
@@ -127,6 +132,7 @@ impl Select {
             values,
             conditions: 0,
             one_off,
+            plan_once: false,
         }
     }
 
@@ -146,7 +152,17 @@ impl Select {
             values: self.values,
             conditions: 0,
             one_off: self.one_off,
+            plan_once: self.plan_once,
         }
+    }
+
+    /// Marks a statement whose best plan is the same whatever its values: a lookup by a
+    /// unique key, say. It is kept prepared on any connection, and where the session
+    /// leaves the choice to PostgreSQL (a transaction, [`super::Db::lookup`]) it is
+    /// planned once and that plan reused instead of planned for every call: for a row by
+    /// its key, planning costs more than the read.
+    pub fn plan_once(&mut self) {
+        self.plan_once = true;
     }
 
     /// Adds a condition: each `?` in it is replaced by the next of `values`.
@@ -249,13 +265,14 @@ impl Select {
     /// ([`AsConn::plans_each_call`]: a read connection), where it then costs one round
     /// trip instead of two; elsewhere a kept statement would switch to one generic plan
     /// for all values after five runs. A statement with a long list of values is never
-    /// kept (see [`KEPT_LIST_VALUES`]).
+    /// kept (see [`KEPT_LIST_VALUES`]). A statement marked [`Select::plan_once`] is kept
+    /// on any connection.
     pub async fn fetch_all<R>(&self, mut conn: impl AsConn) -> Result<Vec<R>, StorageError>
     where
         R: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         let sql = sqlx::AssertSqlSafe(self.sql.clone());
-        let prepared = conn.plans_each_call() && !self.one_off;
+        let prepared = (conn.plans_each_call() || self.plan_once) && !self.one_off;
         Ok(crate::with_conn!(&mut conn, c => {
             let arguments = c.arguments(&self.values).map_err(sqlx::Error::Encode)?;
             sqlx::query_as_with(sql, arguments).persistent(prepared).fetch_all(&mut *c).await?

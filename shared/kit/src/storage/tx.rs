@@ -181,7 +181,11 @@ impl Drop for Autocommit {
 
 /// A pooled connection for reads outside a transaction.
 pub enum Read {
+    /// From the read pool: every statement planned for its call's values.
     Postgres(PoolConnection<Postgres>),
+    /// From the main pool ([`super::Db::lookup`]): kept statements planned as
+    /// PostgreSQL chooses (once, generically, when that plan costs no more).
+    PostgresLookup(PoolConnection<Postgres>),
     Sqlite(PoolConnection<Sqlite>),
 }
 
@@ -198,12 +202,19 @@ impl Read {
             Pools::Sqlite { reader, .. } => Read::Sqlite(reader.acquire().await?),
         })
     }
+
+    pub(super) async fn acquire_lookup(db: &Db) -> Result<Self, StorageError> {
+        Ok(match db.pools() {
+            Pools::Postgres { pool, .. } => Read::PostgresLookup(pool.acquire().await?),
+            Pools::Sqlite { reader, .. } => Read::Sqlite(reader.acquire().await?),
+        })
+    }
 }
 
 impl AsConn for Read {
     fn conn(&mut self) -> Conn<'_> {
         match self {
-            Read::Postgres(c) => Conn::Postgres(c),
+            Read::Postgres(c) | Read::PostgresLookup(c) => Conn::Postgres(c),
             Read::Sqlite(c) => Conn::Sqlite(c),
         }
     }
@@ -211,7 +222,7 @@ impl AsConn for Read {
     fn plans_each_call(&self) -> bool {
         // PostgreSQL's read pool is set to (plan_cache_mode); SQLite (built with STAT4)
         // prepares a kept statement again when its bound values could change the plan.
-        true
+        !matches!(self, Read::PostgresLookup(_))
     }
 }
 

@@ -102,7 +102,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let key = parse_key(&mut v, "incident_id", &req.incident_id);
         v.finish().map_err(ClassificationError::from)?;
-        let mut conn = self.db.read().await.map_err(ClassificationError::from)?;
+        let mut conn = self.db.lookup().await.map_err(ClassificationError::from)?;
         let row = self
             .visible(&mut conn, &caller, &key.expect("checked"))
             .await?;
