@@ -56,7 +56,8 @@ pub struct IncidentRow {
     pub continuity_published: bool,
     pub ever_affected_services: JsonText<Vec<String>>,
     pub highest_level: Level,
-    pub report_count: i64,
+    /// Kept by [`super::assessment::record`] as it links and moves reports.
+    pub report_count: i32,
 }
 
 impl IncidentRow {
@@ -89,8 +90,7 @@ macro_rules! incident_columns {
          i.declared_at, i.updated_at, i.revision, i.breach, i.review, i.closed_at, \
          i.continuity_title, i.continuity_statement, i.continuity_published, \
          i.ever_affected_services, \
-         i.highest_level, \
-         (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count"
+         i.highest_level, i.report_count"
     };
 }
 
@@ -113,11 +113,13 @@ pub struct SeenRow {
     pub listed: bool,
 }
 
+/// One incident by its id or its reference (both unique): planned once.
 fn by_key(select: &mut Select, key: &IncidentKey) {
     match key {
         IncidentKey::Id(id) => select.and("i.id = ?", [(*id).into()]),
         IncidentKey::Reference(r) => select.and("i.reference = ?", [r.as_str().into()]),
     }
+    select.plan_once();
 }
 
 /// An incident by id or reference, and whether `subject` is on its access list.
