@@ -127,14 +127,9 @@ pub async fn record(
     const INSERT: &str = "INSERT INTO assessments (id, report_id, sequence, report_revision, \
          category, impact, overall_level, decision, reason, note, incident_id, assessed_by, \
          assessed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-    // A report belongs to one incident at most. The incidents' counts change with the
-    // links, in this transaction. (On PostgreSQL two advisors moving reports in opposite
-    // directions between the same two incidents at the same moment may deadlock: one is
-    // rolled back whole, ABORTED, and retries with its idempotency key.)
-    const UNLINK: &str = "DELETE FROM incident_reports WHERE report_id = $1 RETURNING incident_id";
+    const UNLINK: &str = "DELETE FROM incident_reports WHERE report_id = $1";
     const LINK: &str = "INSERT INTO incident_reports (incident_id, report_id, assessment_id) \
          VALUES ($1, $2, $3)";
-    const COUNT: &str = "UPDATE incidents SET report_count = report_count + $2 WHERE id = $1";
     let moved = with_conn!(tx, c => {
         let moved = sqlx::query(ENTRY)
             .bind(a.report_id)
@@ -162,14 +157,9 @@ pub async fn record(
                 .bind(a.assessed_at)
                 .execute(&mut *c)
                 .await?;
-            let unlinked: Vec<Uuid> =
-                sqlx::query_scalar(UNLINK).bind(a.report_id).fetch_all(&mut *c).await?;
-            for incident_id in unlinked {
-                sqlx::query(COUNT).bind(incident_id).bind(-1).execute(&mut *c).await?;
-            }
+            sqlx::query(UNLINK).bind(a.report_id).execute(&mut *c).await?;
             if let Some(incident_id) = a.incident_id {
                 sqlx::query(LINK).bind(incident_id).bind(a.report_id).bind(a.id).execute(&mut *c).await?;
-                sqlx::query(COUNT).bind(incident_id).bind(1).execute(&mut *c).await?;
             }
         }
         moved

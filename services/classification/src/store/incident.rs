@@ -56,8 +56,7 @@ pub struct IncidentRow {
     pub continuity_published: bool,
     pub ever_affected_services: JsonText<Vec<String>>,
     pub highest_level: Level,
-    /// Kept by [`super::assessment::record`] as it links and moves reports.
-    pub report_count: i32,
+    pub report_count: i64,
 }
 
 impl IncidentRow {
@@ -90,7 +89,8 @@ macro_rules! incident_columns {
          i.declared_at, i.updated_at, i.revision, i.breach, i.review, i.closed_at, \
          i.continuity_title, i.continuity_statement, i.continuity_published, \
          i.ever_affected_services, \
-         i.highest_level, i.report_count"
+         i.highest_level, \
+         (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count"
     };
 }
 

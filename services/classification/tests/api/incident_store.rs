@@ -347,3 +347,37 @@ on_both_backends!(
     published_incidents_match_level_and_services,
     access_changes_are_counted_once,
 );
+
+/// An incident read by its id or its reference on a lookup connection is planned once:
+/// after PostgreSQL's five plans for values, its generic plan is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_incident_lookups_are_planned_once() {
+    let (_database, db) = db(Backend::Postgres).await;
+    let id = incident(&db, 1, "malware_infection", Level::Low, |_| {}).await;
+    let mut lookup = db.lookup().await.unwrap();
+    for key in [
+        IncidentKey::Id(id),
+        IncidentKey::Reference("INC-2026-000001".into()),
+    ] {
+        for _ in 0..7 {
+            let seen = store::incident_for(&mut lookup, &key, "sam")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(seen.row.id, id);
+        }
+    }
+    let custos_kit::storage::Conn::Postgres(c) = custos_kit::storage::AsConn::conn(&mut lookup)
+    else {
+        unreachable!("PostgreSQL")
+    };
+    let plans: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT custom_plans, generic_plans FROM pg_prepared_statements \
+         WHERE starts_with(statement, 'SELECT i.id, i.reference') ORDER BY statement",
+    )
+    .persistent(false)
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(plans, [(5, 2), (5, 2)], "by id and by reference");
+}
