@@ -1,5 +1,6 @@
 //! The kit's reads, on intake's store: reads outside a transaction have connections of
-//! their own, planned for each call's values.
+//! their own, planned for each call's values; lookups by key keep their plans, on a
+//! capped share of the main pool.
 
 use custos_intake::store::{self, ListFilter};
 use custos_kit::storage::{AsConn, Conn, Read, Select, Tx, Value};
@@ -190,4 +191,19 @@ async fn postgres_lookups_are_planned_once() {
         plans(&mut reader, "SELECT id FROM reports WHERE id =").await,
         [(7, 0)]
     );
+    drop(reader);
+    drop(held);
+
+    // Lookups hold at most as many main-pool connections as there are read
+    // connections (four here): a fifth waits, and a transaction still begins.
+    let mut lookups: Vec<Read> = Vec::new();
+    for _ in 0..4 {
+        lookups.push(intake.db.lookup().await.unwrap());
+    }
+    let fifth = tokio::time::timeout(Duration::from_millis(300), intake.db.lookup()).await;
+    assert!(fifth.is_err(), "a fifth lookup waits for one of the four");
+    let tx = begin(&store).await;
+    drop(tx);
+    lookups.pop();
+    intake.db.lookup().await.unwrap();
 }

@@ -115,7 +115,14 @@ pub(crate) enum Pools {
     /// Transactions, the outbox, leases and the audit writer on one pool; reads outside
     /// a transaction ([`Read`]) on a smaller one of their own (see
     /// `DatabaseConfig::max_read_connections`).
-    Postgres { pool: PgPool, reads: PgPool },
+    /// Lookups ([`Db::lookup`]) take main-pool connections, at most as many at once as
+    /// `lookups` has permits (`max_read_connections`, and never more than half the
+    /// pool), so that transactions and the audit writer always find some.
+    Postgres {
+        pool: PgPool,
+        reads: PgPool,
+        lookups: Arc<tokio::sync::Semaphore>,
+    },
     /// SQLite has one writer at a time: one connection writes, several read (WAL).
     Sqlite {
         writer: SqlitePool,
@@ -211,7 +218,17 @@ impl Db {
                 .await
                 .map_err(StorageError::Connect)?;
             (
-                Pools::Postgres { pool, reads },
+                Pools::Postgres {
+                    pool,
+                    reads,
+                    // Never more than half the main pool.
+                    lookups: Arc::new(tokio::sync::Semaphore::new(
+                        config
+                            .max_read_connections
+                            .min(config.max_connections / 2)
+                            .max(1) as usize,
+                    )),
+                },
                 probe::Probe::postgres(options),
                 setup,
             )
@@ -287,7 +304,10 @@ impl Db {
     /// not depend on their values ([`Select::plan_once`], static SQL). On PostgreSQL it
     /// comes from the main pool, where such a statement is planned once and the plan
     /// reused (the read pool plans every call for its values, which costs more than a
-    /// read by key); hold it for the lookup only. SQLite: one of the WAL readers.
+    /// read by key). At most `database.max_read_connections` lookups (and never more
+    /// than half the main pool) hold its connections at once; hold one for the lookup
+    /// only. SQLite: one of the WAL
+    /// readers.
     pub async fn lookup(&self) -> Result<Read, StorageError> {
         Read::acquire_lookup(self).await
     }
@@ -350,7 +370,7 @@ impl Db {
     pub async fn close(&self) {
         self.inner.probe.close().await;
         match &self.inner.pools {
-            Pools::Postgres { pool, reads } => {
+            Pools::Postgres { pool, reads, .. } => {
                 reads.close().await;
                 pool.close().await;
             }

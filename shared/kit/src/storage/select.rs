@@ -160,7 +160,8 @@ impl Select {
     /// unique key, say. It is kept prepared on any connection, and where the session
     /// leaves the choice to PostgreSQL (a transaction, [`super::Db::lookup`]) it is
     /// planned once and that plan reused instead of planned for every call: for a row by
-    /// its key, planning costs more than the read.
+    /// its key, planning costs more than the read. It covers the whole statement: mark
+    /// it only when no value bound, before or after, can want another plan.
     pub fn plan_once(&mut self) {
         self.plan_once = true;
     }
@@ -260,7 +261,8 @@ impl Select {
     }
 
     /// Runs the statement and decodes each row as `R`, planned for the values given (a
-    /// rare category and a common one want different plans). It is kept prepared only
+    /// rare category and a common one want different plans) unless marked
+    /// [`Select::plan_once`]. It is kept prepared only
     /// on a connection that plans every call for its values anyway
     /// ([`AsConn::plans_each_call`]: a read connection), where it then costs one round
     /// trip instead of two; elsewhere a kept statement would switch to one generic plan

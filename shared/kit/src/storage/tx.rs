@@ -184,8 +184,9 @@ pub enum Read {
     /// From the read pool: every statement planned for its call's values.
     Postgres(PoolConnection<Postgres>),
     /// From the main pool ([`super::Db::lookup`]): kept statements planned as
-    /// PostgreSQL chooses (once, generically, when that plan costs no more).
-    PostgresLookup(PoolConnection<Postgres>),
+    /// PostgreSQL chooses (once, generically, when that plan costs no more). The permit
+    /// is one of the lookups' share of the pool.
+    PostgresLookup(PoolConnection<Postgres>, tokio::sync::OwnedSemaphorePermit),
     Sqlite(PoolConnection<Sqlite>),
 }
 
@@ -205,7 +206,17 @@ impl Read {
 
     pub(super) async fn acquire_lookup(db: &Db) -> Result<Self, StorageError> {
         Ok(match db.pools() {
-            Pools::Postgres { pool, .. } => Read::PostgresLookup(pool.acquire().await?),
+            Pools::Postgres { pool, lookups, .. } => {
+                // As long as the pool itself would wait for a connection.
+                let permit = tokio::time::timeout(
+                    pool.options().get_acquire_timeout(),
+                    lookups.clone().acquire_owned(),
+                )
+                .await
+                .map_err(|_| StorageError::Unavailable(sqlx::Error::PoolTimedOut))?
+                .map_err(|_| StorageError::Unavailable(sqlx::Error::PoolClosed))?;
+                Read::PostgresLookup(pool.acquire().await?, permit)
+            }
             Pools::Sqlite { reader, .. } => Read::Sqlite(reader.acquire().await?),
         })
     }
@@ -214,7 +225,7 @@ impl Read {
 impl AsConn for Read {
     fn conn(&mut self) -> Conn<'_> {
         match self {
-            Read::Postgres(c) | Read::PostgresLookup(c) => Conn::Postgres(c),
+            Read::Postgres(c) | Read::PostgresLookup(c, _) => Conn::Postgres(c),
             Read::Sqlite(c) => Conn::Sqlite(c),
         }
     }
@@ -222,7 +233,7 @@ impl AsConn for Read {
     fn plans_each_call(&self) -> bool {
         // PostgreSQL's read pool is set to (plan_cache_mode); SQLite (built with STAT4)
         // prepares a kept statement again when its bound values could change the plan.
-        !matches!(self, Read::PostgresLookup(_))
+        !matches!(self, Read::PostgresLookup(..))
     }
 }
 
