@@ -23,19 +23,12 @@ async fn setting(conn: &mut impl AsConn, name: &'static str) -> String {
 
 /// How often the statement listing report summaries, kept prepared on a PostgreSQL
 /// connection, has been planned for its values (custom) and generically; `None` if it is
-/// not kept. (This query itself is not kept, nor would its text match.)
+/// not kept.
 async fn list_statement_plans(conn: &mut impl AsConn) -> Option<(i64, i64)> {
-    let Conn::Postgres(c) = conn.conn() else {
-        unreachable!("PostgreSQL only")
-    };
-    sqlx::query_as(
-        "SELECT custom_plans, generic_plans FROM pg_prepared_statements \
-         WHERE starts_with(statement, 'SELECT id, reference, kind, status, category, medium')",
-    )
-    .persistent(false)
-    .fetch_optional(&mut *c)
-    .await
-    .unwrap()
+    plans(conn, "SELECT id, reference, kind, status, category, medium")
+        .await
+        .first()
+        .copied()
 }
 
 /// On PostgreSQL a read connection keeps a built statement prepared (one round trip a
@@ -117,7 +110,8 @@ async fn postgres_reads_are_prepared_planned_per_call_and_pooled_apart() {
 }
 
 /// How often the statements starting `prefix`, kept prepared on this connection, have
-/// been planned for their values (custom) and generically.
+/// been planned for their values (custom) and generically. (This query itself is not
+/// kept, nor would its text match.)
 async fn plans(conn: &mut impl AsConn, prefix: &str) -> Vec<(i64, i64)> {
     let Conn::Postgres(c) = conn.conn() else {
         unreachable!("PostgreSQL only")
