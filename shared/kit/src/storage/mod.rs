@@ -115,6 +115,7 @@ pub(crate) enum Pools {
     /// Transactions, the outbox, leases and the audit writer on one pool; reads outside
     /// a transaction ([`Read`]) on a smaller one of their own (see
     /// `DatabaseConfig::max_read_connections`).
+    ///
     /// Lookups ([`Db::lookup`]) take main-pool connections, at most as many at once as
     /// `lookups` has permits (`max_read_connections`, and never more than half the
     /// pool), so that transactions and the audit writer always find some.
@@ -306,8 +307,7 @@ impl Db {
     /// reused (the read pool plans every call for its values, which costs more than a
     /// read by key). At most `database.max_read_connections` lookups (and never more
     /// than half the main pool) hold its connections at once; hold one for the lookup
-    /// only. SQLite: one of the WAL
-    /// readers.
+    /// only. SQLite: one of the WAL readers.
     pub async fn lookup(&self) -> Result<Read, StorageError> {
         Read::acquire_lookup(self).await
     }

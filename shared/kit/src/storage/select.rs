@@ -262,8 +262,8 @@ impl Select {
 
     /// Runs the statement and decodes each row as `R`, planned for the values given (a
     /// rare category and a common one want different plans) unless marked
-    /// [`Select::plan_once`]. It is kept prepared only
-    /// on a connection that plans every call for its values anyway
+    /// [`Select::plan_once`]. It is kept prepared only on a connection that plans every
+    /// call for its values anyway
     /// ([`AsConn::plans_each_call`]: a read connection), where it then costs one round
     /// trip instead of two; elsewhere a kept statement would switch to one generic plan
     /// for all values after five runs. A statement with a long list of values is never
