@@ -339,6 +339,7 @@ impl ClassificationApi {
                 Some((id, reference))
             }
             Decided::Link(key) => {
+                store::hold_for_move(&mut tx, key, a.report_id).await?;
                 let found = store::hold_incident(&mut tx, key).await?.ok_or(
                     ClassificationError::IncidentNotFound {
                         field: "link_incident.incident_id",

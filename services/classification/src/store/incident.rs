@@ -56,7 +56,8 @@ pub struct IncidentRow {
     pub continuity_published: bool,
     pub ever_affected_services: JsonText<Vec<String>>,
     pub highest_level: Level,
-    pub report_count: i64,
+    /// Kept by the database (a trigger on `incident_reports`, migration 1010).
+    pub report_count: i32,
 }
 
 impl IncidentRow {
@@ -89,8 +90,7 @@ macro_rules! incident_columns {
          i.declared_at, i.updated_at, i.revision, i.breach, i.review, i.closed_at, \
          i.continuity_title, i.continuity_statement, i.continuity_published, \
          i.ever_affected_services, \
-         i.highest_level, \
-         (SELECT COUNT(*) FROM incident_reports r WHERE r.incident_id = i.id) AS report_count"
+         i.highest_level, i.report_count"
     };
 }
 
@@ -160,6 +160,38 @@ pub async fn hold_incident(
         select.then("FOR UPDATE OF i");
     }
     Ok(select.fetch_all(&mut *tx).await?.pop())
+}
+
+/// Holds the incident `key` names and the one `report_id` is linked to now (if any), in
+/// id order (PostgreSQL: their rows locked; SQLite: the transaction is the only writer).
+/// Moving a report changes both incidents' report counts (the database's trigger,
+/// migration 1010): taken in one order, two opposite moves wait for each other instead of
+/// deadlocking.
+pub async fn hold_for_move(
+    tx: &mut Tx,
+    key: &IncidentKey,
+    report_id: Uuid,
+) -> Result<(), StorageError> {
+    if !matches!(tx.conn(), Conn::Postgres(_)) {
+        return Ok(());
+    }
+    let mut select = Select::new("SELECT i.id FROM incidents i");
+    match key {
+        IncidentKey::Id(id) => select.and(
+            "(i.id = ? OR i.id = \
+             (SELECT r.incident_id FROM incident_reports r WHERE r.report_id = ?))",
+            [(*id).into(), report_id.into()],
+        ),
+        IncidentKey::Reference(r) => select.and(
+            "(i.reference = ? OR i.id = \
+             (SELECT r.incident_id FROM incident_reports r WHERE r.report_id = ?))",
+            [r.as_str().into(), report_id.into()],
+        ),
+    }
+    select.then("ORDER BY i.id FOR UPDATE OF i");
+    select.plan_once();
+    select.fetch_all::<(Uuid,)>(&mut *tx).await?;
+    Ok(())
 }
 
 /// Writes an incident's changeable fields as `row` has them, at the next revision, if it

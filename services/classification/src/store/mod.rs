@@ -16,8 +16,8 @@ pub use history::{CostRow, ImpactRow, add_cost, append_impact, cost_totals, cost
 pub use incident::{
     AccessPage, AccessRow, ActionRow, IncidentFilter, IncidentKey, IncidentPage,
     IncidentRow as RegisterRow, SeenRow, access_entry, access_list, actions, append_action, grant,
-    hold_incident, hold_incident_for, incident_for, is_listed, list_incidents, published_incidents,
-    revoke, save,
+    hold_for_move, hold_incident, hold_incident_for, incident_for, is_listed, list_incidents,
+    published_incidents, revoke, save,
 };
 pub use related::{
     INVENTORY_KEY, IncidentRow, LOCATION_KEY, RelatedBy, RelatedRow, flag_possible_incident,

@@ -33,7 +33,7 @@ fn impact(level: Level) -> Impact {
     }
 }
 
-async fn declare(db: &Db, title: &str) -> (Uuid, String) {
+pub(crate) async fn declare(db: &Db, title: &str) -> (Uuid, String) {
     let id = Uuid::now_v7();
     let mut tx = db.begin().await.unwrap();
     let reference = store::declare(
@@ -57,7 +57,7 @@ async fn declare(db: &Db, title: &str) -> (Uuid, String) {
     (id, reference)
 }
 
-fn assessment(
+pub(crate) fn assessment(
     report_id: Uuid,
     sequence: i32,
     decision: Decision,
@@ -79,7 +79,7 @@ fn assessment(
     }
 }
 
-async fn record(
+pub(crate) async fn record(
     db: &Db,
     a: &NewAssessment,
     state: TriageState,

@@ -15,5 +15,6 @@ mod incident_store;
 mod incidents;
 mod matrix;
 mod related;
+mod report_count;
 mod store_contract;
 mod triage;

@@ -108,7 +108,7 @@ pub(crate) fn incident_to_wire(r: RegisterRow) -> pb::Incident {
         state: r.state.to_wire(),
         flags: Some(flags),
         officer: r.officer.unwrap_or_default(),
-        report_count: i32::try_from(r.report_count).unwrap_or(i32::MAX),
+        report_count: r.report_count,
         expected_recovery_at: r.expected_recovery_at.map(|t| to_timestamp(t.get())),
         declared_by: r.declared_by,
         declared_at: Some(to_timestamp(r.declared_at.get())),
