@@ -228,6 +228,9 @@ if [ "$MODE" = incidents ]; then
   SECONDS_PER_COMBINATION=${2:-3}
   start_classification "$WORK/classification.log"
   echo "== seeding $COUNT incidents =="
+  # Each with a whole impact, as an assessment leaves it (seven dimensions, each with the
+  # descriptor that matched: about 1.2 kB), which every row of a list decodes.
+  IMPACT='{"matrix_revision":"fc50a5a7d4ef41e3","overall":"low","dimensions":[{"dimension":"reputational_media","row":"minor","level":"low","descriptor":"Contained internally within the council. Unfavorable council member response","chosen_row":"minor"},{"dimension":"reputational_government","row":"minor","level":"low","descriptor":"Internal investigation or disciplinary involving one individual","chosen_row":"minor"},{"dimension":"contractual","row":"minor","level":"low","descriptor":"Minor contractual problems / minimal SLA failures","chosen_row":"minor"},{"dimension":"legal","row":"minor","level":"low","descriptor":"Civil lawsuit / small fine - less than £10K","chosen_row":"minor"},{"dimension":"financial","row":"minor","level":"low","descriptor":"Less than £100,000","figure_row":"minor"},{"dimension":"disruption","row":"minor","level":"low","descriptor":"Minor disruption to service activities that can be recovered","chosen_row":"minor"},{"dimension":"personal_privacy","row":"minor","level":"low","descriptor":"Personal details revealed or compromised within department","chosen_row":"minor"}],"figures":{"estimated_financial_loss":{"currency_code":"GBP","units":2500,"nanos":0}}}'
   psql -q "$PG_URL" <<SQL
 SET search_path = classification;
 INSERT INTO incidents (id, number, reference, title, summary, category, impact, overall_level,
@@ -240,7 +243,7 @@ SELECT $(V7 at), n,
     (ARRAY['malware_infection','loss_or_theft_of_data','unauthorised_access','denial_of_service',
       'unauthorised_transfer','unauthorised_change','unauthorised_use','misdirected_email',
       'offensive_mail','information_given_to_unauthorised'])[1 + floor(power(r1, 2) * 10)::int],
-    '{"matrix_revision":"bench","overall":"low","dimensions":[],"figures":{}}',
+    '$IMPACT',
     lvl,
     CASE WHEN at < now() - interval '60 days' AND r2 < 0.97 THEN 6 ELSE 1 + floor(r2 * 5)::int END,
     'sam', at, at, 1,
