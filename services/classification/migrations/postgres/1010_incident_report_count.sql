@@ -7,11 +7,19 @@
 -- version during a rolling deploy (which links without knowing of the count) cannot make
 -- it drift. The existing links are counted by 1011, in a transaction of its own: adding
 -- the column takes the register's exclusive lock, which should be held for a moment.
+--
+-- During a rolling deploy a replica of the previous version still takes the incident it
+-- links a report to first, and now, through the trigger, the one the report leaves: two
+-- such moves in opposite directions can deadlock. PostgreSQL ends one of them, which its
+-- caller sees as ABORTED, retryable with the same idempotency key (nothing was written).
+-- This version takes both incidents in id order, so once the deploy is done it cannot.
 SET LOCAL lock_timeout = '5s';
 ALTER TABLE incidents ADD COLUMN report_count INTEGER NOT NULL DEFAULT 0;
 
--- The search path is fixed at creation (the service's schema), so that a link changed
--- from another session (an operator's psql) counts in the same register or fails.
+-- The trigger's search path is fixed at creation: the service's schema, then pg_temp (so
+-- that a temporary table of the same name in an operator's session is never written
+-- instead). A link changed from another session counts in the same register, or fails.
+SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true);
 CREATE FUNCTION incident_reports_count() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN

@@ -98,6 +98,25 @@ async fn reports_are_counted_as_they_move(backend: Backend) {
     assess(&db, b, 2, None).await;
     assert_eq!(counts(&db, &[one, two]).await, [0, 1]);
     assert_eq!(listed_counts(&db, &[one, two]).await, [0, 1]);
+    // A link changed in place (no code does; an operator might) is counted too.
+    let mut tx = db.begin().await.unwrap();
+    with_conn!(&mut tx, c => {
+        sqlx::query("UPDATE incident_reports SET incident_id = $1 WHERE report_id = $2")
+            .bind(one)
+            .bind(a)
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    });
+    tx.commit().await.unwrap();
+    assert_eq!(counts(&db, &[one, two]).await, [1, 0]);
+    if backend == Backend::Postgres {
+        let mut tx = db.begin().await.unwrap();
+        let truncated = with_conn!(&mut tx, c => {
+            sqlx::query("TRUNCATE incident_reports").execute(&mut *c).await.is_ok()
+        });
+        assert!(!truncated, "a truncate would leave every count wrong");
+    }
 }
 
 /// Takes the database back to where the previous version left it: no count column, no
@@ -151,6 +170,43 @@ async fn an_upgrade_counts_the_links_made_before_it(backend: Backend) {
     // And counts from then on.
     assess(&db, a, 2, Some(three)).await;
     assert_eq!(counts(&db, &[one, two, three]).await, [0, 1, 1]);
+}
+
+/// On PostgreSQL the count column and its trigger (1010) commit before the existing links
+/// are counted (1011). Links removed in between take counts below zero, from the zero
+/// 1010 starts them at: 1011 sets every count, those of incidents left with no link too.
+#[tokio::test]
+async fn counts_changed_between_the_two_migrations_are_set_right() {
+    let (database, db) = db(Backend::Postgres).await;
+    let (one, _) = declare(&db, "one").await;
+    let (two, _) = declare(&db, "two").await;
+    let (a, b) = (queued(&db, 1).await, queued(&db, 2).await);
+    assess(&db, a, 1, Some(one)).await;
+    assess(&db, b, 1, Some(one)).await;
+    // As 1010 leaves the register: every count zero, the trigger live, 1011 not applied.
+    let mut tx = db.begin().await.unwrap();
+    with_conn!(&mut tx, c => {
+        sqlx::raw_sql(
+            "UPDATE incidents SET report_count = 0; \
+             DELETE FROM _sqlx_migrations WHERE version = 1011;",
+        )
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    });
+    tx.commit().await.unwrap();
+    // Meanwhile one report is dismissed and the other moved: `one` keeps none.
+    assess(&db, a, 2, None).await;
+    assess(&db, b, 2, Some(two)).await;
+    assert_eq!(counts(&db, &[one, two]).await, [-2, 1]);
+    db.close().await;
+
+    let migrations =
+        <custos_classification::Classification as custos_kit::service::Service>::migrations();
+    let db = Db::connect(&database.config(), "classification", migrations)
+        .await
+        .expect("1011 applies");
+    assert_eq!(counts(&db, &[one, two]).await, [0, 1]);
 }
 
 /// The report that raised `incident` and the incident's id.
