@@ -18,12 +18,16 @@ use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
 use crate::{
-    assess::{advisor, choices},
+    assess::{advisor, request},
     assessment_store::{assessment, declare, record},
     common::*,
     incidents::{get, raise_from},
     store_contract::{db, entry, queue},
 };
+
+/// How many sessions wait for the session `$1` (a backend pid).
+const WAITING_ON: &str =
+    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))";
 
 async fn count(db: &Db, id: Uuid) -> i32 {
     store::incident_for(db.read().await.unwrap(), &IncidentKey::Id(id), "nobody")
@@ -237,13 +241,11 @@ async fn counts_changed_between_the_two_migrations_are_set_right() {
     // The change commits once 1011 is seen waiting for it.
     let commit_when_waited_for = async {
         eventually("1011 waits for the link change in flight", async || {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-            )
-            .bind(holder_pid)
-            .fetch_one(&mut watcher)
-            .await
-            .unwrap();
+            let waiting: i64 = sqlx::query_scalar(WAITING_ON)
+                .bind(holder_pid)
+                .fetch_one(&mut watcher)
+                .await
+                .unwrap();
             waiting > 0
         })
         .await;
@@ -297,27 +299,19 @@ async fn a_move_holds_its_two_incidents_in_id_order() {
     let moving = tokio::spawn(async move {
         let mut mover = mover;
         mover
-            .assess_report(pb::AssessReportRequest {
-                report_id: report.report_id.clone(),
-                report_revision: 1,
-                previous_sequence: 1,
-                category: report.category.clone(),
-                figures: None,
-                choices: choices("minor", None),
-                decision: Some(assess_report_request::Decision::LinkIncident(
-                    pb::LinkIncidentDecision {
-                        incident_id: high.to_string(),
-                    },
-                )),
-                note: String::new(),
-                idempotency_key: key(),
-            })
+            .assess_report(request(
+                &report,
+                1,
+                assess_report_request::Decision::LinkIncident(pb::LinkIncidentDecision {
+                    incident_id: high.to_string(),
+                }),
+            ))
             .await
     });
     eventually("the move waits for the held incident", async || {
         let mut conn = c.db.read().await.unwrap();
         let waiting: i64 = with_conn!(&mut conn, r => {
-            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))")
+            sqlx::query_scalar(WAITING_ON)
                 .bind(holder_pid)
                 .fetch_one(&mut *r)
                 .await
